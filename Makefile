@@ -1,0 +1,42 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Everything by default; `make test MARKERS="not slow"` for the quick loop.
+MARKERS ?= slow or not slow
+
+.PHONY: demo test lint services install clean
+
+demo: install
+	$(BIN)/ddm demo
+
+test: install services lint
+	$(BIN)/python -m pytest -m "$(MARKERS)"
+
+lint: install
+	$(BIN)/ruff check ddm model tasks cli migrations tests
+	$(BIN)/lint-imports
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch and torchvision are pinned in pyproject.toml and lie on the build machines' disk.
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The tests start their own throwaway PostgreSQL cluster and Redis server; this target only
+# makes sure the server binaries are installed.
+services:
+	@if [ -z "$(PG_BIN)" ] || ! command -v redis-server >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
+	fi
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null && command -v redis-server >/dev/null
+
+clean:
+	rm -rf $(VENV) .ddm .pytest_cache

@@ -1,0 +1,1 @@
+"""The `ddm` command line (CLI layer): parse, call one catalog function or submit one job, render."""

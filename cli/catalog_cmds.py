@@ -1,0 +1,36 @@
+"""Catalog queries: `ddm datasets` (CLI layer)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.app import App
+from cli.output import output_options, table, write_json
+
+DATASET_COLUMNS = ["name", "format", "video_count", "real_count", "fake_count",
+                   "missing_count", "unreadable_count", "listed_missing_count", "root_path"]
+
+
+@click.command("datasets")
+@output_options
+@click.pass_obj
+def datasets(app: App, as_json: bool) -> None:
+    """List the ingested datasets with their video counts.
+
+    \b
+    Examples:
+      ddm datasets
+      ddm datasets --json | jq '.[].name'
+    """
+    from ddm.catalog.datasets import list_datasets
+    from ddm.catalog.records import to_json
+
+    with app.session() as session:
+        rows = [to_json(record) for record in list_datasets(session)]
+    if as_json:
+        write_json(rows)
+        return
+    table(app.out, rows, DATASET_COLUMNS, empty="no datasets yet: run `ddm ingest PATH`")
+
+
+COMMANDS = (datasets,)

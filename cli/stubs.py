@@ -1,0 +1,47 @@
+"""Commands whose issue has not landed yet: they check the catalog, then say so (CLI layer)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.app import App
+from ddm.errors import DdmError
+
+
+class NotImplementedYet(DdmError):
+    """The command exists in the interface but its implementation has not landed."""
+
+
+def _stub(name: str, summary: str, *, needs_catalog: bool = True) -> click.Command:
+    @click.command(name, help=summary, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @click.pass_obj
+    def command(app: App, args: tuple[str, ...]) -> None:
+        if needs_catalog:
+            _ = app.session_factory  # refuses a stale schema before anything else
+        raise NotImplementedYet(f"`ddm {name}` is not implemented yet")
+
+    return command
+
+
+@click.command("demo")
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the main job end to end on the embedded default (SQLite, no broker)."""
+    click.echo(ctx.parent.get_help() if ctx.parent else "")
+    click.echo("\n`ddm demo` is not implemented yet; the commands above are the interface.", err=True)
+
+
+COMMANDS = (
+    _stub("ingest", "Scan a dataset folder into the catalog."),
+    _stub("extract", "Fill the feature cache for a dataset."),
+    _stub("train", "Train a detector on cached features."),
+    _stub("report", "Report evaluation results and bias statistics."),
+    _stub("videos", "List videos of the catalog."),
+    _stub("jobs", "List, show, cancel or watch jobs."),
+    _stub("runs", "List or show training runs."),
+    _stub("cache", "Verify the feature cache or collect garbage."),
+    _stub("weights", "Show which pretrained weights are found.", needs_catalog=False),
+    _stub("worker", "Start a Celery worker.", needs_catalog=False),
+    demo,
+)

@@ -1,0 +1,292 @@
+"""ORM tables of the catalog (catalog layer).
+
+Every constraint gets a stable name through one naming convention, so that migrations
+name the same objects on PostgreSQL and SQLite. Status-like columns are short strings
+guarded by CHECK constraints rather than native enums, which keeps SQLite parity and makes
+adding a value a one-line migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ddm.catalog.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Label(StrEnum):
+    REAL = "real"
+    FAKE = "fake"
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class SplitSource(StrEnum):
+    OFFICIAL = "official"
+    DERIVED = "derived"
+
+
+class Compression(StrEnum):
+    RAW = "raw"
+    C23 = "c23"
+    C40 = "c40"
+
+
+class JobKind(StrEnum):
+    EXTRACT = "extract"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def _one_of(column: str, enum: type[StrEnum], *, nullable: bool = False) -> CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    condition = f"{column} IN ({values})"
+    if nullable:
+        condition = f"{column} IS NULL OR {condition}"
+    return CheckConstraint(condition, name=f"{column}_valid")
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))
+    root_path: Mapped[str] = mapped_column(Text)
+    video_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    real_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fake_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    missing_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unreadable_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    listed_missing_count: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", doc="videos the metadata lists but the disk lacks"
+    )
+    notes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Video(Base):
+    __tablename__ = "videos"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "path"),
+        _one_of("label", Label, nullable=True),
+        _one_of("split", Split, nullable=True),
+        _one_of("split_source", SplitSource, nullable=True),
+        _one_of("compression", Compression, nullable=True),
+        # `ddm videos --dataset --label --split`, and training-set selection.
+        Index(None, "dataset_id", "label", "split"),
+        # Re-ingest recognises a moved or re-encoded file by its content hash.
+        Index(None, "content_hash"),
+        Index(None, "original_video_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text, doc="relative to the dataset root, '/'-separated")
+    content_hash: Mapped[str | None] = mapped_column(String(80))
+    hash_method: Mapped[str | None] = mapped_column(String(16))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mtime: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(8))
+    raw_label: Mapped[str | None] = mapped_column(String(32), doc="the label as the source gave it")
+    split: Mapped[str | None] = mapped_column(String(8))
+    split_source: Mapped[str | None] = mapped_column(String(16))
+    method: Mapped[str | None] = mapped_column(String(64), doc="manipulation method of a fake")
+    compression: Mapped[str | None] = mapped_column(String(8))
+    target_identity: Mapped[str | None] = mapped_column(String(128))
+    source_identity: Mapped[str | None] = mapped_column(String(128))
+    identity_group: Mapped[str | None] = mapped_column(String(128))
+    part: Mapped[str | None] = mapped_column(String(64), doc="e.g. dfdc_train_part_3")
+    original_video_id: Mapped[int | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL")
+    )
+    frame_count: Mapped[int | None] = mapped_column(Integer)
+    fps: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    probe_status: Mapped[str] = mapped_column(String(16), default="pending")
+    probe_error: Mapped[str | None] = mapped_column(Text)
+    metadata_error: Mapped[str | None] = mapped_column(
+        Text, doc="why the file that labels this video could not be read"
+    )
+    face_fallback: Mapped[bool | None] = mapped_column(Boolean)
+    is_present: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class FeatureCache(Base):
+    __tablename__ = "feature_caches"
+    __table_args__ = (
+        UniqueConstraint("video_id", "fingerprint"),
+        # "which videos of this extractor still need work"
+        Index(None, "fingerprint", "is_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(
+        String(64), doc="hash of extractor config, weights sha256 and extractor version"
+    )
+    path: Mapped[str | None] = mapped_column(Text)
+    is_valid: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    frames_sampled: Mapped[int | None] = mapped_column(Integer)
+    faces_detected: Mapped[int | None] = mapped_column(Integer)
+    fallback_frames: Mapped[int | None] = mapped_column(Integer)
+    face_fallback: Mapped[bool | None] = mapped_column(Boolean)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        _one_of("kind", JobKind),
+        _one_of("status", JobStatus),
+        # `ddm jobs list --status` and the stale-heartbeat sweep.
+        Index(None, "status", "heartbeat_at"),
+        Index(None, "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    celery_task_id: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("name"), _one_of("status", JobStatus))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    datasets: Mapped[list[Any]] = mapped_column(default=list)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    checkpoint_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunEpoch(Base):
+    __tablename__ = "run_epochs"
+    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        _one_of("split", Split, nullable=True),
+        # `ddm report --eval NAME`: every evaluation of one dataset.
+        Index(None, "dataset_id", "split"),
+        Index(None, "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    split: Mapped[str | None] = mapped_column(String(8), doc="None means every split")
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "video_id"),
+        _one_of("predicted_label", Label),
+        # Bias statistics join predictions back to videos.
+        Index(None, "video_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float, doc="probability that the video is fake")
+    predicted_label: Mapped[str] = mapped_column(String(8))

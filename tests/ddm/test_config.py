@@ -1,0 +1,68 @@
+"""Settings: defaults, the TOML file, the environment, explicit overrides, and masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ddm.config import load_settings, mask_url
+from ddm.errors import SetupError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DDM_HOME", "DDM_DATABASE_URL", "DDM_BROKER_URL", "DDM_CACHE_DIR",
+                 "DDM_WEIGHTS_DIR", "DDM_CONFIG", "DDM_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_live_under_home() -> None:
+    settings = load_settings(home="/data/ddm")
+    assert settings.db_url == "sqlite:////data/ddm/ddm.sqlite3"
+    assert settings.cache_dir == Path("/data/ddm/cache")
+    assert settings.weights_dir == Path("/data/ddm/weights")
+    assert settings.broker is None
+
+
+def test_sources_in_order_of_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "ddm.toml").write_text(
+        'home = "/from/toml"\ncache_dir = "/toml/cache"\nbroker_url = "redis://toml:6379/0"\n'
+    )
+    monkeypatch.setenv("DDM_CACHE_DIR", "/env/cache")
+    settings = load_settings(broker_url="redis://flag:6379/0")
+    assert settings.home == Path("/from/toml")
+    assert settings.cache_dir == Path("/env/cache")
+    assert settings.broker == "redis://flag:6379/0"
+
+
+def test_config_file_named_by_ddm_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text('database_url = "postgresql://u@h/db"\n')
+    monkeypatch.setenv("DDM_CONFIG", str(config))
+    assert load_settings().db_url == "postgresql+psycopg://u@h/db"
+
+
+def test_unknown_key_in_the_file_is_a_setup_error(tmp_path: Path) -> None:
+    (tmp_path / "ddm.toml").write_text('databse_url = "typo"\n')
+    with pytest.raises(SetupError, match="databse_url"):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(Exception, match="frozen"):
+        settings.home = Path("/elsewhere")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://ddm:s3cret@db:5432/ddm", "postgresql+psycopg://ddm:***@db:5432/ddm"),
+        ("redis://:pw@localhost/0", "redis://:***@localhost/0"),
+        ("sqlite:////tmp/x.sqlite3", "sqlite:////tmp/x.sqlite3"),
+    ],
+)
+def test_mask_url(url: str, shown: str) -> None:
+    assert mask_url(url) == shown

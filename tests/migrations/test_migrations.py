@@ -1,0 +1,63 @@
+"""The Alembic chain: one head, up and down on both dialects, and no drift from the models."""
+
+from __future__ import annotations
+
+import re
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from ddm.catalog.models import Base
+from ddm.db import create_db_engine, downgrade, head_revision, migrations_dir, schema_state, upgrade
+
+EXPECTED_TABLES = {
+    "datasets", "videos", "feature_caches", "jobs", "runs", "run_epochs", "evaluations",
+    "predictions",
+}
+
+
+def test_single_head() -> None:
+    assert len(ScriptDirectory(str(migrations_dir())).get_heads()) == 1
+
+
+def test_migrations_do_not_import_the_live_models() -> None:
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        imports = re.findall(r"^\s*(?:from|import)\s+(\S+)", script.read_text(), re.M)
+        assert not [name for name in imports if name.split(".")[0] == "ddm"], script.name
+
+
+def test_upgrade_then_downgrade_to_base(blank_db_url: str) -> None:
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine)
+    assert schema_state(engine).current == head_revision()
+    assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
+    downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert schema_state(engine).current is None
+    engine.dispose()
+
+
+def test_every_step_down_and_up_again(blank_db_url: str) -> None:
+    engine = create_db_engine(blank_db_url)
+    script = ScriptDirectory(str(migrations_dir()))
+    revisions = [rev.revision for rev in script.walk_revisions("base", "heads")]  # newest first
+    upgrade(engine)
+    for revision in revisions:
+        previous = script.get_revision(revision).down_revision or "base"
+        downgrade(engine, previous)
+        assert schema_state(engine).current == (None if previous == "base" else previous)
+    upgrade(engine)
+    assert schema_state(engine).is_current
+    engine.dispose()
+
+
+def test_migrated_schema_matches_the_models(blank_db_url: str) -> None:
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert diff == []
