@@ -1,1 +1,5 @@
-"""The `ddm` command line (CLI layer): parse, call one catalog function or submit one job, render."""
+"""The `ddm` command line (CLI layer).
+
+Each command parses its arguments, calls one catalog function or submits one job, and
+renders the result.
+"""

@@ -7,8 +7,17 @@ import click
 from cli.app import App
 from cli.output import output_options, table, write_json
 
-DATASET_COLUMNS = ["name", "format", "video_count", "real_count", "fake_count",
-                   "missing_count", "unreadable_count", "listed_missing_count", "root_path"]
+DATASET_COLUMNS = [
+    "name",
+    "format",
+    "video_count",
+    "real_count",
+    "fake_count",
+    "missing_count",
+    "unreadable_count",
+    "listed_missing_count",
+    "root_path",
+]
 
 
 @click.command("datasets")

@@ -25,8 +25,14 @@ EXIT_OK, EXIT_DOMAIN, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 @click.option("-q", "--quiet", is_flag=True, help="No progress or status output.")
 @click.version_option(package_name="ddm")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, home: str | None, debug: bool,
-        verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    database_url: str | None,
+    home: str | None,
+    debug: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """ddm: deepfake-detection datasets, feature caches, training and reports.
 
     \b
@@ -50,7 +56,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
     from ddm.logging import configure
 
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
     configure(level, RichHandler(show_path=False, console=_stderr_console()))
 
 
@@ -61,9 +69,10 @@ def _stderr_console():  # noqa: ANN202
 
 
 def _register_commands() -> None:
-    from cli import catalog_cmds, db_cmds, stubs
+    from cli import catalog_cmds, db_cmds, ingest_cmds, stubs
 
-    for command in (*db_cmds.COMMANDS, *catalog_cmds.COMMANDS, *stubs.COMMANDS):
+    modules = (db_cmds, catalog_cmds, ingest_cmds, stubs)
+    for command in (c for module in modules for c in module.COMMANDS):
         cli.add_command(command)
 
 
@@ -109,8 +118,14 @@ def exit_code_for(exc: Exception) -> tuple[int, str]:
         return EXIT_DOMAIN, str(exc)
     if type(exc).__module__.startswith("sqlalchemy"):
         orig = getattr(exc, "orig", None) or exc
-        return EXIT_SETUP, f"database error: {str(orig).splitlines()[0] if str(orig) else type(orig).__name__}"
-    return EXIT_DOMAIN, f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)"
+        return (
+            EXIT_SETUP,
+            f"database error: {str(orig).splitlines()[0] if str(orig) else type(orig).__name__}",
+        )
+    return (
+        EXIT_DOMAIN,
+        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+    )
 
 
 if __name__ == "__main__":

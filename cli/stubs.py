@@ -29,15 +29,15 @@ def _stub(name: str, summary: str, *, needs_catalog: bool = True) -> click.Comma
 def demo(ctx: click.Context) -> None:
     """Run the main job end to end on the embedded default (SQLite, no broker)."""
     click.echo(ctx.parent.get_help() if ctx.parent else "")
-    click.echo("\n`ddm demo` is not implemented yet; the commands above are the interface.", err=True)
+    click.echo(
+        "\n`ddm demo` is not implemented yet; the commands above are the interface.", err=True
+    )
 
 
 COMMANDS = (
-    _stub("ingest", "Scan a dataset folder into the catalog."),
     _stub("extract", "Fill the feature cache for a dataset."),
     _stub("train", "Train a detector on cached features."),
     _stub("report", "Report evaluation results and bias statistics."),
-    _stub("videos", "List videos of the catalog."),
     _stub("jobs", "List, show, cancel or watch jobs."),
     _stub("runs", "List or show training runs."),
     _stub("cache", "Verify the feature cache or collect garbage."),

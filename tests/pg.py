@@ -53,8 +53,17 @@ class PgServer:
     def stop(self) -> None:
         if self.directory is None or self.bin_dir is None:
             return
-        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "data"),
-                      "-m", "immediate", "stop"], check=False)
+        _as_postgres(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            check=False,
+        )
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -72,11 +81,35 @@ def start_server() -> PgServer:
     data, sockets = directory / "data", directory / "sock"
     sockets.mkdir()
     sockets.chmod(0o777)
-    _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--no-sync", "--locale=C"])
+    _as_postgres(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ]
+    )
     options = f"-k {sockets} -c listen_addresses='' -p 5432 -F -c max_connections=200"
-    _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w",
-                  "-l", str(directory / "server.log"), "start"])
+    _as_postgres(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(directory / "server.log"),
+            "start",
+        ]
+    )
     url = f"postgresql+psycopg://postgres@/postgres?host={sockets}&port=5432"
     return PgServer(admin_url=url, directory=directory, bin_dir=bin_dir)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ddm.catalog.models import Dataset
-from ddm.catalog.records import DatasetRecord
+from ddm.catalog.models import Dataset, Video
+from ddm.catalog.records import DatasetRecord, DatasetSummary
 from ddm.errors import NotFound
 
 
@@ -44,3 +46,46 @@ def get_dataset(session: Session, name: str) -> DatasetRecord:
         known = ", ".join(d.name for d in list_datasets(session)) or "none yet"
         raise NotFound(f"no dataset named {name!r} (known: {known}); run `ddm ingest PATH` first")
     return to_record(row)
+
+
+def summarize_dataset(session: Session, name: str) -> DatasetSummary:
+    """Counts of one dataset's present videos by label x split and by method x compression,
+    with its unreadable files, listed-but-missing counts and ingest problems.
+
+    Raises:
+        NotFound: no dataset has that name.
+    """
+    record = get_dataset(session, name)
+    present = (Video.dataset_id == record.id, Video.is_present.is_(True))
+    by_label_split = session.execute(
+        select(Video.label, Video.split, func.count())
+        .where(*present)
+        .group_by(Video.label, Video.split)
+    ).all()
+    by_method = session.execute(
+        select(Video.method, Video.compression, func.count())
+        .where(*present)
+        .group_by(Video.method, Video.compression)
+    ).all()
+    unreadable = session.execute(
+        select(Video.path, Video.probe_status, Video.probe_error)
+        .where(*present, Video.probe_status != "ok")
+        .order_by(Video.path)
+    ).all()
+    notes = session.scalars(select(Dataset.notes).where(Dataset.id == record.id)).one() or {}
+    return DatasetSummary(
+        dataset=record,
+        by_label_split=_rows(("label", "split", "videos"), by_label_split),
+        by_method_compression=_rows(("method", "compression", "videos"), by_method),
+        unreadable=_rows(("path", "probe_status", "probe_error"), unreadable),
+        listed_missing=dict(notes.get("listed_missing", {})),
+        problems=list(notes.get("problems", [])),
+        notes={k: v for k, v in notes.items() if k not in ("listed_missing", "problems")},
+    )
+
+
+def _rows(columns: tuple[str, ...], values: Sequence[Sequence[object]]) -> list[dict[str, object]]:
+    def key(row: Sequence[object]) -> tuple[str, ...]:
+        return tuple("" if value is None else str(value) for value in row)
+
+    return [dict(zip(columns, row, strict=True)) for row in sorted(values, key=key)]

@@ -89,9 +89,7 @@ def _created() -> Mapped[datetime]:
 
 
 def _updated() -> Mapped[datetime]:
-    return mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
-    )
+    return mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now())
 
 
 class Base(DeclarativeBase):

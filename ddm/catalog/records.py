@@ -19,6 +19,10 @@ def to_json(record: Any) -> dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
     return value
 
 
@@ -36,3 +40,49 @@ class DatasetRecord:
     listed_missing_count: int
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video as `ddm videos --json` shows it; the first fields are a stable interface."""
+
+    id: int
+    dataset: str
+    path: str
+    label: str | None
+    split: str | None
+    split_source: str | None
+    method: str | None
+    compression: str | None
+    original_path: str | None
+    frame_count: int | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    probe_status: str
+    probe_error: str | None
+    present: bool
+    face_fallback: bool | None
+    cache_valid: bool
+    target_identity: str | None
+    source_identity: str | None
+    identity_group: str | None
+    part: str | None
+    raw_label: str | None
+    metadata_error: str | None
+    content_hash: str | None
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What `ddm ingest` prints per dataset and `--json` returns."""
+
+    dataset: DatasetRecord
+    by_label_split: list[dict[str, Any]]
+    by_method_compression: list[dict[str, Any]]
+    unreadable: list[dict[str, Any]]
+    listed_missing: dict[str, int]
+    problems: list[str]
+    notes: dict[str, Any]

@@ -33,7 +33,9 @@ def test_upgrade_and_current_on_each_dialect(run_ddm, blank_db_url: str) -> None
     assert run_ddm("db", "upgrade", env={"DDM_DATABASE_URL": blank_db_url}).exit_code == 0
     result = run_ddm("db", "current", "--json", env={"DDM_DATABASE_URL": blank_db_url})
     assert json.loads(result.stdout) | {"database_url": None} == {
-        "database_url": None, "current": head_revision(), "head": head_revision(),
+        "database_url": None,
+        "current": head_revision(),
+        "head": head_revision(),
         "up_to_date": True,
     }
 
@@ -113,8 +115,10 @@ def test_sqlite_file_that_cannot_be_created(run_ddm, tmp_path: Path) -> None:
 
 
 def test_config_show_masks_passwords(run_ddm) -> None:
-    env = {"DDM_DATABASE_URL": "postgresql://ddm:hunter2@db.example/ddm",
-           "DDM_BROKER_URL": "redis://:brokerpw@localhost:6379/0"}
+    env = {
+        "DDM_DATABASE_URL": "postgresql://ddm:hunter2@db.example/ddm",
+        "DDM_BROKER_URL": "redis://:brokerpw@localhost:6379/0",
+    }
     result = run_ddm("config", "show", "--json", env=env)
     assert result.exit_code == 0, result.stderr
     shown = json.loads(result.stdout)
@@ -136,14 +140,32 @@ def test_commands_not_yet_built_say_so(run_ddm) -> None:
 
 
 def test_help_lists_every_command_without_importing_torch() -> None:
-    expected = ["ingest", "extract", "train", "report", "db", "datasets", "videos", "jobs",
-                "runs", "cache", "weights", "worker", "demo", "config"]
-    result = subprocess.run([sys.executable, "-m", "cli.main", "--help"], capture_output=True,
-                            text=True, check=True)
+    expected = [
+        "ingest",
+        "extract",
+        "train",
+        "report",
+        "db",
+        "datasets",
+        "videos",
+        "jobs",
+        "runs",
+        "cache",
+        "weights",
+        "worker",
+        "demo",
+        "config",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--help"], capture_output=True, text=True, check=True
+    )
     listed = result.stdout.split("Commands:")[1].split()
     assert set(expected) <= set(listed)
-    probe = ("import sys, cli.main; heavy = {'torch', 'sqlalchemy', 'celery'} & set(sys.modules);"
-             "print(sorted(heavy))")
-    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                              check=True)
+    probe = (
+        "import sys, cli.main; heavy = {'torch', 'sqlalchemy', 'celery'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert imported.stdout.strip() == "[]"

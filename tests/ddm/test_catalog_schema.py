@@ -45,8 +45,9 @@ def test_video_vocabularies_are_checked(session: Session, column: str) -> None:
 
 def test_video_path_is_unique_per_dataset(session: Session) -> None:
     first, second = _dataset(session, "ff"), _dataset(session, "dfdc")
-    session.add_all([Video(dataset_id=first.id, path="x/1.mp4"),
-                     Video(dataset_id=second.id, path="x/1.mp4")])
+    session.add_all(
+        [Video(dataset_id=first.id, path="x/1.mp4"), Video(dataset_id=second.id, path="x/1.mp4")]
+    )
     session.flush()
     session.add(Video(dataset_id=first.id, path="x/1.mp4"))
     with pytest.raises(IntegrityError):

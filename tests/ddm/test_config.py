@@ -13,8 +13,15 @@ from ddm.errors import SetupError
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    for name in ("DDM_HOME", "DDM_DATABASE_URL", "DDM_BROKER_URL", "DDM_CACHE_DIR",
-                 "DDM_WEIGHTS_DIR", "DDM_CONFIG", "DDM_DEBUG"):
+    for name in (
+        "DDM_HOME",
+        "DDM_DATABASE_URL",
+        "DDM_BROKER_URL",
+        "DDM_CACHE_DIR",
+        "DDM_WEIGHTS_DIR",
+        "DDM_CONFIG",
+        "DDM_DEBUG",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

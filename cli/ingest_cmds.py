@@ -1,0 +1,197 @@
+"""`ddm ingest PATH` and `ddm videos` (CLI layer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.app import App
+from cli.output import output_options, table, write_json
+from cli.progress import progress_bar
+
+FORMATS = ["ffpp", "celebdf", "dfdc", "folder"]
+VIDEO_COLUMNS = [
+    "id",
+    "dataset",
+    "path",
+    "label",
+    "split",
+    "method",
+    "compression",
+    "frame_count",
+    "fps",
+    "probe_status",
+    "present",
+    "cache_valid",
+]
+
+
+@click.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "layout", type=click.Choice(FORMATS), help="Override detection.")
+@click.option("--name", help="Dataset name (default: ff, celebdf, dfdc, or the folder name).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=min(8, os.cpu_count() or 1),
+    show_default=True,
+    help="Parallel probe threads.",
+)
+@click.option("--rehash", is_flag=True, help="Probe and hash files whose size and mtime match.")
+@output_options
+@click.pass_obj
+def ingest(
+    app: App,
+    path: Path,
+    layout: str | None,
+    name: str | None,
+    workers: int,
+    rehash: bool,
+    as_json: bool,
+) -> None:
+    """Scan a dataset folder (FaceForensics++, Celeb-DF, DFDC, or real/ + fake/) into the catalog.
+
+    Re-running it is harmless: unchanged files are skipped, changed files are re-probed and
+    their feature caches invalidated, vanished files are marked missing.
+
+    \b
+    Examples:
+      ddm ingest ./FaceForensics
+      ddm ingest ./Celeb-DF-v2 --name celebdf2
+      ddm ingest ./my-clips --format folder --json
+    """
+    from ddm.ingest.pipeline import ingest_dataset
+
+    factory = app.session_factory
+    with progress_bar(app, "probing videos") as bar:
+        report = ingest_dataset(
+            factory,
+            path,
+            format=layout,
+            name=name,
+            workers=workers,
+            rehash=rehash,
+            on_start=bar.start,
+            on_advance=bar.advance,
+        )
+    if as_json:
+        write_json(_report_json(report))
+        return
+    _print_report(app, report)
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from ddm.catalog.records import to_json
+
+    counts = asdict(report.counts)
+    return {
+        "dataset": report.name,
+        "format": report.format,
+        "probed": report.probed,
+        **counts,
+        "summary": to_json(report.summary),
+    }
+
+
+def _print_report(app: App, report: Any) -> None:
+    counts, summary = report.counts, report.summary
+    app.out.print(
+        f"[bold]{report.name}[/] ({report.format}) at {summary.dataset.root_path}: "
+        f"{counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
+        f"{counts.missing} newly missing; {report.probed} probed"
+    )
+    if counts.caches_invalidated:
+        app.out.print(f"{counts.caches_invalidated} feature caches invalidated (content changed)")
+    table(
+        app.out,
+        _pivot(summary.by_label_split),
+        ["label", "train", "val", "test", "none"],
+        title="videos by label and split",
+    )
+    table(
+        app.out,
+        summary.by_method_compression,
+        ["method", "compression", "videos"],
+        title="videos by method and compression",
+    )
+    if summary.unreadable:
+        table(
+            app.out,
+            summary.unreadable,
+            ["path", "probe_status", "probe_error"],
+            title=f"unreadable ({len(summary.unreadable)})",
+        )
+    if summary.listed_missing:
+        rows = [{"source": k, "listed_but_missing": v} for k, v in summary.listed_missing.items()]
+        table(
+            app.out, rows, ["source", "listed_but_missing"], title="listed in metadata, not on disk"
+        )
+    for line in summary.problems:
+        app.out.print(f"[yellow]problem:[/] {line}", markup=True, highlight=False)
+    for key, value in summary.notes.items():
+        app.out.print(f"note: {key}: {value}", markup=False, highlight=False)
+
+
+def _pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    grid: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        line = grid.setdefault(row["label"] or "unknown", {"label": row["label"] or "unknown"})
+        line[row["split"] or "none"] = row["videos"]
+    return list(grid.values())
+
+
+@click.command("videos")
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--label", type=click.Choice(["real", "fake"]))
+@click.option("--split", type=click.Choice(["train", "val", "test"]))
+@click.option("--method", help="Manipulation method, e.g. Deepfakes.")
+@click.option("--present/--all", "present_only", default=False, help="Hide missing files.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many videos.")
+@output_options
+@click.pass_obj
+def videos(
+    app: App,
+    dataset: str | None,
+    label: str | None,
+    split: str | None,
+    method: str | None,
+    present_only: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List videos of the catalog.
+
+    \b
+    Examples:
+      ddm videos --dataset ff --label fake --split test
+      ddm videos --dataset dfdc --json | jq '.[] | select(.probe_status != "ok")'
+    """
+    from ddm.catalog.datasets import get_dataset
+    from ddm.catalog.records import to_json
+    from ddm.catalog.videos import list_videos
+
+    with app.session() as session:
+        if dataset is not None:
+            get_dataset(session, dataset)  # an unknown name is an error, not an empty list
+        records = list_videos(
+            session,
+            dataset=dataset,
+            label=label,
+            split=split,
+            method=method,
+            present_only=present_only,
+            limit=limit,
+        )
+    rows = [to_json(record) for record in records]
+    if as_json:
+        write_json(rows)
+        return
+    table(app.out, rows, VIDEO_COLUMNS, empty="no videos match")
+
+
+COMMANDS = (ingest, videos)

@@ -1,0 +1,324 @@
+"""Query and command functions over videos, including recording an ingest (catalog layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.catalog.records import VideoRecord
+from ddm.errors import InvalidInput
+from ddm.ingest.records import LayoutScan, VideoEntry
+
+# Columns an ingest copies verbatim from a layout scan entry.
+ENTRY_FIELDS = (
+    "label",
+    "raw_label",
+    "split",
+    "split_source",
+    "method",
+    "compression",
+    "target_identity",
+    "source_identity",
+    "identity_group",
+    "part",
+    "metadata_error",
+)
+PROBE_FIELDS = ("frame_count", "fps", "width", "height", "duration_s")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What probing one file found: its fingerprint and what OpenCV could read."""
+
+    content_hash: str | None
+    hash_method: str | None
+    size_bytes: int | None
+    mtime: float | None
+    probe_status: str
+    probe_error: str | None = None
+    frame_count: int | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What the catalog already knows of a file, to decide whether it needs probing again."""
+
+    size_bytes: int | None
+    mtime: float | None
+    is_present: bool
+
+
+@dataclass
+class IngestCounts:
+    """What one ingest changed in the catalog."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    content_changed: list[str] = field(default_factory=list)
+    caches_invalidated: int = 0
+
+
+def stored_files(session: Session, dataset_name: str) -> dict[str, StoredFile]:
+    """Every known file of a dataset by relative path (empty for a new dataset)."""
+    query = (
+        select(Video.path, Video.size_bytes, Video.mtime, Video.is_present)
+        .join(Dataset)
+        .where(Dataset.name == dataset_name)
+    )
+    return {
+        path: StoredFile(size, mtime, present)
+        for path, size, mtime, present in session.execute(query)
+    }
+
+
+def record_ingest(
+    session: Session,
+    name: str,
+    scan: LayoutScan,
+    facts: Mapping[str, FileFacts],
+) -> IngestCounts:
+    """Bring the catalog in line with one scan of a dataset, in the caller's transaction.
+
+    Videos are matched on their relative path. A file whose content hash changed is
+    updated and its feature caches are marked invalid; a file no longer on disk is marked
+    missing, never deleted, so its history (caches, predictions) stays.
+
+    Args:
+        name: the dataset name.
+        scan: what the layout scanner found.
+        facts: probe results for the files that were (re)probed; files absent here are
+            unchanged on disk since the last ingest.
+
+    Raises:
+        InvalidInput: a dataset of that name exists with another format.
+    """
+    dataset = _dataset_for(session, name, scan)
+    rows = {
+        row.path: row
+        for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))
+    }
+    counts = IngestCounts()
+    invalidate: list[int] = []
+    for entry in scan.entries:
+        row = rows.get(entry.path)
+        if row is None:
+            rows[entry.path] = _insert(session, dataset.id, entry, facts.get(entry.path))
+            counts.new += 1
+        elif _update(row, entry, facts.get(entry.path), invalidate):
+            counts.changed += 1
+        else:
+            counts.unchanged += 1
+    session.flush()
+    counts.missing = _mark_missing(rows, {entry.path for entry in scan.entries})
+    _link_originals(scan.entries, rows)
+    counts.content_changed = sorted(row.path for row in rows.values() if row.id in invalidate)
+    counts.caches_invalidated = _invalidate_caches(session, invalidate)
+    session.flush()
+    _refresh_counts(session, dataset, scan)
+    return counts
+
+
+def _dataset_for(session: Session, name: str, scan: LayoutScan) -> Dataset:
+    dataset = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
+    if dataset is None:
+        dataset = Dataset(name=name, format=scan.format, root_path=str(scan.root))
+        session.add(dataset)
+        session.flush()
+    elif dataset.format != scan.format:
+        raise InvalidInput(
+            f"dataset {name!r} is in the catalog as format {dataset.format!r} but "
+            f"{scan.root} looks like {scan.format!r}; choose another name with --name"
+        )
+    dataset.root_path = str(scan.root)
+    return dataset
+
+
+def _insert(session: Session, dataset_id: int, entry: VideoEntry, facts: FileFacts | None) -> Video:
+    row = Video(
+        dataset_id=dataset_id,
+        path=entry.path,
+        is_present=True,
+        **{name: getattr(entry, name) for name in ENTRY_FIELDS},
+    )
+    _apply_facts(row, facts or FileFacts(None, None, None, None, "pending"))
+    session.add(row)
+    return row
+
+
+def _update(row: Video, entry: VideoEntry, facts: FileFacts | None, invalidate: list[int]) -> bool:
+    changed = False
+    for name in ENTRY_FIELDS:
+        if getattr(row, name) != getattr(entry, name):
+            setattr(row, name, getattr(entry, name))
+            changed = True
+    if not row.is_present:
+        row.is_present = True
+        changed = True
+    if facts is not None:
+        if facts.content_hash != row.content_hash:
+            invalidate.append(row.id)
+            changed = True
+        elif _probe_differs(row, facts):
+            changed = True
+        # Same content, new mtime (a copy or a touch): refresh the stat so the next
+        # ingest can skip the file again, without calling it a change.
+        _apply_facts(row, facts)
+    return changed
+
+
+def _probe_differs(row: Video, facts: FileFacts) -> bool:
+    fields = ("probe_status", "probe_error", *PROBE_FIELDS)
+    return any(getattr(row, name) != getattr(facts, name) for name in fields)
+
+
+def _apply_facts(row: Video, facts: FileFacts) -> None:
+    for name in (
+        "content_hash",
+        "hash_method",
+        "size_bytes",
+        "mtime",
+        "probe_status",
+        "probe_error",
+        *PROBE_FIELDS,
+    ):
+        setattr(row, name, getattr(facts, name))
+
+
+def _link_originals(entries: tuple[VideoEntry, ...], rows: Mapping[str, Video]) -> None:
+    by_id = {row.id: row for row in rows.values()}
+    for entry in entries:
+        row = rows[entry.path]
+        original = rows.get(entry.original_path) if entry.original_path else None
+        if original is not None:
+            row.original_video_id = original.id
+            continue
+        # Scanners link only to originals on disk; an original that has since gone missing
+        # keeps its row, and the fake keeps its link to it.
+        linked = by_id.get(row.original_video_id) if row.original_video_id else None
+        if linked is None or linked.is_present:
+            row.original_video_id = None
+
+
+def _mark_missing(rows: Mapping[str, Video], on_disk: set[str]) -> int:
+    gone = [row for path, row in rows.items() if path not in on_disk and row.is_present]
+    for row in gone:
+        row.is_present = False
+    return len(gone)
+
+
+def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
+    if not video_ids:
+        return 0
+    result = session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.video_id.in_(video_ids), FeatureCache.is_valid.is_(True))
+        .values(is_valid=False, error="the video's content changed")
+    )
+    return result.rowcount or 0
+
+
+def _refresh_counts(session: Session, dataset: Dataset, scan: LayoutScan) -> None:
+    present = [row for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))]
+    on_disk = [row for row in present if row.is_present]
+    dataset.video_count = len(on_disk)
+    dataset.real_count = sum(row.label == "real" for row in on_disk)
+    dataset.fake_count = sum(row.label == "fake" for row in on_disk)
+    dataset.missing_count = len(present) - len(on_disk)
+    dataset.unreadable_count = sum(row.probe_status != "ok" for row in on_disk)
+    dataset.listed_missing_count = sum(scan.listed_missing.values())
+    dataset.notes = {
+        "listed_missing": dict(scan.listed_missing),
+        "problems": list(scan.problems),
+        **{key: value for key, value in scan.notes.items()},
+    }
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def list_videos(
+    session: Session,
+    *,
+    dataset: str | None = None,
+    label: str | None = None,
+    split: str | None = None,
+    method: str | None = None,
+    present_only: bool = False,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+) -> list[VideoRecord]:
+    """Videos matching every given filter, by dataset and path.
+
+    Args:
+        fingerprint: the extractor whose caches decide `cache_valid`; None means any.
+    """
+    original = aliased(Video)
+    cache = FeatureCache
+    cache_match = and_(cache.video_id == Video.id, cache.is_valid.is_(True))
+    if fingerprint is not None:
+        cache_match = and_(cache_match, cache.fingerprint == fingerprint)
+    query = (
+        select(Video, Dataset.name, original.path, exists().where(cache_match))
+        .join(Dataset, Video.dataset_id == Dataset.id)
+        .outerjoin(original, Video.original_video_id == original.id)
+        .order_by(Dataset.name, Video.path)
+    )
+    filters: dict[str, Any] = {"label": label, "split": split, "method": method}
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(Video, column) == value)
+    if dataset is not None:
+        query = query.where(Dataset.name == dataset)
+    if present_only:
+        query = query.where(Video.is_present.is_(True))
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        _to_record(row, name, original_path, bool(valid))
+        for row, name, original_path, valid in session.execute(query)
+    ]
+
+
+def _to_record(
+    row: Video, dataset: str, original_path: str | None, cache_valid: bool
+) -> VideoRecord:
+    return VideoRecord(
+        id=row.id,
+        dataset=dataset,
+        path=row.path,
+        label=row.label,
+        split=row.split,
+        split_source=row.split_source,
+        method=row.method,
+        compression=row.compression,
+        original_path=original_path,
+        frame_count=row.frame_count,
+        fps=row.fps,
+        width=row.width,
+        height=row.height,
+        duration_s=row.duration_s,
+        probe_status=row.probe_status,
+        probe_error=row.probe_error,
+        present=row.is_present,
+        face_fallback=row.face_fallback,
+        cache_valid=cache_valid,
+        target_identity=row.target_identity,
+        source_identity=row.source_identity,
+        identity_group=row.identity_group,
+        part=row.part,
+        raw_label=row.raw_label,
+        metadata_error=row.metadata_error,
+        content_hash=row.content_hash,
+        size_bytes=row.size_bytes,
+    )

@@ -1,0 +1,148 @@
+"""`ddm ingest` and `ddm videos` on the real sample clips, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MEDIA
+
+VIDEO_KEYS = {
+    "id",
+    "dataset",
+    "path",
+    "label",
+    "split",
+    "split_source",
+    "method",
+    "compression",
+    "original_path",
+    "frame_count",
+    "fps",
+    "width",
+    "height",
+    "probe_status",
+    "probe_error",
+    "present",
+    "face_fallback",
+    "cache_valid",
+}
+
+
+@pytest.fixture
+def ingested_ff(run_ddm, db_url: str) -> dict[str, str]:
+    env = {"DDM_DATABASE_URL": db_url}
+    result = run_ddm("ingest", str(MEDIA / "ff++"), "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["dataset"], report["new"], report["changed"]) == ("ff", 7, 0)
+    return env
+
+
+def test_ingest_summary_and_idempotent_rerun(run_ddm, ingested_ff) -> None:
+    again = run_ddm("ingest", str(MEDIA / "ff++"), env=ingested_ff)
+    assert again.exit_code == 0, again.stderr
+    assert "0 new, 0 changed, 7 unchanged" in again.stdout
+    assert "videos by label and split" in again.stdout
+    assert "Deepfakes" in again.stdout
+
+
+def test_videos_json_is_the_documented_interface(run_ddm, ingested_ff) -> None:
+    result = run_ddm("videos", "--json", env=ingested_ff)
+    assert result.exit_code == 0, result.stderr
+    videos = json.loads(result.stdout)
+    assert len(videos) == 7
+    for video in videos:
+        assert set(video) >= VIDEO_KEYS
+        assert video["dataset"] == "ff" and video["probe_status"] == "ok"
+        assert video["present"] is True and video["cache_valid"] is False
+        assert video["face_fallback"] is None
+        assert video["frame_count"] > 0 and video["width"] > 0 and video["fps"] > 0
+        assert "\\" not in video["path"]
+    by_path = {video["path"]: video for video in videos}
+    fake = by_path["manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4"]
+    assert (fake["label"], fake["split"], fake["split_source"]) == ("fake", "val", "official")
+    assert (fake["method"], fake["compression"]) == ("NeuralTextures", "c23")
+    assert fake["original_path"] == "original_sequences/youtube/c23/videos/004.mp4"
+    orphan = by_path["manipulated_sequences/Face2Face/c23/videos/750_743.mp4"]
+    assert orphan["original_path"] is None
+
+
+def test_videos_filters(run_ddm, ingested_ff) -> None:
+    def paths(*args: str) -> list[str]:
+        result = run_ddm("videos", "--json", *args, env=ingested_ff)
+        assert result.exit_code == 0, result.stderr
+        return [video["path"] for video in json.loads(result.stdout)]
+
+    assert paths("--label", "fake", "--split", "test") == [
+        "manipulated_sequences/FaceSwap/c23/videos/634_660.mp4"
+    ]
+    assert len(paths("--label", "real")) == 3
+    assert paths("--method", "Deepfakes") == [
+        "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4"
+    ]
+    assert len(paths("--dataset", "ff", "--limit", "2")) == 2
+    table = run_ddm("videos", "--split", "val", env=ingested_ff)
+    assert "004_982.mp4" in table.stdout and "519.mp4" not in table.stdout
+
+
+def test_datasets_lists_the_counts(run_ddm, ingested_ff) -> None:
+    result = run_ddm("datasets", "--json", env=ingested_ff)
+    [dataset] = json.loads(result.stdout)
+    assert (dataset["name"], dataset["format"], dataset["video_count"]) == ("ff", "ffpp", 7)
+    assert (dataset["real_count"], dataset["fake_count"]) == (3, 4)
+
+
+def test_dfdc_reports_listed_but_missing_videos(run_ddm) -> None:
+    result = run_ddm("ingest", str(MEDIA / "dfdc"), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["dataset"], report["format"], report["new"]) == ("dfdc", "dfdc", 3)
+    assert report["summary"]["listed_missing"] == {
+        "dfdc_train_part_0": 1333,
+        "dfdc_train_part_1": 1699,
+        "dfdc_train_part_10": 3190,
+    }
+    table = run_ddm("ingest", str(MEDIA / "dfdc"))
+    assert "listed in metadata, not on disk" in table.stdout
+
+
+def test_unknown_dataset_name_is_a_domain_error(run_ddm) -> None:
+    result = run_ddm("videos", "--dataset", "nope")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no dataset named 'nope'")
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "file"])
+def test_bad_ingest_paths_get_one_line_and_exit_1(run_ddm, tmp_path: Path, case: str) -> None:
+    path = tmp_path / case
+    if case == "empty":
+        path.mkdir()
+    elif case == "file":
+        path.write_text("not a dataset")
+    result = run_ddm("ingest", str(path))
+    assert result.exit_code == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ")
+    assert run_ddm("datasets", "--json").stdout.strip() == "[]"
+
+
+def test_a_corrupt_file_is_recorded_and_the_rest_ingested(run_ddm, tmp_path: Path) -> None:
+    root = tmp_path / "clips"
+    (root / "real").mkdir(parents=True)
+    (root / "fake").mkdir()
+    shutil.copyfile(MEDIA / "samples" / "lynaeydofd.mp4", root / "fake" / "good clip é.mp4")
+    (root / "real" / "empty.mp4").write_bytes(b"")
+    (root / "real" / "notes.mp4").write_text("this is text, not a video\n" * 50)
+    result = run_ddm("ingest", str(root), "--format", "folder", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    bad = {row["path"]: row["probe_status"] for row in summary["unreadable"]}
+    assert set(bad) == {"real/empty.mp4", "real/notes.mp4"}
+    videos = json.loads(run_ddm("videos", "--json", "--dataset", "clips").stdout)
+    good = [video for video in videos if video["probe_status"] == "ok"]
+    assert [video["path"] for video in good] == ["fake/good clip é.mp4"]
+    assert good[0]["frame_count"] == 300
