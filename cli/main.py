@@ -82,6 +82,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map what escapes it to one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # FFmpeg (inside OpenCV) prints decoder warnings for every corrupt file straight to
+    # stderr, through the progress bar; ddm records those problems on the rows instead.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     debug = "--debug" in args or os.environ.get("DDM_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         cli.main(args=args, prog_name="ddm", standalone_mode=False)

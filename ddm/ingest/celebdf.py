@@ -1,0 +1,217 @@
+"""Celeb-DF v1/v2 layout: labels from the folder, the official test list, and a derived
+identity-disjoint train/val split for everything else (catalog layer, no database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ddm.ingest.common import (
+    derived_split,
+    encoding_problem,
+    list_videos,
+    relative_path,
+    shipped_bytes,
+)
+from ddm.ingest.records import LayoutScan, VideoEntry
+
+logger = logging.getLogger(__name__)
+
+TEST_LIST = "List_of_testing_videos.txt"
+FOLDER_LABELS = {"Celeb-real": "real", "YouTube-real": "real", "Celeb-synthesis": "fake"}
+# In the official list the digit 1 means REAL: the reverse of the usual convention.
+LIST_DIGIT_LABELS = {"1": "real", "0": "fake"}
+
+_CELEB_REAL = re.compile(r"^(id\d+)_(\d+)$")
+_CELEB_FAKE = re.compile(r"^(id\d+)_(id\d+)_(\d+)$")
+_LIST_LINE = re.compile(r"^([01])\s+(\S(?:.*\S)?)$")
+
+
+@dataclass(frozen=True)
+class TestList:
+    """The parsed official test list: relative path -> digit as written, or an error."""
+
+    digits: dict[str, str]
+    source: str  # 'dataset' (the user's copy) or 'shipped' (our v2 copy)
+    sha256: str
+    error: str | None = None
+
+
+def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
+    """Scan a Celeb-DF root.
+
+    Listed videos are official 'test'; the rest are split train/val by identity group with
+    `derived_split`. The list digit is only cross-checked against the folder label.
+    """
+    problems: list[str] = []
+    present: dict[str, str] = {}  # rel path -> folder
+    for folder in FOLDER_LABELS:
+        for path in list_videos(root / folder):
+            rel = relative_path(path, root)
+            problem = encoding_problem(rel)
+            if problem:
+                problems.append(problem)
+            else:
+                present[rel] = folder
+    test_list = read_test_list(root)
+    notes: dict[str, object] = {
+        "test_list": {
+            "source": test_list.source,
+            "sha256": test_list.sha256,
+            "matches_shipped_v2": test_list.sha256 == _shipped_sha256(),
+        },
+    }
+    if test_list.error:
+        problems.append(test_list.error)
+        entries = [
+            _entry(rel, folder, None, test_list.error, seed) for rel, folder in present.items()
+        ]
+        return _scan(root, entries, {}, problems, notes)
+    mismatches = _cross_check(test_list)
+    problems += mismatches
+    notes["test_list_mismatches"] = len(mismatches)
+    entries = [
+        _entry(rel, folder, test_list.digits.get(rel), None, seed)
+        for rel, folder in present.items()
+    ]
+    outside = {rel for rel in test_list.digits if rel.partition("/")[0] not in FOLDER_LABELS}
+    problems += [
+        f"{TEST_LIST}: {rel} is outside the Celeb-DF folders; ignored" for rel in sorted(outside)
+    ]
+    missing = sum(1 for rel in test_list.digits if rel not in present and rel not in outside)
+    notes["test_identity_overlap"] = _overlap(entries)
+    return _scan(root, entries, {TEST_LIST: missing} if missing else {}, problems, notes)
+
+
+def read_test_list(root: Path) -> TestList:
+    """Parse the dataset's own test list, or the shipped v2 copy when the dataset has none.
+
+    Tolerates CRLF, blank lines, extra spaces and a missing final newline. Any other line
+    makes the whole list unreadable: the split is then unknown rather than guessed.
+    """
+    path = root / TEST_LIST
+    if path.exists():
+        source = "dataset"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return TestList(
+                {}, source, "", f"{TEST_LIST}: unreadable ({exc.strerror}); splits unknown"
+            )
+    else:
+        source, data = "shipped", shipped_bytes("celebdf", TEST_LIST)
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return TestList({}, source, sha, f"{TEST_LIST}: not UTF-8 text; splits unknown")
+    digits: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _LIST_LINE.match(line.strip())
+        if not match:
+            error = f"{TEST_LIST} line {number} malformed ({line.strip()[:60]!r}); splits unknown"
+            return TestList({}, source, sha, error)
+        digit, rel = match.groups()
+        digits[rel.replace("\\", "/")] = digit
+    if not digits:
+        return TestList({}, source, sha, f"{TEST_LIST}: no entries; splits unknown")
+    return TestList(digits, source, sha)
+
+
+def _shipped_sha256() -> str:
+    return hashlib.sha256(shipped_bytes("celebdf", TEST_LIST)).hexdigest()
+
+
+def identity_of(rel: str) -> tuple[str | None, str | None, str]:
+    """(target identity, source identity, identity group) for a Celeb-DF relative path.
+
+    Celeb-real `idP_NNNN` -> P; Celeb-synthesis `idT_idS_NNNN` -> T (the owner of the
+    footage, grouped by T); every YouTube-real file is its own identity. A name outside
+    these patterns is its own group.
+    """
+    folder, _, name = rel.partition("/")
+    stem = name.rsplit(".", 1)[0]
+    if folder == "YouTube-real":
+        return stem, None, f"youtube:{stem}"
+    fake = _CELEB_FAKE.match(stem)
+    if folder == "Celeb-synthesis" and fake:
+        return fake.group(1), fake.group(2), fake.group(1)
+    real = _CELEB_REAL.match(stem)
+    if folder == "Celeb-real" and real:
+        return real.group(1), None, real.group(1)
+    return None, None, f"file:{rel}"
+
+
+def _entry(
+    rel: str, folder: str, digit: str | None, list_error: str | None, seed: int
+) -> VideoEntry:
+    target, source, group = identity_of(rel)
+    if list_error:
+        split, split_source = None, None
+    elif digit is not None:
+        split, split_source = "test", "official"
+    else:
+        split, split_source = derived_split(group, seed), "derived"
+    return VideoEntry(
+        path=rel,
+        label=FOLDER_LABELS[folder],
+        split=split,
+        split_source=split_source,
+        method=folder if FOLDER_LABELS[folder] == "fake" else None,
+        target_identity=target,
+        source_identity=source,
+        identity_group=group,
+        raw_label=digit,
+        metadata_error=list_error,
+    )
+
+
+def _cross_check(test_list: TestList) -> list[str]:
+    """One line per listed video whose digit contradicts its folder (1 = real, 0 = fake)."""
+    problems = []
+    for rel, digit in test_list.digits.items():
+        expected = FOLDER_LABELS.get(rel.partition("/")[0])
+        if expected is not None and LIST_DIGIT_LABELS[digit] != expected:
+            problems.append(
+                f"{TEST_LIST} cross-check: {rel} has digit {digit} "
+                f"(= {LIST_DIGIT_LABELS[digit]}) but its folder says {expected}; "
+                "kept the folder label"
+            )
+    return problems
+
+
+def _overlap(entries: list[VideoEntry]) -> dict[str, object]:
+    """Identity groups the official test list shares with the derived train/val videos."""
+    test_groups = {e.identity_group for e in entries if e.split == "test"}
+    other = Counter(e.identity_group for e in entries if e.split in ("train", "val"))
+    shared = sorted(g for g in test_groups & set(other) if g is not None)
+    return {
+        "identities": shared,
+        "videos": sum(other[g] for g in shared),
+        "test_videos": sum(1 for e in entries if e.split == "test" and e.identity_group in shared),
+    }
+
+
+def _scan(
+    root: Path,
+    entries: list[VideoEntry],
+    listed_missing: dict[str, int],
+    problems: list[str],
+    notes: dict[str, object],
+) -> LayoutScan:
+    return LayoutScan(
+        format="celebdf",
+        default_name="celebdf",
+        root=root,
+        entries=tuple(sorted(entries, key=lambda e: e.path)),
+        listed_missing=listed_missing,
+        problems=tuple(problems),
+        notes=notes,
+    )

@@ -1,0 +1,108 @@
+"""Helpers shared by the layout scanners: listing video files, the derived-split rule and
+the split files shipped as package data (catalog layer, no database).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+)
+
+# Derived splits send this percentage of identity groups to 'val', the rest to 'train'.
+DERIVED_VAL_PERCENT = 15
+
+
+def is_video_name(name: str) -> bool:
+    """Whether a file name looks like a video we ingest.
+
+    Hidden names (leading '.') are skipped: macOS copies leave '._x.mp4' resource forks
+    next to every video, and they are not videos.
+    """
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def list_videos(directory: Path, *, recursive: bool = False) -> Iterator[Path]:
+    """Yield the video paths in `directory`, sorted by name within each directory.
+
+    Anything with a video extension is yielded, including broken symlinks and directories
+    named like videos, so that the probe records them as 'missing' or 'unreadable' instead
+    of their silently vanishing from the catalog. Symlinked directories are not followed
+    (no cycles). A directory that cannot be listed yields nothing.
+    """
+    try:
+        children = sorted(os.scandir(directory), key=lambda item: item.name)
+    except OSError as exc:
+        logger.warning("cannot list %s: %s", directory, exc)
+        return
+    for child in children:
+        if is_video_name(child.name):
+            yield Path(child.path)
+        elif recursive and child.is_dir(follow_symlinks=False):
+            yield from list_videos(Path(child.path), recursive=True)
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """The '/'-separated path of `path` below `root`."""
+    return path.relative_to(root).as_posix()
+
+
+def encoding_problem(rel_path: str) -> str | None:
+    """A problem line if the name cannot be stored as UTF-8 text, else None.
+
+    Linux names are bytes; Python maps invalid UTF-8 to lone surrogates, which no
+    database text column accepts.
+    """
+    try:
+        rel_path.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{ascii(rel_path)}: file name is not valid UTF-8; skipped (rename the file)"
+    return None
+
+
+def derived_split(group: str, seed: int) -> str:
+    """The derived split ('train' or 'val') of one identity group.
+
+    sha256 of "<seed>:<group>" taken mod 100; below 100 - DERIVED_VAL_PERCENT (85) goes to
+    train. Each group's split depends only on its own key and the seed, so it never moves
+    when videos or groups are added, and every video of a group lands in the same split.
+    """
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 100
+    return "train" if bucket < 100 - DERIVED_VAL_PERCENT else "val"
+
+
+def shipped_bytes(*parts: str) -> bytes:
+    """Read a file shipped under `ddm/ingest/splits/` (package data)."""
+    return resources.files("ddm.ingest").joinpath("splits", *parts).read_bytes()
+
+
+def shipped_text(*parts: str) -> str:
+    """Read a file shipped under `ddm/ingest/splits/` as UTF-8 text."""
+    return shipped_bytes(*parts).decode("utf-8")
+
+
+@functools.cache
+def ffpp_pairs() -> dict[str, tuple[tuple[str, str], ...]]:
+    """The official FF++ pairs per split ('train', 'val', 'test'), from the shipped JSON."""
+    return {
+        split: tuple((a, b) for a, b in json.loads(shipped_text("ffpp", f"{split}.json")))
+        for split in ("train", "val", "test")
+    }
+
+
+@functools.cache
+def ffpp_youtube_ids() -> dict[str, str]:
+    """FF++ sequence id -> YouTube id, from the shipped `conversion_dict.json`."""
+    raw: dict[str, str] = json.loads(shipped_text("ffpp", "conversion_dict.json"))
+    return {seq: value.split()[0] for seq, value in raw.items()}
