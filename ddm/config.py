@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,12 +35,23 @@ class Settings(BaseSettings):
     cache_dir: Path | None = None
     weights_dir: Path | None = None
     debug: bool = False
+    # Jobs. A batch is the unit of work one task covers: a crash loses at most one batch.
+    batch_size: int = Field(default=16, ge=1)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # A running job whose heartbeat is older than this is presumed dead and re-submitted.
+    stale_after_seconds: float = Field(default=120.0, gt=0)
+    sweep_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    task_soft_time_limit: int = Field(default=6 * 3600, gt=0)
+    task_time_limit: int = Field(default=6 * 3600 + 300, gt=0)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # Frozen models cannot be assigned normally; derived defaults are filled once here.
         home = self.home.expanduser()
         object.__setattr__(self, "home", home)
+        if self.stale_after_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError("stale_after_seconds must exceed twice heartbeat_seconds")
         if self.database_url is None:
             url = f"sqlite:///{(home / 'ddm.sqlite3').as_posix()}"
             object.__setattr__(self, "database_url", SecretStr(url))
@@ -81,6 +92,13 @@ class Settings(BaseSettings):
             "cache_dir": str(self.cache_dir),
             "weights_dir": str(self.weights_dir),
             "debug": self.debug,
+            "batch_size": self.batch_size,
+            "heartbeat_seconds": self.heartbeat_seconds,
+            "stale_after_seconds": self.stale_after_seconds,
+            "sweep_seconds": self.sweep_seconds,
+            "max_attempts": self.max_attempts,
+            "task_soft_time_limit": self.task_soft_time_limit,
+            "task_time_limit": self.task_time_limit,
         }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+# Temporary files of atomic writes start with this, so leftovers of a crash are recognisable.
+TEMP_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
@@ -24,7 +28,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", dir=final.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -46,3 +50,34 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def cache_path(cache_dir: str | os.PathLike[str], fingerprint: str, video_hash: str) -> Path:
+    """Where one video's features for one extractor live.
+
+    `<cache_dir>/<fingerprint>/<video_hash[:2]>/<video_hash>.pt`: content-addressed, so a
+    re-encoded video gets a new file and a new extractor a new folder.
+    """
+    if not fingerprint or not video_hash or "/" in fingerprint + video_hash:
+        raise ValueError(f"bad cache key: {fingerprint!r}, {video_hash!r}")
+    return Path(cache_dir) / fingerprint / video_hash[:2] / f"{video_hash}.pt"
+
+
+def remove_temporaries(final: Path) -> int:
+    """Delete leftovers of interrupted atomic writes of `final` (a crash mid-write)."""
+    removed = 0
+    if final.parent.is_dir():
+        for leftover in final.parent.glob(f"{TEMP_PREFIX}{final.name}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed += 1
+    return removed
+
+
+def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """The sha256 of a whole file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -180,7 +180,7 @@ class FeatureCache(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     fingerprint: Mapped[str] = mapped_column(
-        String(64), doc="hash of extractor config, weights sha256 and extractor version"
+        String(80), doc="hash of extractor config, weights sha256 and extractor version"
     )
     path: Mapped[str | None] = mapped_column(Text)
     is_valid: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
@@ -192,6 +192,14 @@ class FeatureCache(Base):
     checksum: Mapped[str | None] = mapped_column(String(64))
     seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    video_hash: Mapped[str | None] = mapped_column(
+        String(80), doc="the video's content hash when the features were extracted"
+    )
+    claimed_by_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"),
+        doc="the job extracting this video right now; a lease, so no video is done twice at once",
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -217,6 +225,9 @@ class Job(Base):
     progress_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="what the job produced: counts of videos done, failed, skipped"
+    )
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

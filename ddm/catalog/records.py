@@ -86,3 +86,50 @@ class DatasetSummary:
     listed_missing: dict[str, int]
     problems: list[str]
     notes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    kind: str
+    status: str
+    params: dict[str, Any]
+    attempts: int
+    celery_task_id: str | None
+    worker: str | None
+    heartbeat_at: datetime | None
+    progress_done: int
+    progress_total: int
+    error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    id: int
+    video_id: int
+    fingerprint: str
+    path: str | None
+    is_valid: bool
+    checksum: str | None
+    bytes: int | None
+    frames_sampled: int | None
+    faces_detected: int | None
+    fallback_frames: int | None
+    face_fallback: bool | None
+    seconds: float | None
+    error: str | None
+    video_hash: str | None
+    claimed_by_job_id: int | None
+
+
+@dataclass(frozen=True)
+class VideoToExtract:
+    id: int
+    abs_path: str
+    path: str
+    content_hash: str | None
+    is_present: bool

@@ -169,3 +169,25 @@ def test_help_lists_every_command_without_importing_torch() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert imported.stdout.strip() == "[]"
+
+
+def test_a_schema_behind_the_code_is_refused_until_upgraded(run_ddm, blank_db_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from ddm.db import migrations_dir
+
+    previous = ScriptDirectory(str(migrations_dir())).get_revision(head_revision()).down_revision
+    assert previous is not None, "needs at least two migrations"
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine, previous)
+    engine.dispose()
+    env = {"DDM_DATABASE_URL": blank_db_url}
+    for command in (["datasets"], ["videos", "--json"], ["ingest", "/nowhere"]):
+        result = run_ddm(*command, env=env)
+        assert result.exit_code == EXIT_SETUP, (command, result.stderr)
+        assert result.stderr.strip() == (
+            f"error: database schema is at revision {previous}, this ddm needs "
+            f"{head_revision()}: run `ddm db upgrade`"
+        )
+    assert run_ddm("db", "upgrade", env=env).exit_code == 0
+    assert run_ddm("datasets", "--json", env=env).exit_code == 0

@@ -1,0 +1,193 @@
+"""Feature-cache rows: which videos need features, leases, results, verification (catalog layer).
+
+The file lands first and the row second: a row marked valid always points at a complete
+file. A row is also a lease: the job named in `claimed_by_job_id` is the only one that may
+extract that video for that fingerprint until it finishes or its lease goes stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.catalog.records import CacheRow, VideoToExtract
+from ddm.catalog.types import utcnow
+
+
+@dataclass(frozen=True)
+class ExtractedFacts:
+    """What one extraction produced, as the catalog records it."""
+
+    path: str
+    checksum: str
+    bytes: int
+    frames_sampled: int
+    faces_detected: int
+    fallback_frames: int
+    seconds: float
+    video_frame_count: int | None = None
+
+
+def videos_to_extract(
+    session: Session,
+    dataset: str,
+    fingerprint: str,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    force: bool = False,
+) -> list[int]:
+    """Ids of present, readable videos of `dataset` lacking a valid cache for `fingerprint`."""
+    valid = exists().where(FeatureCache.video_id == Video.id,
+                           FeatureCache.fingerprint == fingerprint,
+                           FeatureCache.is_valid.is_(True))
+    query = (select(Video.id).join(Dataset)
+             .where(Dataset.name == dataset, Video.is_present.is_(True),
+                    Video.probe_status == "ok", Video.content_hash.is_not(None))
+             .order_by(Video.id))
+    if not force:
+        query = query.where(~valid)
+    if split is not None:
+        query = query.where(Video.split == split)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def get_video_to_extract(session: Session, video_id: int) -> VideoToExtract | None:
+    """Where a video lives and what it holds now, or None when it is gone from the catalog."""
+    row = session.execute(
+        select(Video.id, Dataset.root_path, Video.path, Video.content_hash, Video.is_present)
+        .join(Dataset).where(Video.id == video_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    video_id, root, path, content_hash, present = row
+    return VideoToExtract(video_id, f"{root}/{path}", path, content_hash, present)
+
+
+def cache_entry(session: Session, video_id: int, fingerprint: str) -> CacheRow | None:
+    row = session.scalars(select(FeatureCache).where(
+        FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint)).one_or_none()
+    return _to_row(row) if row is not None else None
+
+
+def claim_video(
+    session: Session, video_id: int, fingerprint: str, job_id: int, *,
+    stale_after: timedelta, force: bool = False,
+) -> bool:
+    """Take the lease on (video, fingerprint) for `job_id`.
+
+    False when the cache is already valid (unless `force`) or another live job holds it.
+    """
+    now = utcnow()
+    free = or_(FeatureCache.claimed_by_job_id.is_(None),
+               FeatureCache.claimed_by_job_id == job_id,
+               FeatureCache.claimed_at < now - stale_after)
+    wanted = free if force else and_(free, FeatureCache.is_valid.is_(False))
+    result = session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint, wanted)
+        .values(claimed_by_job_id=job_id, claimed_at=now)
+    )
+    if result.rowcount == 1:
+        return True
+    if cache_entry(session, video_id, fingerprint) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(FeatureCache(video_id=video_id, fingerprint=fingerprint,
+                                     claimed_by_job_id=job_id, claimed_at=now))
+    except IntegrityError:
+        return False  # another job inserted the row first, and with it the lease
+    return True
+
+
+def renew_claims(session: Session, job_id: int) -> None:
+    """Keep a running job's leases fresh (called with its heartbeat)."""
+    session.execute(update(FeatureCache).where(FeatureCache.claimed_by_job_id == job_id)
+                    .values(claimed_at=utcnow()))
+
+
+def record_features(
+    session: Session, video_id: int, fingerprint: str, job_id: int, video_hash: str | None,
+    facts: ExtractedFacts,
+) -> None:
+    """Mark the cache valid and release the lease; update the video's frame count and flag."""
+    session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint)
+        .values(path=facts.path, checksum=facts.checksum, bytes=facts.bytes,
+                frames_sampled=facts.frames_sampled, faces_detected=facts.faces_detected,
+                fallback_frames=facts.fallback_frames,
+                face_fallback=facts.fallback_frames > 0, seconds=facts.seconds,
+                video_hash=video_hash, is_valid=True, error=None,
+                claimed_by_job_id=None, claimed_at=None, updated_at=utcnow())
+    )
+    values: dict[str, object] = {"face_fallback": facts.fallback_frames > 0}
+    if facts.video_frame_count:
+        values["frame_count"] = facts.video_frame_count
+    session.execute(update(Video).where(Video.id == video_id).values(**values))
+
+
+def record_failure(
+    session: Session, video_id: int, fingerprint: str, job_id: int, error: str, seconds: float
+) -> None:
+    """Record why a video could not be extracted, and release the lease."""
+    session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint,
+               FeatureCache.claimed_by_job_id == job_id)
+        .values(is_valid=False, error=error, seconds=seconds, claimed_by_job_id=None,
+                claimed_at=None, updated_at=utcnow())
+    )
+
+
+def release_claims(session: Session, job_id: int) -> None:
+    session.execute(update(FeatureCache).where(FeatureCache.claimed_by_job_id == job_id)
+                    .values(claimed_by_job_id=None, claimed_at=None))
+
+
+def cache_rows(session: Session, *, dataset: str | None = None) -> list[CacheRow]:
+    """Every cache row that points at a file, optionally of one dataset."""
+    query = select(FeatureCache).where(FeatureCache.path.is_not(None)).order_by(FeatureCache.id)
+    if dataset is not None:
+        query = (query.join(Video, FeatureCache.video_id == Video.id).join(Dataset)
+                 .where(Dataset.name == dataset))
+    return [_to_row(row) for row in session.scalars(query)]
+
+
+def set_validity(session: Session, cache_id: int, is_valid: bool, error: str | None) -> None:
+    session.execute(update(FeatureCache).where(FeatureCache.id == cache_id)
+                    .values(is_valid=is_valid, error=error, updated_at=utcnow()))
+
+
+def referenced_paths(session: Session) -> set[str]:
+    """Every file path a cache row points at, valid or not (gc keeps those)."""
+    return set(session.scalars(select(FeatureCache.path).where(FeatureCache.path.is_not(None))))
+
+
+def latest_fingerprint(session: Session, dataset: str | None = None) -> str | None:
+    """The fingerprint of the most recent valid cache (of a dataset), or None."""
+    query = (select(FeatureCache.fingerprint).join(Video, FeatureCache.video_id == Video.id)
+             .where(FeatureCache.is_valid.is_(True))
+             .order_by(FeatureCache.updated_at.desc(), FeatureCache.id.desc()).limit(1))
+    if dataset is not None:
+        query = query.join(Dataset).where(Dataset.name == dataset)
+    return session.scalars(query).first()
+
+
+def _to_row(row: FeatureCache) -> CacheRow:
+    return CacheRow(
+        id=row.id, video_id=row.video_id, fingerprint=row.fingerprint, path=row.path,
+        is_valid=row.is_valid, checksum=row.checksum, bytes=row.bytes,
+        frames_sampled=row.frames_sampled, faces_detected=row.faces_detected,
+        fallback_frames=row.fallback_frames, face_fallback=row.face_fallback,
+        seconds=row.seconds, error=row.error, video_hash=row.video_hash,
+        claimed_by_job_id=row.claimed_by_job_id,
+    )

@@ -1,0 +1,170 @@
+"""Jobs: the source of truth for every extraction, training and evaluation (catalog layer).
+
+State changes are conditional UPDATEs, so that two workers handed the same job (a task
+delivered twice, a job re-submitted after its worker vanished) cannot both run it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ddm.catalog.models import Job, JobStatus
+from ddm.catalog.records import JobRecord
+from ddm.catalog.types import utcnow
+from ddm.errors import InvalidInput, NotFound
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+FINISHED = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+def to_record(row: Job) -> JobRecord:
+    return JobRecord(
+        id=row.id, kind=row.kind, status=row.status, params=row.params, attempts=row.attempts,
+        celery_task_id=row.celery_task_id, worker=row.worker, heartbeat_at=row.heartbeat_at,
+        progress_done=row.progress_done, progress_total=row.progress_total, error=row.error,
+        result=row.result, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def create_job(session: Session, kind: str, params: dict[str, Any], total: int = 0) -> JobRecord:
+    """Add a queued job; the caller commits before enqueueing it."""
+    row = Job(kind=kind, params=params, status=JobStatus.QUEUED.value, progress_total=total)
+    session.add(row)
+    session.flush()
+    return to_record(row)
+
+
+def get_job(session: Session, job_id: int) -> JobRecord:
+    """One job by id.
+
+    Raises:
+        NotFound: no job has that id.
+    """
+    row = session.get(Job, job_id)
+    if row is None:
+        raise NotFound(f"no job with id {job_id}; `ddm jobs list` shows the known ones")
+    return to_record(row)
+
+
+def list_jobs(
+    session: Session, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[JobRecord]:
+    """The most recent jobs first."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return [to_record(row) for row in session.scalars(query)]
+
+
+def set_task_id(session: Session, job_id: int, task_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(celery_task_id=task_id))
+
+
+def claim_job(session: Session, job_id: int, worker: str, max_attempts: int) -> bool:
+    """Move a queued job to running for `worker`; False when someone else has it or it is done.
+
+    The WHERE clause is the lock: of two concurrent claims, exactly one updates a row.
+    """
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value,
+               Job.attempts < max_attempts)
+        .values(status=JobStatus.RUNNING.value, worker=worker, attempts=Job.attempts + 1,
+                heartbeat_at=now, started_at=now, error=None)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, job_id: int, worker: str, done: int | None = None) -> bool:
+    """Record that `worker` is alive on the job; False when the job is no longer its own
+    (cancelled, or handed to another worker after this one was presumed dead)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if done is not None:
+        values["progress_done"] = done
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING.value)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def finish_job(
+    session: Session,
+    job_id: int,
+    worker: str,
+    status: str,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """End a running job held by `worker`; False when it was not (cancelled meanwhile)."""
+    if status not in FINISHED:
+        raise ValueError(f"not a final status: {status}")
+    outcome = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING.value)
+        .values(status=status, error=error, result=result or {}, finished_at=utcnow())
+    )
+    return outcome.rowcount == 1
+
+
+def cancel_job(session: Session, job_id: int) -> JobRecord:
+    """Cancel a queued or running job; a running one stops at its next heartbeat.
+
+    Raises:
+        NotFound: no such job.
+        InvalidInput: the job has already finished.
+    """
+    job = get_job(session, job_id)
+    if job.status in FINISHED:
+        raise InvalidInput(f"job {job_id} has already finished ({job.status})")
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), error="cancelled")
+    )
+    return get_job(session, job_id)
+
+
+def requeue_stale_jobs(
+    session: Session, *, stale_after: timedelta, max_attempts: int, now: datetime | None = None
+) -> tuple[list[int], list[int]]:
+    """Hand back running jobs whose worker stopped sending heartbeats.
+
+    Returns:
+        (requeued ids, failed ids): a job that has used up its attempts fails instead,
+        so a video that kills its worker every time cannot loop forever.
+    """
+    cutoff = (now or utcnow()) - stale_after
+    stale = session.scalars(
+        select(Job).where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
+        .with_for_update(skip_locked=True)
+    ).all()
+    requeued, failed = [], []
+    for job in stale:
+        lost = f"worker {job.worker} stopped sending heartbeats"
+        if job.attempts >= max_attempts:
+            job.status, job.error, job.finished_at = JobStatus.FAILED.value, lost, utcnow()
+            failed.append(job.id)
+        else:
+            job.status, job.worker, job.error = JobStatus.QUEUED.value, None, lost
+            requeued.append(job.id)
+    session.flush()
+    return requeued, failed
+
+
+def unsent_jobs(session: Session, *, older_than: timedelta) -> list[int]:
+    """Queued jobs that never reached the broker (the process died between commit and send)."""
+    cutoff = utcnow() - older_than
+    return list(session.scalars(
+        select(Job.id).where(Job.status == JobStatus.QUEUED.value,
+                             Job.celery_task_id.is_(None), Job.created_at < cutoff)
+    ))
