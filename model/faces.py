@@ -1,0 +1,330 @@
+"""The seed's preprocessing: uniform frame sampling, MTCNN face crops with a centre-crop
+fallback, and the two normalisations of the style and content paths (model layer).
+
+Decoding uses OpenCV; detection uses facenet-pytorch's MTCNN, whose weights ship inside
+the package, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.errors import UnreadableVideo
+
+logger = logging.getLogger(__name__)
+
+STYLE_MEAN, STYLE_STD = 0.5, 0.5  # pSp's input contract
+CONTENT_MEAN, CONTENT_STD = 0.45, 0.225  # PyTorchVideo's Kinetics contract
+
+
+@dataclass(frozen=True)
+class FaceCfg:
+    """How frames are sampled and faces cropped.
+
+    Attributes:
+        num_frames: frames sampled uniformly over the whole video (T).
+        face_size: side of the square face crops fed to the style encoder.
+        margin: fraction of the detected box's longer side added around it in total
+            (half on each side) before cropping.
+        min_face_prob: MTCNN probability below which a detection is ignored.
+        detect_max_side: frames are downscaled to this longer side for a first detection
+            pass; MTCNN's image pyramid on full-HD frames is about 4x slower on CPU.
+    """
+
+    num_frames: int = 32
+    face_size: int = 256
+    margin: float = 0.2
+    min_face_prob: float = 0.9
+    detect_max_side: int = 640
+
+
+@dataclass
+class FaceTrack:
+    """Face crops of the sampled frames of one video.
+
+    Attributes:
+        crops: (T, S, S, 3) uint8 RGB crops.
+        boxes: (T, 4) int crop boxes (x0, y0, x1, y1) in source pixels, fallback included.
+        fallback_per_frame: (T,) bool, True where no face was found and the centre crop
+            was used.
+        frame_indices: (T,) the source frame index of each sample.
+        num_video_frames: frames decoded from the video.
+        timings: seconds spent per stage ("decode", "detect").
+    """
+
+    crops: np.ndarray
+    boxes: np.ndarray
+    fallback_per_frame: np.ndarray
+    frame_indices: np.ndarray
+    num_video_frames: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_fallback(self) -> int:
+        """Number of sampled frames that fell back to the centre crop."""
+        return int(self.fallback_per_frame.sum())
+
+
+def sample_frame_indices(num_video_frames: int, num_samples: int) -> np.ndarray:
+    """Pick `num_samples` frame indices spread uniformly over the video.
+
+    Videos shorter than `num_samples` are padded circularly: 0, 1, ..., n-1, 0, 1, ...
+
+    Raises:
+        ValueError: either count is not positive.
+    """
+    if num_video_frames <= 0 or num_samples <= 0:
+        raise ValueError(f"need positive counts, got {num_video_frames} and {num_samples}")
+    if num_video_frames < num_samples:
+        return np.arange(num_samples) % num_video_frames
+    return np.linspace(0, num_video_frames - 1, num_samples).round().astype(np.int64)
+
+
+def read_frames(
+    path: str | os.PathLike[str], num_samples: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode the uniformly sampled frames of a video.
+
+    Returns:
+        (frames (T, H, W, 3) uint8 RGB, frame indices (T,), frames in the video).
+
+    Raises:
+        UnreadableVideo: the file cannot be opened or yields no frames.
+    """
+    reported = _reported_frame_count(path)
+    if reported > 0:
+        indices = sample_frame_indices(reported, num_samples)
+        frames, decoded = _decode_at(path, indices)
+        if all(int(i) in frames for i in indices):
+            return _expand(frames, indices), indices, reported
+    else:
+        decoded = _count_frames(path)
+    # The container's frame count was missing or too high (e.g. a truncated file):
+    # sample again over the frames that actually decode.
+    if decoded == 0:
+        raise UnreadableVideo(f"video {str(path)!r} decodes to zero frames")
+    indices = sample_frame_indices(decoded, num_samples)
+    frames, _ = _decode_at(path, indices)
+    missing = sorted({int(i) for i in indices} - frames.keys())
+    if missing:
+        raise UnreadableVideo(f"video {str(path)!r}: frames {missing[:5]} cannot be decoded")
+    return _expand(frames, indices), indices, decoded
+
+
+def _open(path: str | os.PathLike[str]) -> cv2.VideoCapture:
+    if not os.path.isfile(path):
+        raise UnreadableVideo(f"video {str(path)!r} does not exist")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise UnreadableVideo(f"video {str(path)!r} cannot be opened by OpenCV/FFmpeg")
+    return capture
+
+
+def _reported_frame_count(path: str | os.PathLike[str]) -> int:
+    capture = _open(path)
+    try:
+        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+    finally:
+        capture.release()
+
+
+def _count_frames(path: str | os.PathLike[str]) -> int:
+    capture = _open(path)
+    count = 0
+    try:
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    return count
+
+
+def _decode_at(
+    path: str | os.PathLike[str], indices: np.ndarray
+) -> tuple[dict[int, np.ndarray], int]:
+    # Sequential grab/retrieve instead of seeking: seeking in long-GOP H.264 through
+    # OpenCV lands on keyframes and silently returns the wrong frame.
+    wanted = set(int(i) for i in indices)
+    last = max(wanted)
+    frames: dict[int, np.ndarray] = {}
+    capture = _open(path)
+    index = 0
+    try:
+        while index <= last and capture.grab():
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok:
+                    frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+    return frames, index
+
+
+def _expand(frames: dict[int, np.ndarray], indices: np.ndarray) -> np.ndarray:
+    return np.stack([frames[int(i)] for i in indices])
+
+
+def square_box(box: Sequence[float], width: int, height: int, margin: float) -> np.ndarray:
+    """Grow a detection box into a square crop box that lies inside the frame.
+
+    The side is the box's longer side times (1 + margin), capped at the frame's shorter
+    side; the square is shifted, not shrunk, when it would leave the frame, so crops keep
+    the face's aspect ratio.
+
+    Returns:
+        int array (x0, y0, x1, y1), exclusive of x1 and y1.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = min(max(x1 - x0, y1 - y0) * (1 + margin), width, height)
+    side = max(int(round(side)), 1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(np.clip(round(cx - side / 2), 0, width - side))
+    top = int(np.clip(round(cy - side / 2), 0, height - side))
+    return np.array([left, top, left + side, top + side], dtype=np.int64)
+
+
+def centre_box(width: int, height: int) -> np.ndarray:
+    """The largest centred square of a frame: the fallback when no face is found."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return np.array([left, top, left + side, top + side], dtype=np.int64)
+
+
+def crop_resize(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Cut `box` out of an (H, W, 3) frame and resize it to `size` x `size`."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = frame[y0:y1, x0:x1]
+    # INTER_AREA avoids aliasing when shrinking; it degrades to bilinear-like when growing.
+    interpolation = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+class FaceDetector:
+    """facenet-pytorch MTCNN returning the largest confident face per frame.
+
+    Args:
+        cfg: detection settings.
+        device: where MTCNN runs.
+        batch_size: frames per MTCNN call; bounds peak memory, does not change results.
+    """
+
+    def __init__(
+        self, cfg: FaceCfg, device: str | torch.device = "cpu", batch_size: int = 16
+    ) -> None:
+        from facenet_pytorch import MTCNN  # heavy import; only needed when detecting
+
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.mtcnn = MTCNN(keep_all=True, select_largest=True, device=torch.device(device))
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray | None]:
+        """Return one (x0, y0, x1, y1) float box in source pixels, or None, per frame.
+
+        Detection runs on downscaled frames first; frames where that finds nothing are
+        retried at full resolution, because small or distant faces vanish when shrunk.
+        """
+        scale = min(1.0, self.cfg.detect_max_side / max(frames.shape[1:3]))
+        boxes = self._detect_at(frames if scale == 1.0 else _downscale(frames, scale), scale)
+        missed = [i for i, box in enumerate(boxes) if box is None]
+        if missed and scale < 1.0:
+            for i, box in zip(missed, self._detect_at(frames[missed], 1.0), strict=True):
+                boxes[i] = box
+        return boxes
+
+    def _detect_at(self, frames: np.ndarray, scale: float) -> list[np.ndarray | None]:
+        boxes: list[np.ndarray | None] = []
+        for start in range(0, len(frames), self.batch_size):
+            batch = frames[start : start + self.batch_size]
+            batch_boxes, batch_probs = self.mtcnn.detect(batch)
+            boxes.extend(
+                self._pick(b, p, scale) for b, p in zip(batch_boxes, batch_probs, strict=True)
+            )
+        return boxes
+
+    def _pick(self, boxes: np.ndarray | None, probs: np.ndarray, scale: float) -> np.ndarray | None:
+        if boxes is None:
+            return None
+        # MTCNN sorts by area when select_largest is set: the first confident one wins.
+        for box, prob in zip(boxes, probs, strict=True):
+            if prob is not None and prob >= self.cfg.min_face_prob:
+                return np.asarray(box, dtype=np.float64) / scale
+        return None
+
+
+def _downscale(frames: np.ndarray, scale: float) -> np.ndarray:
+    height, width = frames.shape[1:3]
+    size = (round(width * scale), round(height * scale))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def extract_faces(path: str | os.PathLike[str], cfg: FaceCfg, detector: FaceDetector) -> FaceTrack:
+    """Sample `cfg.num_frames` frames of a video and crop the face in each.
+
+    Raises:
+        UnreadableVideo: the video cannot be opened or has no frames.
+    """
+    start = time.perf_counter()
+    frames, indices, num_video_frames = read_frames(path, cfg.num_frames)
+    decoded = time.perf_counter()
+    detections = detector.detect(frames)
+    height, width = frames.shape[1:3]
+    boxes, crops = [], []
+    for frame, detection in zip(frames, detections, strict=True):
+        box = (
+            centre_box(width, height)
+            if detection is None
+            else square_box(detection, width, height, cfg.margin)
+        )
+        boxes.append(box)
+        crops.append(crop_resize(frame, box, cfg.face_size))
+    fallback = np.array([d is None for d in detections], dtype=bool)
+    if fallback.any():
+        logger.debug(
+            "path=%s centre-crop fallback on %d/%d frames", path, fallback.sum(), len(fallback)
+        )
+    return FaceTrack(
+        crops=np.stack(crops),
+        boxes=np.stack(boxes),
+        fallback_per_frame=fallback,
+        frame_indices=indices,
+        num_video_frames=num_video_frames,
+        timings={"decode": decoded - start, "detect": time.perf_counter() - decoded},
+    )
+
+
+def style_input(crops: np.ndarray) -> Tensor:
+    """(T, S, S, 3) uint8 crops -> (T, 3, S, S) floats normalised with mean/std 0.5."""
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
+    return x.sub_(STYLE_MEAN).div_(STYLE_STD)
+
+
+def content_input(crops: np.ndarray, size: int = 112, clip_len: int = 16) -> Tensor:
+    """Cut the crops into clips for the content encoder.
+
+    The T crops are resized to `size`, normalised with mean 0.45 / std 0.225 and split
+    into ceil(T / clip_len) consecutive clips; a short last clip (or a single clip when
+    T < clip_len) is padded circularly with its own frames.
+
+    Returns:
+        (ceil(T / clip_len), 3, clip_len, size, size) floats.
+    """
+    whole = np.array([0, 0, crops.shape[2], crops.shape[1]])
+    small = np.stack([crop_resize(crop, whole, size) for crop in crops])
+    x = torch.from_numpy(small).permute(0, 3, 1, 2).float().div_(255)  # (T, 3, s, s)
+    x = x.sub_(CONTENT_MEAN).div_(CONTENT_STD)
+    clips = []
+    for start in range(0, len(x), clip_len):
+        clip = x[start : start + clip_len]
+        clip = clip[torch.arange(clip_len) % len(clip)]  # circular padding
+        clips.append(clip.permute(1, 0, 2, 3))  # (3, clip_len, s, s)
+    return torch.stack(clips)

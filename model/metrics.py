@@ -1,0 +1,184 @@
+"""Binary classification metrics for per-video scores, in numpy only (model layer).
+
+Definitions follow scikit-learn's so numbers are comparable with the literature:
+ROC points at every distinct score (tied scores move together, so AUC counts a tied
+real/fake pair as half right), average precision as the step-wise sum
+sum_n (R_n - R_{n-1}) P_n, and the confusion matrix as [[TN, FP], [FN, TP]].
+Label 1 is "fake" (the positive class), 0 is "real".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CLASS_NAMES = ("real", "fake")
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _as_arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.shape != y.shape or len(y) == 0:
+        raise ValueError(f"labels and scores must be equal-length 1-d arrays: {y.shape}, {s.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (real) or 1 (fake)")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    return y.astype(np.int64), s
+
+
+def _roc_counts(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, ...]:
+    # False and true positive counts at every distinct score, highest first, after a
+    # (0, 0) point at +inf. Tied scores move together, forming a single ROC point.
+    y, s = _as_arrays(labels, scores)
+    order = np.argsort(-s, kind="stable")
+    y, s = y[order], s[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.r_[0, np.cumsum(y)[last_of_group]]
+    fps = np.r_[0, (last_of_group + 1) - tps[1:]]
+    return fps, tps, np.r_[np.inf, s[last_of_group]]
+
+
+def roc_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct score, highest threshold first.
+
+    Returns:
+        (fpr, tpr, thresholds); the first point is (0, 0) at threshold +inf. A sample is
+        predicted fake when its score >= threshold. Rates are NaN for an absent class.
+    """
+    fps, tps, thresholds = _roc_counts(labels, scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fps / fps[-1], tps / tps[-1], thresholds
+
+
+def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float | None:
+    """Area under the ROC curve, or None when only one class is present."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    if np.isnan(fpr).any() or np.isnan(tpr).any():
+        return None
+    # Trapezoids by hand: np.trapz was renamed in numpy 2 and we support numpy >= 1.26.
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def average_precision(labels: ArrayLike, scores: ArrayLike) -> float | None:
+    """Step-wise area under the precision-recall curve; None without fake samples."""
+    y, s = _as_arrays(labels, scores)
+    if y.sum() == 0:
+        return None
+    order = np.argsort(-s, kind="stable")
+    y, s = y[order], s[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[last_of_group]
+    precision = tps / (last_of_group + 1)
+    recall = tps / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def equal_error_rate(labels: ArrayLike, scores: ArrayLike) -> tuple[float | None, float | None]:
+    """The error rate where false positive and false negative rates are equal.
+
+    Interpolates linearly between the two ROC points where FPR - FNR changes sign.
+
+    Returns:
+        (eer, threshold): the threshold is that of the first ROC point with
+        FPR >= FNR. Both are None when only one class is present.
+    """
+    fps, tps, thresholds = _roc_counts(labels, scores)
+    negatives, positives = fps[-1], tps[-1]
+    if negatives == 0 or positives == 0:
+        return None, None
+    # FPR - FNR scaled by N * P: integer, so an exact crossing is found exactly.
+    gap = fps * positives - (positives - tps) * negatives  # -N*P first, +N*P last
+    i = int(np.argmax(gap >= 0))
+    fpr = fps / negatives
+    if gap[i] == 0:
+        return float(fpr[i]), float(thresholds[i])
+    t = gap[i - 1] / (gap[i - 1] - gap[i])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1])), float(thresholds[i])
+
+
+def confusion_matrix(labels: ArrayLike, predictions: ArrayLike) -> list[list[int]]:
+    """[[TN, FP], [FN, TP]]: rows are true classes, columns predicted (real, fake)."""
+    y, p = _as_arrays(labels, predictions)
+    p = p.astype(np.int64)
+    return [[int(np.sum((y == t) & (p == q))) for q in (0, 1)] for t in (0, 1)]
+
+
+def _safe_div(numerator: float, denominator: float) -> float:
+    # scikit-learn's zero_division=0 convention: an empty denominator scores 0.
+    return numerator / denominator if denominator else 0.0
+
+
+def classification_report(labels: ArrayLike, predictions: ArrayLike) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 with support, macro and weighted averages.
+
+    Returns:
+        {"accuracy", "per_class": {"real": {...}, "fake": {...}}, "macro_avg": {...},
+        "weighted_avg": {...}}; each inner dict has precision, recall, f1 and support.
+    """
+    (tn, fp), (fn, tp) = confusion_matrix(labels, predictions)
+    per_class = {}
+    for name, (hit, false_pos, false_neg) in zip(
+        CLASS_NAMES, ((tn, fn, fp), (tp, fp, fn)), strict=True
+    ):
+        precision = _safe_div(hit, hit + false_pos)
+        recall = _safe_div(hit, hit + false_neg)
+        f1 = _safe_div(2 * precision * recall, precision + recall)
+        per_class[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": hit + false_neg,
+        }
+    total = tn + fp + fn + tp
+    return {
+        "accuracy": (tn + tp) / total,
+        "per_class": per_class,
+        "macro_avg": _average(per_class, weighted=False),
+        "weighted_avg": _average(per_class, weighted=True),
+    }
+
+
+def _average(per_class: dict[str, dict[str, float]], *, weighted: bool) -> dict[str, float]:
+    support = np.array([per_class[name]["support"] for name in CLASS_NAMES], dtype=np.float64)
+    weights = support / support.sum() if weighted else np.full(len(CLASS_NAMES), 0.5)
+    averaged = {
+        key: float(np.dot(weights, [per_class[name][key] for name in CLASS_NAMES]))
+        for key in ("precision", "recall", "f1")
+    }
+    averaged["support"] = int(support.sum())
+    return averaged
+
+
+def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> dict[str, Any]:
+    """Every reported metric for per-video probabilities of fake.
+
+    Args:
+        labels: 0 (real) or 1 (fake) per video.
+        scores: probability of fake per video.
+        threshold: scores >= threshold are labelled fake.
+
+    Returns:
+        Plain JSON-ready values: num_videos, threshold, accuracy, per_class, macro_avg,
+        weighted_avg, roc_auc, average_precision, eer, eer_threshold, confusion_matrix.
+        Ranking metrics are None when a class is absent.
+    """
+    y, s = _as_arrays(labels, scores)
+    predictions = (s >= threshold).astype(np.int64)
+    eer, eer_threshold = equal_error_rate(y, s)
+    return {
+        "num_videos": int(len(y)),
+        "threshold": float(threshold),
+        **classification_report(y, predictions),
+        "roc_auc": roc_auc(y, s),
+        "average_precision": average_precision(y, s),
+        "eer": eer,
+        "eer_threshold": eer_threshold,
+        "confusion_matrix": confusion_matrix(y, predictions),
+    }
