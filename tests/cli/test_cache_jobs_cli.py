@@ -1,0 +1,309 @@
+"""`ddm cache verify|gc` and `ddm jobs list|show|cancel|watch` through the CLI, on both dialects."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ddm.catalog.jobs import claim_job, create_job, finish_job, heartbeat
+from ddm.catalog.models import Dataset, FeatureCache, Job, JobKind, JobStatus, Video
+from ddm.db import make_session_factory, session_scope
+from ddm.fs import atomic_write, cache_path, sha256_of
+
+FP = "fp-" + "a" * 20
+
+
+@pytest.fixture(autouse=True)
+def registered() -> Iterator[None]:
+    """Make `cache` and `jobs` the real groups, whether or not cli/main.py registers them yet."""
+    from cli.cache_cmds import cache_group
+    from cli.job_cmds import jobs_group
+    from cli.main import cli
+
+    replaced = {}
+    for group in (cache_group, jobs_group):
+        current = cli.commands.get(group.name or "")
+        if current is not group:  # absent, or the placeholder stub
+            replaced[group.name] = current
+            cli.add_command(group)
+    yield
+    for name, previous in replaced.items():
+        if previous is None:
+            cli.commands.pop(name or "", None)
+        else:
+            cli.add_command(previous, name)
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"DDM_DATABASE_URL": db_url, "DDM_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def _json(result):
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _one_error_line(result, code: int, text: str) -> None:
+    assert result.exit_code == code, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert text in result.stderr
+
+
+def _last_line_is_error(result, text: str) -> None:
+    assert result.exit_code == 1, result.stderr
+    assert text in result.stderr.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def _job(factory, status: str, *, kind: str = "extract", videos: int = 3, error=None) -> int:
+    """A job driven to `status` through the catalog functions a worker uses."""
+    with session_scope(factory) as session:
+        job_id = create_job(
+            session, kind, {"dataset": "ff", "video_ids": list(range(videos))}, total=videos
+        ).id
+    if status == JobStatus.QUEUED:
+        return job_id
+    with session_scope(factory) as session:
+        assert claim_job(session, job_id, "w1", max_attempts=3)
+        if status == JobStatus.SUCCEEDED:
+            heartbeat(session, job_id, "w1", done=videos)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            finish_job(session, job_id, "w1", status, error=error)
+    return job_id
+
+
+def test_jobs_list_filters_and_json(run_ddm, env, factory) -> None:
+    done = _job(factory, JobStatus.SUCCEEDED, videos=100)
+    queued = _job(factory, JobStatus.QUEUED)
+    failed = _job(factory, JobStatus.FAILED, kind=JobKind.TRAIN, error="CUDA out of memory")
+
+    jobs = _json(run_ddm("jobs", "list", "--json", env=env))
+    assert [job["id"] for job in jobs] == [failed, queued, done]
+    assert jobs[2]["status"] == "succeeded" and jobs[2]["progress_done"] == 100
+    assert jobs[2]["finished_at"].endswith("Z")
+    assert [
+        j["id"] for j in _json(run_ddm("jobs", "list", "--status", "queued", "--json", env=env))
+    ] == [queued]
+    assert [
+        j["id"] for j in _json(run_ddm("jobs", "list", "--kind", "train", "--json", env=env))
+    ] == [failed]
+    assert len(_json(run_ddm("jobs", "list", "--limit", "1", "--json", env=env))) == 1
+
+    listing = run_ddm("jobs", "list", env=env)
+    assert listing.exit_code == 0, listing.stderr
+    assert "100/100" in listing.stdout and "CUDA out of memory" in listing.stdout
+    assert "no jobs match" in run_ddm("jobs", "list", "--status", "running", env=env).stdout
+    assert run_ddm("jobs", "list", "--status", "bogus", env=env).exit_code == 2
+
+
+def test_jobs_show_summarises_video_ids_except_in_json(run_ddm, env, factory) -> None:
+    job_id = _job(factory, JobStatus.RUNNING, videos=40)
+    shown = run_ddm("jobs", "show", str(job_id), env=env)
+    assert shown.exit_code == 0, shown.stderr
+    assert "params.video_ids" in shown.stdout and "40 items" in shown.stdout
+    assert "37, 38" not in shown.stdout
+    assert "running" in shown.stdout and "0/40" in shown.stdout
+
+    data = _json(run_ddm("jobs", "show", str(job_id), "--json", env=env))
+    assert data["params"]["video_ids"] == list(range(40))
+    assert (data["id"], data["status"], data["worker"]) == (job_id, "running", "w1")
+
+
+def test_jobs_show_and_cancel_errors(run_ddm, env, factory) -> None:
+    _one_error_line(run_ddm("jobs", "show", "999", env=env), 1, "no job with id 999")
+    _one_error_line(run_ddm("jobs", "cancel", "999", env=env), 1, "no job with id 999")
+    assert run_ddm("jobs", "show", "abc", env=env).exit_code == 2
+    assert run_ddm("jobs", "cancel", env=env).exit_code == 2
+    assert run_ddm("jobs", "frobnicate", env=env).exit_code == 2
+
+
+def test_jobs_cancel(run_ddm, env, factory) -> None:
+    job_id = _job(factory, JobStatus.QUEUED)
+    result = run_ddm("jobs", "cancel", str(job_id), env=env)
+    assert result.exit_code == 0, result.stderr
+    assert f"job {job_id} (extract) cancelled" in result.stderr
+    with session_scope(factory) as session:
+        assert session.get(Job, job_id).status == "cancelled"
+    again = run_ddm("jobs", "cancel", str(job_id), env=env)
+    _one_error_line(again, 1, f"job {job_id} has already finished (cancelled)")
+    done = _job(factory, JobStatus.SUCCEEDED)
+    _one_error_line(run_ddm("jobs", "cancel", str(done), env=env), 1, "already finished")
+
+
+def test_watch_finished_jobs(run_ddm, env, factory) -> None:
+    ok = [_job(factory, JobStatus.SUCCEEDED) for _ in range(2)]
+    result = run_ddm("jobs", "watch", *map(str, ok), "--interval", "0.1", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "2 job(s) succeeded" in result.stderr
+    assert f"job {ok[0]} (extract) succeeded 3/3" in result.stderr
+
+    failed = _job(factory, JobStatus.FAILED, error="all 3 videos failed")
+    bad = run_ddm("jobs", "watch", str(ok[0]), str(failed), "--interval", "0.1", env=env)
+    assert bad.exit_code == 1
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 2 job(s) did not succeed")
+    assert f"job {failed} (extract) failed 0/3: all 3 videos failed" in last
+
+
+def test_watch_with_nothing_to_watch_and_bad_arguments(run_ddm, env, factory) -> None:
+    _job(factory, JobStatus.SUCCEEDED)
+    nothing = run_ddm("jobs", "watch", env=env)
+    assert nothing.exit_code == 0, nothing.stderr
+    assert "no queued or running jobs" in nothing.stderr
+    _one_error_line(run_ddm("jobs", "watch", "999", env=env), 1, "no job with id 999")
+    assert run_ddm("jobs", "watch", "--interval", "0", env=env).exit_code == 2
+
+
+def _finish_later(factory, job_id: int, status: str, delay: float = 0.5) -> threading.Thread:
+    def work() -> None:
+        time.sleep(delay)
+        with session_scope(factory) as session:
+            claim_job(session, job_id, "w2", max_attempts=3)
+        time.sleep(0.2)
+        with session_scope(factory) as session:
+            heartbeat(session, job_id, "w2", done=2)
+            finish_job(
+                session,
+                job_id,
+                "w2",
+                status,
+                error="worker crashed" if status == "failed" else None,
+            )
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def test_watch_follows_a_job_until_it_finishes(run_ddm, env, factory) -> None:
+    job_id = _job(factory, JobStatus.QUEUED)
+    # A second of margin, so that even a slow start sees the job unfinished first.
+    thread = _finish_later(factory, job_id, JobStatus.SUCCEEDED, delay=1.0)
+    start = time.monotonic()
+    # No ids: every queued or running job at the start.
+    result = run_ddm("jobs", "watch", "--interval", "0.1", "--timeout", "20", env=env)
+    thread.join()
+    assert result.exit_code == 0, result.stderr
+    assert 1.0 < time.monotonic() - start < 15
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"job {job_id} (extract) queued 0/3"
+    assert f"job {job_id} (extract) succeeded 2/3" in lines
+    assert lines[-1] == "1 job(s) succeeded"
+
+
+def test_watch_reports_a_job_failing_meanwhile(run_ddm, env, factory) -> None:
+    job_id = _job(factory, JobStatus.QUEUED)
+    thread = _finish_later(factory, job_id, JobStatus.FAILED, delay=0.2)
+    result = run_ddm("jobs", "watch", str(job_id), "--interval", "0.1", "--timeout", "20", env=env)
+    thread.join()
+    _last_line_is_error(result, f"job {job_id} (extract) failed 2/3: worker crashed")
+
+
+def test_watch_timeout(run_ddm, env, factory) -> None:
+    job_id = _job(factory, JobStatus.QUEUED)
+    result = run_ddm("jobs", "watch", str(job_id), "--interval", "0.1", "--timeout", "0.3", env=env)
+    _last_line_is_error(result, f"timed out; still unfinished: job {job_id} (extract) queued")
+
+
+def test_status_and_kind_choices_match_the_catalog() -> None:
+    from cli.job_cmds import FINISHED, KINDS, STATUSES
+    from ddm.catalog import jobs
+
+    assert [status.value for status in JobStatus] == STATUSES
+    assert [kind.value for kind in JobKind] == KINDS
+    assert set(FINISHED) == set(jobs.FINISHED)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _cached_video(factory, cache_dir: Path, name: str) -> tuple[int, Path]:
+    """A video of dataset `ff` with a valid cache file and row; returns (row id, file)."""
+    content_hash = name * 16
+    target = cache_path(cache_dir, FP, content_hash)
+    with atomic_write(target) as handle:
+        handle.write(name.encode() * 100)
+    with session_scope(factory) as session:
+        dataset = session.scalars(select(Dataset).where(Dataset.name == "ff")).one_or_none()
+        if dataset is None:
+            dataset = Dataset(name="ff", format="ffpp", root_path="/data/ff")
+            session.add(dataset)
+            session.flush()
+        video = Video(
+            dataset_id=dataset.id, path=f"{name}.mp4", content_hash=content_hash, probe_status="ok"
+        )
+        session.add(video)
+        session.flush()
+        row = FeatureCache(
+            video_id=video.id,
+            fingerprint=FP,
+            is_valid=True,
+            path=target.relative_to(cache_dir).as_posix(),
+            checksum=sha256_of(target),
+            bytes=target.stat().st_size,
+            video_hash=content_hash,
+        )
+        session.add(row)
+        session.flush()
+        return row.id, target
+
+
+def test_cache_verify(run_ddm, env, factory) -> None:
+    cache_dir = Path(env["DDM_CACHE_DIR"])
+    _cached_video(factory, cache_dir, "aa")
+    broken, file = _cached_video(factory, cache_dir, "bb")
+    file.write_bytes(b"x")
+
+    report = _json(run_ddm("cache", "verify", "--json", env=env))
+    assert {k: report[k] for k in ("checked", "ok", "invalidated", "revalidated")} == {
+        "checked": 2,
+        "ok": 1,
+        "invalidated": 1,
+        "revalidated": 0,
+    }
+    assert [(p["cache_id"], p["error"]) for p in report["problems"]] == [(broken, "size mismatch")]
+    with session_scope(factory) as session:
+        assert session.get(FeatureCache, broken).is_valid is False
+
+    table = run_ddm("cache", "verify", "--dataset", "ff", env=env)
+    assert table.exit_code == 0, table.stderr
+    assert "size mismatch" in table.stdout and "still invalid" in table.stdout
+    _one_error_line(
+        run_ddm("cache", "verify", "--dataset", "nope", env=env), 1, "no dataset named 'nope'"
+    )
+    assert run_ddm("cache", "verify", "--bogus", env=env).exit_code == 2
+
+
+def test_cache_gc(run_ddm, env, factory) -> None:
+    cache_dir = Path(env["DDM_CACHE_DIR"])
+    _, kept = _cached_video(factory, cache_dir, "aa")
+    orphan = cache_path(cache_dir, "fp-old", "cc" * 16)
+    with atomic_write(orphan) as handle:
+        handle.write(b"z" * 2048)
+
+    dry = _json(run_ddm("cache", "gc", "--dry-run", "--json", env=env))
+    assert dry["dry_run"] is True
+    assert dry["files_removed"] == [orphan.relative_to(cache_dir).as_posix()]
+    assert dry["bytes_freed"] == 2048 and orphan.exists()
+
+    result = run_ddm("cache", "gc", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "1 files, 2.0 KiB freed" in result.stderr
+    assert not orphan.exists() and not (cache_dir / "fp-old").exists() and kept.exists()
+    assert _json(run_ddm("cache", "gc", "--json", env=env))["files_removed"] == []
+    assert run_ddm("cache", "gc", "extra-arg", env=env).exit_code == 2
