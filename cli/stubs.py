@@ -35,13 +35,9 @@ def demo(ctx: click.Context) -> None:
 
 
 COMMANDS = (
-    _stub("extract", "Fill the feature cache for a dataset."),
     _stub("train", "Train a detector on cached features."),
     _stub("report", "Report evaluation results and bias statistics."),
-    _stub("jobs", "List, show, cancel or watch jobs."),
     _stub("runs", "List or show training runs."),
-    _stub("cache", "Verify the feature cache or collect garbage."),
     _stub("weights", "Show which pretrained weights are found.", needs_catalog=False),
-    _stub("worker", "Start a Celery worker.", needs_catalog=False),
     demo,
 )

@@ -1,0 +1,196 @@
+"""`ddm extract` and `ddm worker` (CLI layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.app import App
+from cli.output import output_options, table, write_json
+from cli.progress import progress_bar
+
+
+@click.command("extract")
+@click.option("--dataset", required=True, help="Dataset name, as `ddm datasets` lists it.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Only this split.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many videos.")
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    help="Frames sampled per video (the seed uses 32 for FF++, 64 for Celeb-DF).",
+)
+@click.option("--force", is_flag=True, help="Extract again even where a valid cache exists.")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with psp_ffhq_encode.pt and SLOW_8x8_R50.pyth (DDM_WEIGHTS_DIR).",
+)
+@click.option(
+    "--allow-random-weights",
+    is_flag=True,
+    help="Use random weights where files are missing (tests and demos only).",
+)
+@click.option("--wait", is_flag=True, help="With a broker: follow the jobs until they end.")
+@output_options
+@click.pass_obj
+def extract(
+    app: App,
+    dataset: str,
+    split: str | None,
+    limit: int | None,
+    frames: int,
+    force: bool,
+    weights_dir: Path | None,
+    allow_random_weights: bool,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Fill the feature cache of every present video that lacks a valid one.
+
+    Without DDM_BROKER_URL the jobs run here, with a progress bar; with a broker they are
+    submitted to the workers' `gpu` queue and their ids printed.
+
+    \b
+    Examples:
+      ddm extract --dataset celebdf --frames 64
+      ddm extract --dataset ff --split test --limit 10 --allow-random-weights
+      DDM_BROKER_URL=redis://localhost:6379/0 ddm extract --dataset dfdc --wait
+    """
+    from tasks.extraction import extractor_cfg, plan_extraction
+    from tasks.inline import abandon_stale_jobs
+
+    settings, factory = app.settings, app.session_factory
+    if not settings.broker:
+        abandon_stale_jobs(settings, factory)
+    plan = plan_extraction(
+        factory,
+        settings,
+        dataset,
+        cfg=extractor_cfg(frames),
+        weights_dir=weights_dir or settings.weights_dir,
+        allow_random=allow_random_weights,
+        split=split,
+        limit=limit,
+        force=force,
+    )
+    if plan.random_weights:
+        app.err.print("[yellow]warning:[/] random weights: these features are for tests only")
+    if not plan.job_ids:
+        _done(app, plan, {}, [], as_json)
+        return
+    if settings.broker:
+        _submit(app, plan, wait, as_json)
+    else:
+        _run_here(app, plan, as_json)
+
+
+def _submit(app: App, plan: Any, wait: bool, as_json: bool) -> None:
+    from tasks.submit import send_jobs
+
+    send_jobs(app.settings, app.session_factory, plan.job_ids)
+    app.err.print(f"submitted {len(plan.job_ids)} jobs for {plan.videos} videos")
+    if not wait:
+        if as_json:
+            write_json(
+                {
+                    "dataset": plan.dataset,
+                    "fingerprint": plan.fingerprint,
+                    "videos": plan.videos,
+                    "job_ids": plan.job_ids,
+                }
+            )
+        else:
+            click.echo(" ".join(str(job_id) for job_id in plan.job_ids))
+        return
+    from cli.job_watch import watch_jobs
+
+    statuses = watch_jobs(app, plan.job_ids)
+    _done(app, plan, statuses, [], as_json)
+
+
+def _run_here(app: App, plan: Any, as_json: bool) -> None:
+    from tasks.inline import run_inline
+
+    outcomes: list[Any] = []
+    with progress_bar(app, f"extracting {plan.dataset}") as bar:
+        bar.start(plan.videos)
+
+        def on_video(outcome: Any) -> None:
+            outcomes.append(outcome)
+            bar.advance(1)
+
+        statuses = run_inline(app.settings, app.session_factory, plan.job_ids, on_video)
+    _done(app, plan, statuses, outcomes, as_json)
+
+
+def _done(
+    app: App, plan: Any, statuses: dict[int, str], outcomes: list[Any], as_json: bool
+) -> None:
+    from dataclasses import asdict
+
+    counts = {
+        status: sum(o.status == status for o in outcomes)
+        for status in ("extracted", "failed", "skipped")
+    }
+    if as_json:
+        write_json(
+            {
+                "dataset": plan.dataset,
+                "fingerprint": plan.fingerprint,
+                "videos": plan.videos,
+                "jobs": {str(k): v for k, v in statuses.items()},
+                **counts,
+                "results": [asdict(o) for o in outcomes],
+            }
+        )
+    elif not plan.job_ids:
+        app.out.print(
+            f"nothing to extract: every video of {plan.dataset} has a valid cache "
+            f"for extractor {plan.fingerprint[:19]}"
+        )
+    else:
+        rows = [{**asdict(o), "seconds": round(o.seconds, 2)} for o in outcomes]
+        table(
+            app.out,
+            rows,
+            ["video_id", "path", "status", "seconds", "fallback_frames", "error"],
+            title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
+        )
+        app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if any(status == "failed" for status in statuses.values()):
+        raise click.exceptions.Exit(1)
+
+
+@click.command("worker")
+@click.option("--gpu", type=click.IntRange(0), help="Pin this worker to one GPU.")
+@click.option("--queues", default="gpu,default", show_default=True)
+@click.option("--concurrency", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.pass_obj
+def worker(app: App, gpu: int | None, queues: str, concurrency: int, loglevel: str) -> None:
+    """Start a Celery worker (one per GPU) that runs extraction, training and evaluation.
+
+    \b
+    Examples:
+      DDM_BROKER_URL=redis://localhost:6379/0 ddm worker --gpu 0
+    """
+    import os
+
+    from ddm.errors import SetupError
+    from tasks.worker import start_worker
+
+    settings = app.settings
+    if not settings.broker:
+        raise SetupError("no broker configured: set DDM_BROKER_URL (e.g. redis://localhost:6379/0)")
+    _ = app.session_factory  # refuse a stale schema before starting
+    # The worker builds its own settings from the environment; hand it the same catalog.
+    os.environ["DDM_DATABASE_URL"] = settings.db_url
+    os.environ["DDM_HOME"] = str(settings.home)
+    start_worker(queues=queues, concurrency=concurrency, gpu=gpu, loglevel=loglevel)
+
+
+COMMANDS = (extract, worker)

@@ -1,0 +1,182 @@
+"""Extraction jobs run through the plain functions, against real catalogs and real clips."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy import select
+
+from ddm.catalog.caches import cache_rows
+from ddm.catalog.jobs import get_job
+from ddm.catalog.models import FeatureCache, Video
+from ddm.db import session_scope
+from ddm.errors import SetupError
+from ddm.fs import TEMP_PREFIX, sha256_of
+from tasks.extraction import extractor_cfg, plan_extraction, run_extraction_job
+from tasks.inline import run_inline
+from tests.tasks.conftest import FRAMES
+
+
+def _plan(factory, settings, dataset, **kwargs):
+    return plan_extraction(
+        factory,
+        settings,
+        dataset,
+        cfg=extractor_cfg(FRAMES),
+        weights_dir=settings.weights_dir,
+        allow_random=True,
+        **kwargs,
+    )
+
+
+def _files(settings) -> list[Path]:
+    return sorted(p for p in Path(settings.cache_dir).rglob("*") if p.is_file())
+
+
+def test_extract_fills_a_verified_cache_and_a_second_run_has_nothing_to_do(
+    factory, job_settings, clips
+) -> None:
+    plan = _plan(factory, job_settings, clips)
+    assert plan.random_weights and plan.fingerprint.startswith("random-")
+    assert (plan.videos, len(plan.job_ids)) == (3, 2)  # batches of two
+    statuses = run_inline(job_settings, factory, plan.job_ids)
+    assert set(statuses.values()) == {"succeeded"}
+
+    with session_scope(factory) as session:
+        rows = cache_rows(session)
+        videos = session.scalars(select(Video)).all()
+    assert len(rows) == 3 and all(row.is_valid for row in rows)
+    for row in rows:
+        path = Path(job_settings.cache_dir) / row.path
+        assert row.path.startswith(f"{plan.fingerprint}/{row.video_hash[:2]}/")
+        assert sha256_of(path) == row.checksum and path.stat().st_size == row.bytes
+        features = torch.load(path, weights_only=True)
+        assert features["style"].shape == (FRAMES, 1, 512)
+        assert features["content"].shape == (1, 2048)
+        assert features["fingerprint"] == plan.fingerprint
+        assert features["video_hash"] == row.video_hash
+        assert (row.frames_sampled, row.faces_detected + row.fallback_frames) == (FRAMES, FRAMES)
+    assert all(v.face_fallback is not None and v.frame_count > 0 for v in videos)
+    assert not [p for p in _files(job_settings) if p.name.startswith(TEMP_PREFIX)]
+
+    again = _plan(factory, job_settings, clips)
+    assert (again.videos, again.job_ids) == (0, [])
+
+
+def test_a_corrupt_video_is_recorded_and_the_batch_goes_on(
+    factory, job_settings, clips, tmp_path
+) -> None:
+    broken = tmp_path / "clips" / "fake" / "004_982.mp4"
+    broken.write_bytes(b"\0" * broken.stat().st_size)  # same size: the catalog still says ok
+    plan = _plan(factory, job_settings, clips)
+    statuses = run_inline(job_settings, factory, plan.job_ids)
+    assert set(statuses.values()) == {"succeeded"}
+    with session_scope(factory) as session:
+        jobs = [get_job(session, job_id) for job_id in plan.job_ids]
+        rows = {row.video_id: row for row in cache_rows(session)}
+        failed = session.scalars(select(FeatureCache).where(FeatureCache.is_valid.is_(False))).one()
+    assert sum(job.result["failed"] for job in jobs) == 1
+    assert sum(job.result["extracted"] for job in jobs) == 2
+    assert failed.error and failed.path is None and failed.claimed_by_job_id is None
+    assert len(rows) == 2  # cache_rows lists rows with files only
+
+
+def test_a_batch_where_every_video_fails_fails(factory, job_settings, clips, tmp_path) -> None:
+    for clip in (tmp_path / "clips").rglob("*.mp4"):
+        clip.write_bytes(b"\0" * clip.stat().st_size)
+    plan = _plan(factory, job_settings, clips)
+    statuses = run_inline(job_settings, factory, plan.job_ids)
+    assert set(statuses.values()) == {"failed"}
+    with session_scope(factory) as session:
+        job = get_job(session, plan.job_ids[0])
+    assert job.status == "failed" and job.error == "all 2 videos failed"
+
+
+def test_a_second_delivery_of_a_finished_job_is_a_no_op(factory, job_settings, clips) -> None:
+    plan = _plan(factory, job_settings, clips, limit=1)
+    [job_id] = plan.job_ids
+    assert run_extraction_job(job_id, job_settings, factory, "w1") == "succeeded"
+    before = _files(job_settings)
+    assert run_extraction_job(job_id, job_settings, factory, "w2") == "skipped"
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+    assert (job.status, job.attempts, job.worker) == ("succeeded", 1, "w1")
+    assert _files(job_settings) == before
+
+
+def test_a_job_delivered_twice_at_once_runs_once(factory, job_settings, clips) -> None:
+    plan = _plan(factory, job_settings, clips, limit=1)
+    [job_id] = plan.job_ids
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def deliver(worker: str) -> None:
+        barrier.wait()
+        results[worker] = run_extraction_job(job_id, job_settings, factory, worker)
+
+    threads = [threading.Thread(target=deliver, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results.values()) == ["skipped", "succeeded"]
+    with session_scope(factory) as session:
+        assert get_job(session, job_id).attempts == 1
+        assert len(cache_rows(session)) == 1
+
+
+def test_two_extract_runs_for_one_dataset_extract_each_video_once(
+    factory, job_settings, clips
+) -> None:
+    first = _plan(factory, job_settings, clips)
+    second = _plan(factory, job_settings, clips)  # planned before the first ran: same videos
+    outcomes: list = []
+    runs = [
+        threading.Thread(
+            target=run_inline, args=(job_settings, factory, plan.job_ids, outcomes.append)
+        )
+        for plan in (first, second)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    extracted = [o.video_id for o in outcomes if o.status == "extracted"]
+    assert sorted(extracted) == sorted(set(extracted)) and len(extracted) == 3
+    assert sum(o.status == "skipped" for o in outcomes) == 3
+    assert len([p for p in _files(job_settings) if p.suffix == ".pt"]) == 3
+
+
+def test_another_configuration_is_another_fingerprint(factory, job_settings, clips) -> None:
+    first = _plan(factory, job_settings, clips, limit=1)
+    run_inline(job_settings, factory, first.job_ids)
+    other = plan_extraction(
+        factory,
+        job_settings,
+        clips,
+        cfg=extractor_cfg(FRAMES + 1),
+        weights_dir=job_settings.weights_dir,
+        allow_random=True,
+    )
+    assert other.fingerprint != first.fingerprint and other.videos == 3
+    with session_scope(factory) as session:
+        [old] = cache_rows(session)
+    assert old.is_valid and old.fingerprint == first.fingerprint  # kept until gc
+
+
+def test_missing_weights_name_the_files_and_where_they_go(factory, job_settings, clips) -> None:
+    with pytest.raises(SetupError) as error:
+        plan_extraction(
+            factory,
+            job_settings,
+            clips,
+            cfg=extractor_cfg(FRAMES),
+            weights_dir=job_settings.weights_dir,
+            allow_random=False,
+        )
+    message = str(error.value)
+    assert "psp_ffhq_encode.pt" in message and "SLOW_8x8_R50.pyth" in message
+    assert str(job_settings.weights_dir) in message and "--allow-random-weights" in message

@@ -1,0 +1,183 @@
+"""The real thing: a Redis broker, `ddm worker` processes and PostgreSQL, including SIGKILL.
+
+These tests start `ddm worker` as a separate process group, submit with `ddm extract`
+and read the outcome from the catalog, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ddm.catalog.models import FeatureCache, Job
+from ddm.db import create_db_engine, make_session_factory, session_scope
+from ddm.fs import TEMP_PREFIX, sha256_of
+from tests.redis_server import RedisServer, start_redis
+from tests.tasks.conftest import FRAMES, make_clips
+
+pytestmark = pytest.mark.postgres
+
+# Heartbeats every half second; a job silent for 4 s is presumed dead; sweeps every second.
+JOB_ENV = {
+    "DDM_HEARTBEAT_SECONDS": "0.5",
+    "DDM_STALE_AFTER_SECONDS": "4",
+    "DDM_SWEEP_SECONDS": "1",
+    "DDM_BATCH_SIZE": "4",
+}
+# Bound on recovery after SIGKILL: staleness (4 s) + a sweep (1 s) + worker start-up and
+# the remaining extractions, generously, on a loaded 2-core machine.
+RECOVERY_BOUND_S = 120
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(tmp_path: Path, pg_server, pg_template, redis: RedisServer) -> dict[str, str]:
+    url = pg_server.create_database(template=pg_template)
+    return {
+        **os.environ,
+        **JOB_ENV,
+        "DDM_DATABASE_URL": url,
+        "DDM_BROKER_URL": redis.url,
+        "DDM_HOME": str(tmp_path / "home"),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _ddm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _kill(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    # The whole group: the worker's main process and its prefork child.
+    try:
+        os.killpg(worker.pid, sig)
+    except ProcessLookupError:
+        return
+    worker.wait(timeout=30)
+
+
+def _factory(env: dict[str, str]):
+    return make_session_factory(create_db_engine(env["DDM_DATABASE_URL"]))
+
+
+def _wait_for(condition, timeout: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+def _jobs(factory) -> list[Job]:
+    with session_scope(factory) as session:
+        return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+def _ingest_and_submit(env: dict[str, str], root: Path) -> list[int]:
+    ingest = _ddm(env, "ingest", str(make_clips(root)), "--format", "folder")
+    assert ingest.returncode == 0, ingest.stderr
+    submit = _ddm(
+        env,
+        "extract",
+        "--dataset",
+        root.name,
+        "--frames",
+        str(FRAMES),
+        "--allow-random-weights",
+        "--json",
+    )
+    assert submit.returncode == 0, submit.stderr
+    return json.loads(submit.stdout)["job_ids"]
+
+
+def test_a_worker_runs_submitted_jobs(env, tmp_path: Path) -> None:
+    job_ids = _ingest_and_submit(env, tmp_path / "clips")
+    factory = _factory(env)
+    worker = _start_worker(env, tmp_path / "worker.log")
+    try:
+        _wait_for(
+            lambda: all(j.status == "succeeded" for j in _jobs(factory)), 300, "the jobs to succeed"
+        )
+    finally:
+        _kill(worker, signal.SIGTERM)
+    [job] = _jobs(factory)
+    assert job.id == job_ids[0] and job.result["extracted"] == 3
+    listed = json.loads(_ddm(env, "videos", "--json").stdout)
+    assert all(video["cache_valid"] for video in listed)
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_path: Path) -> None:
+    _ingest_and_submit(env, tmp_path / "clips")
+    factory = _factory(env)
+    log = tmp_path / "worker.log"
+    first = _start_worker(env, log)
+    try:
+        _wait_for(
+            lambda: any(j.status == "running" and j.progress_done >= 1 for j in _jobs(factory)),
+            300,
+            "the first video of the batch",
+        )
+    finally:
+        _kill(first)
+    killed_at = time.monotonic()
+    [job] = _jobs(factory)
+    assert job.status == "running" and job.progress_done < 3, "killed too late to test anything"
+
+    second = _start_worker(env, log)
+    try:
+        _wait_for(
+            lambda: _jobs(factory)[0].status == "succeeded",
+            RECOVERY_BOUND_S,
+            "the restarted worker to finish the job",
+            log,
+        )
+        recovered_in = time.monotonic() - killed_at
+    finally:
+        _kill(second, signal.SIGTERM)
+    [job] = _jobs(factory)
+    assert job.attempts == 2 and recovered_in < RECOVERY_BOUND_S
+    with session_scope(factory) as session:
+        rows = session.scalars(select(FeatureCache)).all()
+    assert len(rows) == 3 and all(row.is_valid and row.claimed_by_job_id is None for row in rows)
+    cache_dir = Path(env["DDM_HOME"]) / "cache"
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert sorted(p.relative_to(cache_dir).as_posix() for p in files) == sorted(
+        row.path for row in rows
+    )
+    assert not [p for p in files if p.name.startswith(TEMP_PREFIX)]
+    assert all(sha256_of(cache_dir / row.path) == row.checksum for row in rows)
