@@ -106,10 +106,14 @@ def _submit(app: App, plan: Any, wait: bool, as_json: bool) -> None:
         else:
             click.echo(" ".join(str(job_id) for job_id in plan.job_ids))
         return
-    from cli.job_watch import watch_jobs
+    from cli.job_cmds import follow_jobs
 
-    statuses = watch_jobs(app, plan.job_ids)
-    _done(app, plan, statuses, [], as_json)
+    jobs = follow_jobs(app, plan.job_ids, interval=1.0)
+    counts = {
+        key: sum((job.result or {}).get(key, 0) for job in jobs.values())
+        for key in ("extracted", "failed", "skipped")
+    }
+    _done(app, plan, {job_id: job.status for job_id, job in jobs.items()}, [], as_json, counts)
 
 
 def _run_here(app: App, plan: Any, as_json: bool) -> None:
@@ -128,11 +132,17 @@ def _run_here(app: App, plan: Any, as_json: bool) -> None:
 
 
 def _done(
-    app: App, plan: Any, statuses: dict[int, str], outcomes: list[Any], as_json: bool
+    app: App,
+    plan: Any,
+    statuses: dict[int, str],
+    outcomes: list[Any],
+    as_json: bool,
+    counts: dict[str, int] | None = None,
 ) -> None:
+    """Print what the jobs did; exit 1 when a job failed (every video of a batch failed)."""
     from dataclasses import asdict
 
-    counts = {
+    counts = counts or {
         status: sum(o.status == status for o in outcomes)
         for status in ("extracted", "failed", "skipped")
     }
@@ -154,12 +164,13 @@ def _done(
         )
     else:
         rows = [{**asdict(o), "seconds": round(o.seconds, 2)} for o in outcomes]
-        table(
-            app.out,
-            rows,
-            ["video_id", "path", "status", "seconds", "fallback_frames", "error"],
-            title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
-        )
+        if rows:
+            table(
+                app.out,
+                rows,
+                ["video_id", "path", "status", "seconds", "fallback_frames", "error"],
+                title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
+            )
         app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
     if any(status == "failed" for status in statuses.values()):
         raise click.exceptions.Exit(1)

@@ -152,6 +152,7 @@ def _pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--method", help="Manipulation method, e.g. Deepfakes.")
 @click.option("--present/--all", "present_only", default=False, help="Hide missing files.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many videos.")
+@click.option("--fingerprint", help="Extractor whose caches to show (default: the latest used).")
 @output_options
 @click.pass_obj
 def videos(
@@ -162,6 +163,7 @@ def videos(
     method: str | None,
     present_only: bool,
     limit: int | None,
+    fingerprint: str | None,
     as_json: bool,
 ) -> None:
     """List videos of the catalog.
@@ -171,6 +173,7 @@ def videos(
       ddm videos --dataset ff --label fake --split test
       ddm videos --dataset dfdc --json | jq '.[] | select(.probe_status != "ok")'
     """
+    from ddm.catalog.caches import latest_fingerprint
     from ddm.catalog.datasets import get_dataset
     from ddm.catalog.records import to_json
     from ddm.catalog.videos import list_videos
@@ -178,6 +181,7 @@ def videos(
     with app.session() as session:
         if dataset is not None:
             get_dataset(session, dataset)  # an unknown name is an error, not an empty list
+        fingerprint = fingerprint or latest_fingerprint(session, dataset)
         records = list_videos(
             session,
             dataset=dataset,
@@ -185,6 +189,7 @@ def videos(
             split=split,
             method=method,
             present_only=present_only,
+            fingerprint=fingerprint,
             limit=limit,
         )
     rows = [to_json(record) for record in records]

@@ -167,14 +167,30 @@ def jobs_watch(app: App, job_ids: tuple[int, ...], interval: float, timeout: flo
       ddm jobs watch
       ddm jobs watch 12 13 --interval 5 --timeout 3600
     """
-    jobs = _poll(app, job_ids or None)
+    jobs = follow_jobs(app, list(job_ids) or None, interval=interval, timeout=timeout)
     if not jobs:
         app.err.print("no queued or running jobs to watch")
         return
+    _conclude(app, jobs)
+
+
+def follow_jobs(
+    app: App, job_ids: list[int] | None, *, interval: float = 2.0, timeout: float | None = None
+) -> dict[int, JobRecord]:
+    """Poll the jobs table, with a progress bar on stderr, until the jobs have finished.
+
+    Args:
+        job_ids: the jobs to follow; None means every queued or running job.
+
+    Raises:
+        JobsDidNotSucceed: the timeout passed first.
+    """
+    jobs = _poll(app, job_ids)
+    if not jobs:
+        return jobs
     deadline = None if timeout is None else time.monotonic() + timeout
     with progress_bar(app, "jobs") as bar:
-        jobs = _follow(app, bar, jobs, interval, deadline)
-    _conclude(app, jobs)
+        return _follow(app, bar, jobs, interval, deadline)
 
 
 def _poll(app: App, job_ids: tuple[int, ...] | list[int] | None) -> dict[int, JobRecord]:

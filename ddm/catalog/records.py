@@ -65,6 +65,10 @@ class VideoRecord:
     present: bool
     face_fallback: bool | None
     cache_valid: bool
+    fallback_frames: int | None
+    frames_sampled: int | None
+    cache_error: str | None
+    fingerprint: str | None
     target_identity: str | None
     source_identity: str | None
     identity_group: str | None

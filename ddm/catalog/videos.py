@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ddm.catalog.models import Dataset, FeatureCache, Video
@@ -261,17 +261,17 @@ def list_videos(
     """Videos matching every given filter, by dataset and path.
 
     Args:
-        fingerprint: the extractor whose caches decide `cache_valid`; None means any.
+        fingerprint: the extractor whose cache rows fill `cache_valid`, `face_fallback`,
+            `fallback_frames` and `frames_sampled`; with None they say "no cache".
     """
     original = aliased(Video)
-    cache = FeatureCache
-    cache_match = and_(cache.video_id == Video.id, cache.is_valid.is_(True))
-    if fingerprint is not None:
-        cache_match = and_(cache_match, cache.fingerprint == fingerprint)
+    cache = aliased(FeatureCache)
+    on_cache = and_(cache.video_id == Video.id, cache.fingerprint == (fingerprint or ""))
     query = (
-        select(Video, Dataset.name, original.path, exists().where(cache_match))
+        select(Video, Dataset.name, original.path, cache)
         .join(Dataset, Video.dataset_id == Dataset.id)
         .outerjoin(original, Video.original_video_id == original.id)
+        .outerjoin(cache, on_cache)
         .order_by(Dataset.name, Video.path)
     )
     filters: dict[str, Any] = {"label": label, "split": split, "method": method}
@@ -285,13 +285,17 @@ def list_videos(
     if limit is not None:
         query = query.limit(limit)
     return [
-        _to_record(row, name, original_path, bool(valid))
-        for row, name, original_path, valid in session.execute(query)
+        _to_record(row, name, original_path, cache_row, fingerprint)
+        for row, name, original_path, cache_row in session.execute(query)
     ]
 
 
 def _to_record(
-    row: Video, dataset: str, original_path: str | None, cache_valid: bool
+    row: Video,
+    dataset: str,
+    original_path: str | None,
+    cache: FeatureCache | None,
+    fingerprint: str | None,
 ) -> VideoRecord:
     return VideoRecord(
         id=row.id,
@@ -311,8 +315,12 @@ def _to_record(
         probe_status=row.probe_status,
         probe_error=row.probe_error,
         present=row.is_present,
-        face_fallback=row.face_fallback,
-        cache_valid=cache_valid,
+        face_fallback=cache.face_fallback if cache else None,
+        cache_valid=bool(cache and cache.is_valid),
+        fallback_frames=cache.fallback_frames if cache else None,
+        frames_sampled=cache.frames_sampled if cache else None,
+        cache_error=cache.error if cache else None,
+        fingerprint=fingerprint,
         target_identity=row.target_identity,
         source_identity=row.source_identity,
         identity_group=row.identity_group,

@@ -125,18 +125,21 @@ def _ingest_and_submit(env: dict[str, str], root: Path) -> list[int]:
     return json.loads(submit.stdout)["job_ids"]
 
 
-def test_a_worker_runs_submitted_jobs(env, tmp_path: Path) -> None:
-    job_ids = _ingest_and_submit(env, tmp_path / "clips")
-    factory = _factory(env)
+def test_extract_wait_follows_a_worker_to_the_end(env, tmp_path: Path) -> None:
+    root = make_clips(tmp_path / "clips")
+    assert _ddm(env, "ingest", str(root), "--format", "folder").returncode == 0
     worker = _start_worker(env, tmp_path / "worker.log")
     try:
-        _wait_for(
-            lambda: all(j.status == "succeeded" for j in _jobs(factory)), 300, "the jobs to succeed"
-        )
+        result = _ddm(env, "extract", "--dataset", "clips", "--frames", str(FRAMES),
+                      "--allow-random-weights", "--wait", "--json")
     finally:
         _kill(worker, signal.SIGTERM)
-    [job] = _jobs(factory)
-    assert job.id == job_ids[0] and job.result["extracted"] == 3
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["extracted"], report["failed"]) == (3, 0)
+    assert set(report["jobs"].values()) == {"succeeded"}
+    [job] = _jobs(_factory(env))
+    assert job.celery_task_id and job.worker and job.attempts == 1
     listed = json.loads(_ddm(env, "videos", "--json").stdout)
     assert all(video["cache_valid"] for video in listed)
 
