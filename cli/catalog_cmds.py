@@ -10,13 +10,13 @@ from cli.output import output_options, table, write_json
 DATASET_COLUMNS = [
     "name",
     "format",
-    "video_count",
-    "real_count",
-    "fake_count",
-    "missing_count",
-    "unreadable_count",
-    "listed_missing_count",
-    "root_path",
+    "videos",
+    "real",
+    "fake",
+    "missing",
+    "unreadable",
+    "listed_missing",
+    "root",
 ]
 
 

@@ -101,7 +101,7 @@ def _report_json(report: Any) -> dict[str, Any]:
 def _print_report(app: App, report: Any) -> None:
     counts, summary = report.counts, report.summary
     app.out.print(
-        f"[bold]{report.name}[/] ({report.format}) at {summary.dataset.root_path}: "
+        f"[bold]{report.name}[/] ({report.format}) at {summary.dataset.root}: "
         f"{counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
         f"{counts.missing} newly missing; {report.probed} probed"
     )

@@ -28,16 +28,22 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class DatasetRecord:
+    """One dataset; its JSON (`ddm datasets --json`) is a stable interface for scripts.
+
+    Counts are of videos present on disk, except `missing` (known to the catalog, gone
+    from disk) and `listed_missing` (listed by the dataset's metadata, never on disk).
+    """
+
     id: int
     name: str
     format: str
-    root_path: str
-    video_count: int
-    real_count: int
-    fake_count: int
-    missing_count: int
-    unreadable_count: int
-    listed_missing_count: int
+    root: str
+    videos: int
+    real: int
+    fake: int
+    missing: int
+    unreadable: int
+    listed_missing: int
     created_at: datetime
     updated_at: datetime
 

@@ -92,8 +92,9 @@ def test_videos_filters(run_ddm, ingested_ff) -> None:
 def test_datasets_lists_the_counts(run_ddm, ingested_ff) -> None:
     result = run_ddm("datasets", "--json", env=ingested_ff)
     [dataset] = json.loads(result.stdout)
-    assert (dataset["name"], dataset["format"], dataset["video_count"]) == ("ff", "ffpp", 7)
-    assert (dataset["real_count"], dataset["fake_count"]) == (3, 4)
+    assert (dataset["name"], dataset["format"], dataset["videos"]) == ("ff", "ffpp", 7)
+    assert (dataset["real"], dataset["fake"], dataset["unreadable"]) == (3, 4, 0)
+    assert (dataset["listed_missing"], dataset["root"]) == (0, str(MEDIA / "ff++"))
 
 
 def test_dfdc_reports_listed_but_missing_videos(run_ddm) -> None:

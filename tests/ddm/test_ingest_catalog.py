@@ -35,8 +35,8 @@ def test_first_ingest_then_a_second_changes_nothing(factory, ff_copy: Path) -> N
     first = ingest_dataset(factory, ff_copy, workers=2)
     assert (first.name, first.format) == ("ff", "ffpp")
     assert (first.counts.new, first.counts.changed, first.counts.missing) == (7, 0, 0)
-    assert first.summary.dataset.video_count == 7
-    assert (first.summary.dataset.real_count, first.summary.dataset.fake_count) == (3, 4)
+    assert first.summary.dataset.videos == 7
+    assert (first.summary.dataset.real, first.summary.dataset.fake) == (3, 4)
 
     second = ingest_dataset(factory, ff_copy, workers=2)
     assert (second.counts.new, second.counts.changed, second.counts.unchanged) == (0, 0, 7)
@@ -73,7 +73,7 @@ def test_vanished_file_is_marked_missing_and_comes_back(factory, ff_copy: Path) 
     moved = ff_copy.parent / "519.mp4"
     shutil.move(ff_copy / FF_REAL / "519.mp4", moved)
     report = ingest_dataset(factory, ff_copy, workers=2)
-    assert (report.counts.missing, report.summary.dataset.missing_count) == (1, 1)
+    assert (report.counts.missing, report.summary.dataset.missing) == (1, 1)
     with session_scope(factory) as session:
         videos = {v.path: v for v in list_videos(session, dataset="ff")}
         assert len(videos) == 7  # kept with its history, never deleted
@@ -83,7 +83,7 @@ def test_vanished_file_is_marked_missing_and_comes_back(factory, ff_copy: Path) 
 
     shutil.move(moved, ff_copy / FF_REAL / "519.mp4")
     back = ingest_dataset(factory, ff_copy, workers=2)
-    assert (back.counts.changed, back.summary.dataset.missing_count) == (1, 0)
+    assert (back.counts.changed, back.summary.dataset.missing) == (1, 0)
 
 
 def test_a_name_taken_by_another_format_is_refused(factory, ff_copy: Path, tmp_path) -> None:
