@@ -7,7 +7,6 @@ reports the missing, unexpected and mis-shaped keys by name.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ddm.fs import sha256_of
 from model.errors import IncompatibleWeights, WeightsNotFound
 
 logger = logging.getLogger(__name__)
@@ -55,12 +55,8 @@ class LoadReport:
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file, read in chunks so multi-GB weights stay cheap."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
+    """Return the hex sha256 of a weights file (read in chunks: multi-GB files stay cheap)."""
+    return sha256_of(path, chunk_size)
 
 
 def read_weights_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -257,9 +258,8 @@ def _one_video(
     return VideoOutcome(video_id, video.path, "extracted", facts.seconds, facts.fallback_frames)
 
 
-def _lease_timeout(settings: Settings) -> Any:
-    from datetime import timedelta
-
+def _lease_timeout(settings: Settings) -> timedelta:
+    # A lease outlives its holder's heartbeats by the same margin as the job itself.
     return timedelta(seconds=settings.stale_after_seconds)
 
 
