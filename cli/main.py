@@ -69,9 +69,27 @@ def _stderr_console():  # noqa: ANN202
 
 
 def _register_commands() -> None:
-    from cli import cache_cmds, catalog_cmds, db_cmds, extract_cmds, ingest_cmds, job_cmds, stubs
+    from cli import (
+        cache_cmds,
+        catalog_cmds,
+        db_cmds,
+        extract_cmds,
+        ingest_cmds,
+        job_cmds,
+        stubs,
+        weights_cmds,
+    )
 
-    modules = (db_cmds, catalog_cmds, ingest_cmds, extract_cmds, job_cmds, cache_cmds, stubs)
+    modules = (
+        db_cmds,
+        catalog_cmds,
+        ingest_cmds,
+        extract_cmds,
+        job_cmds,
+        cache_cmds,
+        weights_cmds,
+        stubs,
+    )
     for command in (c for module in modules for c in module.COMMANDS):
         cli.add_command(command)
 

@@ -12,13 +12,12 @@ class NotImplementedYet(DdmError):
     """The command exists in the interface but its implementation has not landed."""
 
 
-def _stub(name: str, summary: str, *, needs_catalog: bool = True) -> click.Command:
+def _stub(name: str, summary: str) -> click.Command:
     @click.command(name, help=summary, context_settings={"ignore_unknown_options": True})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     @click.pass_obj
     def command(app: App, args: tuple[str, ...]) -> None:
-        if needs_catalog:
-            _ = app.session_factory  # refuses a stale schema before anything else
+        _ = app.session_factory  # refuses a stale schema before anything else
         raise NotImplementedYet(f"`ddm {name}` is not implemented yet")
 
     return command
@@ -38,6 +37,5 @@ COMMANDS = (
     _stub("train", "Train a detector on cached features."),
     _stub("report", "Report evaluation results and bias statistics."),
     _stub("runs", "List or show training runs."),
-    _stub("weights", "Show which pretrained weights are found.", needs_catalog=False),
     demo,
 )
