@@ -79,7 +79,7 @@ def test_an_unknown_schema_revision_is_refused_by_every_catalog_command(
         # A revision from a newer ddm than this one.
         connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
     engine.dispose()
-    for command in (["datasets"], ["ingest", "x"], ["videos"], ["jobs"]):
+    for command in (["datasets"], ["ingest", "x"], ["videos"], ["jobs", "list"], ["cache", "gc"]):
         result = run_ddm(*command, env={"DDM_DATABASE_URL": blank_db_url})
         assert result.exit_code == EXIT_SETUP, (command, result.stderr)
         assert "ffffffffffff" in result.stderr
