@@ -205,7 +205,7 @@ def run_extraction_job(
             raise
         for video_id in params["video_ids"]:
             if beat.lost.is_set():
-                return "lost"
+                return _stop_lost(factory, job_id)
             outcome = _one_video(factory, settings, extractor, params, job_id, video_id)
             result.add(outcome)
             if on_video:
@@ -214,6 +214,20 @@ def run_extraction_job(
     status = result.final_status
     error = f"all {result.failed} videos failed" if status == JobStatus.FAILED.value else None
     finish(factory, job_id, worker, status, error=error, result=dataclasses.asdict(result))
+    return status
+
+
+def _stop_lost(factory: sessionmaker[Session], job_id: int) -> str:
+    """Stop a job that is no longer ours; a cancelled one gives its video leases back.
+
+    A job handed to another worker keeps them: its leases belong to the job, which that
+    worker is now running.
+    """
+    with session_scope(factory) as session:
+        status = get_job(session, job_id).status
+        if status == JobStatus.CANCELLED.value:
+            caches.release_claims(session, job_id)
+    logger.info("job_id=%s stopped here: it is %s", job_id, status)
     return status
 
 

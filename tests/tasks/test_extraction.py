@@ -180,3 +180,24 @@ def test_missing_weights_name_the_files_and_where_they_go(factory, job_settings,
     message = str(error.value)
     assert "psp_ffhq_encode.pt" in message and "SLOW_8x8_R50.pyth" in message
     assert str(job_settings.weights_dir) in message and "--allow-random-weights" in message
+
+
+def test_a_cancelled_job_stops_at_its_next_heartbeat(factory, job_settings, clips) -> None:
+    from ddm.catalog.jobs import cancel_job
+
+    plan = _plan(factory, job_settings, clips)
+    first = plan.job_ids[0]  # two videos
+
+    def cancel_after_the_first_video(outcome) -> None:
+        with session_scope(factory) as session:
+            cancel_job(session, first)
+        threading.Event().wait(job_settings.heartbeat_seconds * 3)  # let a beat notice
+
+    status = run_extraction_job(first, job_settings, factory, "w1", cancel_after_the_first_video)
+    assert status == "cancelled"
+    with session_scope(factory) as session:
+        job = get_job(session, first)
+        rows = session.scalars(select(FeatureCache)).all()
+    assert job.status == "cancelled"
+    assert len(rows) == 1 and rows[0].is_valid  # the second video was never started
+    assert all(row.claimed_by_job_id is None for row in rows)

@@ -56,8 +56,9 @@ def test_sweep_sends_stale_and_never_sent_jobs(engine, tmp_path) -> None:
         fresh = _running(session, worker="w9")
         unsent = create_job(session, "extract", {"video_ids": [2]}).id
         old = utcnow() - timedelta(minutes=5)
-        session.execute(update(Job).where(Job.id.in_([stale, unsent]))
-                        .values(heartbeat_at=old, created_at=old))
+        session.execute(
+            update(Job).where(Job.id.in_([stale, unsent])).values(heartbeat_at=old, created_at=old)
+        )
     sent: list[list[int]] = []
     assert sweep_once(settings, factory, sent.append) == sorted([stale, unsent])
     assert sent == [sorted([stale, unsent])]

@@ -130,8 +130,17 @@ def test_extract_wait_follows_a_worker_to_the_end(env, tmp_path: Path) -> None:
     assert _ddm(env, "ingest", str(root), "--format", "folder").returncode == 0
     worker = _start_worker(env, tmp_path / "worker.log")
     try:
-        result = _ddm(env, "extract", "--dataset", "clips", "--frames", str(FRAMES),
-                      "--allow-random-weights", "--wait", "--json")
+        result = _ddm(
+            env,
+            "extract",
+            "--dataset",
+            "clips",
+            "--frames",
+            str(FRAMES),
+            "--allow-random-weights",
+            "--wait",
+            "--json",
+        )
     finally:
         _kill(worker, signal.SIGTERM)
     assert result.returncode == 0, result.stderr
