@@ -14,6 +14,18 @@ from typing import IO
 TEMP_PREFIX = ".tmp-"
 
 
+def _process_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; artifacts get the mode any other
+# file of this process would get, so workers of other users can read a shared cache.
+FILE_MODE = 0o666 & ~_process_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it into place.
@@ -33,6 +45,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), FILE_MODE)
             os.fsync(handle.fileno())
         os.replace(tmp_name, final)
     except BaseException:

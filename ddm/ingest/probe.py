@@ -227,7 +227,7 @@ def _probe_stream(path: Path, kind: str | None) -> ProbeResult:
     capture = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
     try:
         if capture.isOpened():
-            return _read_stream(capture)
+            return _read_stream(capture, path)
         if kind is None:
             return ProbeResult(ProbeStatus.NOT_VIDEO, "content is not a video container")
         return ProbeResult(
@@ -237,7 +237,7 @@ def _probe_stream(path: Path, kind: str | None) -> ProbeResult:
         capture.release()
 
 
-def _read_stream(capture: cv2.VideoCapture) -> ProbeResult:
+def _read_stream(capture: cv2.VideoCapture, path: Path) -> ProbeResult:
     reported = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     raw_fps = capture.get(cv2.CAP_PROP_FPS)
     fps = raw_fps if math.isfinite(raw_fps) and 0 < raw_fps < 1000 else None
@@ -255,9 +255,35 @@ def _read_stream(capture: cv2.VideoCapture) -> ProbeResult:
             duration_s=0.0,
             reported_frame_count=reported,
         )
-    count, note = _verified_count(capture, reported)
+    if reported > 0 and _count_packets(path) == reported:
+        # The container's count and the packets actually in the file agree: the cheap
+        # path, taken by almost every file of a real dataset. Seeking to the last frame
+        # would decode a whole group of pictures per file (about 0.15 s for a 1080p
+        # clip, hours over DFDC).
+        count, note = reported, None
+    else:
+        count, note = _verified_count(capture, reported)
     duration = round(count / fps, 3) if count is not None and fps else None
     return ProbeResult(ProbeStatus.OK, note, count, fps, width, height, duration, reported)
+
+
+def _count_packets(path: Path) -> int | None:
+    """The number of video packets in the file, read without decoding; None if unreadable.
+
+    One packet holds one frame in every codec these datasets use, so a truncated file
+    shows fewer packets than its container claims. Corrupt data inside a packet is not
+    seen here; extraction records that on the video's cache row.
+    """
+    capture = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened() or not capture.set(cv2.CAP_PROP_FORMAT, -1):
+            return None
+        packets = 0
+        while capture.grab():
+            packets += 1
+        return packets
+    finally:
+        capture.release()
 
 
 def _verified_count(capture: cv2.VideoCapture, reported: int) -> tuple[int | None, str | None]:
