@@ -43,13 +43,22 @@ def videos_to_extract(
     force: bool = False,
 ) -> list[int]:
     """Ids of present, readable videos of `dataset` lacking a valid cache for `fingerprint`."""
-    valid = exists().where(FeatureCache.video_id == Video.id,
-                           FeatureCache.fingerprint == fingerprint,
-                           FeatureCache.is_valid.is_(True))
-    query = (select(Video.id).join(Dataset)
-             .where(Dataset.name == dataset, Video.is_present.is_(True),
-                    Video.probe_status == "ok", Video.content_hash.is_not(None))
-             .order_by(Video.id))
+    valid = exists().where(
+        FeatureCache.video_id == Video.id,
+        FeatureCache.fingerprint == fingerprint,
+        FeatureCache.is_valid.is_(True),
+    )
+    query = (
+        select(Video.id)
+        .join(Dataset)
+        .where(
+            Dataset.name == dataset,
+            Video.is_present.is_(True),
+            Video.probe_status == "ok",
+            Video.content_hash.is_not(None),
+        )
+        .order_by(Video.id)
+    )
     if not force:
         query = query.where(~valid)
     if split is not None:
@@ -63,7 +72,8 @@ def get_video_to_extract(session: Session, video_id: int) -> VideoToExtract | No
     """Where a video lives and what it holds now, or None when it is gone from the catalog."""
     row = session.execute(
         select(Video.id, Dataset.root_path, Video.path, Video.content_hash, Video.is_present)
-        .join(Dataset).where(Video.id == video_id)
+        .join(Dataset)
+        .where(Video.id == video_id)
     ).one_or_none()
     if row is None:
         return None
@@ -72,23 +82,33 @@ def get_video_to_extract(session: Session, video_id: int) -> VideoToExtract | No
 
 
 def cache_entry(session: Session, video_id: int, fingerprint: str) -> CacheRow | None:
-    row = session.scalars(select(FeatureCache).where(
-        FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint)).one_or_none()
+    row = session.scalars(
+        select(FeatureCache).where(
+            FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint
+        )
+    ).one_or_none()
     return _to_row(row) if row is not None else None
 
 
 def claim_video(
-    session: Session, video_id: int, fingerprint: str, job_id: int, *,
-    stale_after: timedelta, force: bool = False,
+    session: Session,
+    video_id: int,
+    fingerprint: str,
+    job_id: int,
+    *,
+    stale_after: timedelta,
+    force: bool = False,
 ) -> bool:
     """Take the lease on (video, fingerprint) for `job_id`.
 
     False when the cache is already valid (unless `force`) or another live job holds it.
     """
     now = utcnow()
-    free = or_(FeatureCache.claimed_by_job_id.is_(None),
-               FeatureCache.claimed_by_job_id == job_id,
-               FeatureCache.claimed_at < now - stale_after)
+    free = or_(
+        FeatureCache.claimed_by_job_id.is_(None),
+        FeatureCache.claimed_by_job_id == job_id,
+        FeatureCache.claimed_at < now - stale_after,
+    )
     wanted = free if force else and_(free, FeatureCache.is_valid.is_(False))
     result = session.execute(
         update(FeatureCache)
@@ -101,8 +121,14 @@ def claim_video(
         return False
     try:
         with session.begin_nested():
-            session.add(FeatureCache(video_id=video_id, fingerprint=fingerprint,
-                                     claimed_by_job_id=job_id, claimed_at=now))
+            session.add(
+                FeatureCache(
+                    video_id=video_id,
+                    fingerprint=fingerprint,
+                    claimed_by_job_id=job_id,
+                    claimed_at=now,
+                )
+            )
     except IntegrityError:
         return False  # another job inserted the row first, and with it the lease
     return True
@@ -110,24 +136,41 @@ def claim_video(
 
 def renew_claims(session: Session, job_id: int) -> None:
     """Keep a running job's leases fresh (called with its heartbeat)."""
-    session.execute(update(FeatureCache).where(FeatureCache.claimed_by_job_id == job_id)
-                    .values(claimed_at=utcnow()))
+    session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.claimed_by_job_id == job_id)
+        .values(claimed_at=utcnow())
+    )
 
 
 def record_features(
-    session: Session, video_id: int, fingerprint: str, job_id: int, video_hash: str | None,
+    session: Session,
+    video_id: int,
+    fingerprint: str,
+    job_id: int,
+    video_hash: str | None,
     facts: ExtractedFacts,
 ) -> None:
     """Mark the cache valid and release the lease; update the video's frame count and flag."""
     session.execute(
         update(FeatureCache)
         .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint)
-        .values(path=facts.path, checksum=facts.checksum, bytes=facts.bytes,
-                frames_sampled=facts.frames_sampled, faces_detected=facts.faces_detected,
-                fallback_frames=facts.fallback_frames,
-                face_fallback=facts.fallback_frames > 0, seconds=facts.seconds,
-                video_hash=video_hash, is_valid=True, error=None,
-                claimed_by_job_id=None, claimed_at=None, updated_at=utcnow())
+        .values(
+            path=facts.path,
+            checksum=facts.checksum,
+            bytes=facts.bytes,
+            frames_sampled=facts.frames_sampled,
+            faces_detected=facts.faces_detected,
+            fallback_frames=facts.fallback_frames,
+            face_fallback=facts.fallback_frames > 0,
+            seconds=facts.seconds,
+            video_hash=video_hash,
+            is_valid=True,
+            error=None,
+            claimed_by_job_id=None,
+            claimed_at=None,
+            updated_at=utcnow(),
+        )
     )
     values: dict[str, object] = {"face_fallback": facts.fallback_frames > 0}
     if facts.video_frame_count:
@@ -141,30 +184,48 @@ def record_failure(
     """Record why a video could not be extracted, and release the lease."""
     session.execute(
         update(FeatureCache)
-        .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint,
-               FeatureCache.claimed_by_job_id == job_id)
-        .values(is_valid=False, error=error, seconds=seconds, claimed_by_job_id=None,
-                claimed_at=None, updated_at=utcnow())
+        .where(
+            FeatureCache.video_id == video_id,
+            FeatureCache.fingerprint == fingerprint,
+            FeatureCache.claimed_by_job_id == job_id,
+        )
+        .values(
+            is_valid=False,
+            error=error,
+            seconds=seconds,
+            claimed_by_job_id=None,
+            claimed_at=None,
+            updated_at=utcnow(),
+        )
     )
 
 
 def release_claims(session: Session, job_id: int) -> None:
-    session.execute(update(FeatureCache).where(FeatureCache.claimed_by_job_id == job_id)
-                    .values(claimed_by_job_id=None, claimed_at=None))
+    session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.claimed_by_job_id == job_id)
+        .values(claimed_by_job_id=None, claimed_at=None)
+    )
 
 
 def cache_rows(session: Session, *, dataset: str | None = None) -> list[CacheRow]:
     """Every cache row that points at a file, optionally of one dataset."""
     query = select(FeatureCache).where(FeatureCache.path.is_not(None)).order_by(FeatureCache.id)
     if dataset is not None:
-        query = (query.join(Video, FeatureCache.video_id == Video.id).join(Dataset)
-                 .where(Dataset.name == dataset))
+        query = (
+            query.join(Video, FeatureCache.video_id == Video.id)
+            .join(Dataset)
+            .where(Dataset.name == dataset)
+        )
     return [_to_row(row) for row in session.scalars(query)]
 
 
 def set_validity(session: Session, cache_id: int, is_valid: bool, error: str | None) -> None:
-    session.execute(update(FeatureCache).where(FeatureCache.id == cache_id)
-                    .values(is_valid=is_valid, error=error, updated_at=utcnow()))
+    session.execute(
+        update(FeatureCache)
+        .where(FeatureCache.id == cache_id)
+        .values(is_valid=is_valid, error=error, updated_at=utcnow())
+    )
 
 
 def referenced_paths(session: Session) -> set[str]:
@@ -174,9 +235,13 @@ def referenced_paths(session: Session) -> set[str]:
 
 def latest_fingerprint(session: Session, dataset: str | None = None) -> str | None:
     """The fingerprint of the most recent valid cache (of a dataset), or None."""
-    query = (select(FeatureCache.fingerprint).join(Video, FeatureCache.video_id == Video.id)
-             .where(FeatureCache.is_valid.is_(True))
-             .order_by(FeatureCache.updated_at.desc(), FeatureCache.id.desc()).limit(1))
+    query = (
+        select(FeatureCache.fingerprint)
+        .join(Video, FeatureCache.video_id == Video.id)
+        .where(FeatureCache.is_valid.is_(True))
+        .order_by(FeatureCache.updated_at.desc(), FeatureCache.id.desc())
+        .limit(1)
+    )
     if dataset is not None:
         query = query.join(Dataset).where(Dataset.name == dataset)
     return session.scalars(query).first()
@@ -184,10 +249,19 @@ def latest_fingerprint(session: Session, dataset: str | None = None) -> str | No
 
 def _to_row(row: FeatureCache) -> CacheRow:
     return CacheRow(
-        id=row.id, video_id=row.video_id, fingerprint=row.fingerprint, path=row.path,
-        is_valid=row.is_valid, checksum=row.checksum, bytes=row.bytes,
-        frames_sampled=row.frames_sampled, faces_detected=row.faces_detected,
-        fallback_frames=row.fallback_frames, face_fallback=row.face_fallback,
-        seconds=row.seconds, error=row.error, video_hash=row.video_hash,
+        id=row.id,
+        video_id=row.video_id,
+        fingerprint=row.fingerprint,
+        path=row.path,
+        is_valid=row.is_valid,
+        checksum=row.checksum,
+        bytes=row.bytes,
+        frames_sampled=row.frames_sampled,
+        faces_detected=row.faces_detected,
+        fallback_frames=row.fallback_frames,
+        face_fallback=row.face_fallback,
+        seconds=row.seconds,
+        error=row.error,
+        video_hash=row.video_hash,
         claimed_by_job_id=row.claimed_by_job_id,
     )

@@ -23,10 +23,20 @@ FINISHED = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELL
 
 def to_record(row: Job) -> JobRecord:
     return JobRecord(
-        id=row.id, kind=row.kind, status=row.status, params=row.params, attempts=row.attempts,
-        celery_task_id=row.celery_task_id, worker=row.worker, heartbeat_at=row.heartbeat_at,
-        progress_done=row.progress_done, progress_total=row.progress_total, error=row.error,
-        result=row.result, created_at=row.created_at, started_at=row.started_at,
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        params=row.params,
+        attempts=row.attempts,
+        celery_task_id=row.celery_task_id,
+        worker=row.worker,
+        heartbeat_at=row.heartbeat_at,
+        progress_done=row.progress_done,
+        progress_total=row.progress_total,
+        error=row.error,
+        result=row.result,
+        created_at=row.created_at,
+        started_at=row.started_at,
         finished_at=row.finished_at,
     )
 
@@ -75,10 +85,15 @@ def claim_job(session: Session, job_id: int, worker: str, max_attempts: int) -> 
     now = utcnow()
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value,
-               Job.attempts < max_attempts)
-        .values(status=JobStatus.RUNNING.value, worker=worker, attempts=Job.attempts + 1,
-                heartbeat_at=now, started_at=now, error=None)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.attempts < max_attempts)
+        .values(
+            status=JobStatus.RUNNING.value,
+            worker=worker,
+            attempts=Job.attempts + 1,
+            heartbeat_at=now,
+            started_at=now,
+            error=None,
+        )
     )
     return result.rowcount == 1
 
@@ -128,7 +143,8 @@ def cancel_job(session: Session, job_id: int) -> JobRecord:
     if job.status in FINISHED:
         raise InvalidInput(f"job {job_id} has already finished ({job.status})")
     session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE))
         .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), error="cancelled")
     )
     return get_job(session, job_id)
@@ -145,7 +161,8 @@ def requeue_stale_jobs(
     """
     cutoff = (now or utcnow()) - stale_after
     stale = session.scalars(
-        select(Job).where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
+        select(Job)
+        .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
         .with_for_update(skip_locked=True)
     ).all()
     requeued, failed = [], []
@@ -164,7 +181,12 @@ def requeue_stale_jobs(
 def unsent_jobs(session: Session, *, older_than: timedelta) -> list[int]:
     """Queued jobs that never reached the broker (the process died between commit and send)."""
     cutoff = utcnow() - older_than
-    return list(session.scalars(
-        select(Job.id).where(Job.status == JobStatus.QUEUED.value,
-                             Job.celery_task_id.is_(None), Job.created_at < cutoff)
-    ))
+    return list(
+        session.scalars(
+            select(Job.id).where(
+                Job.status == JobStatus.QUEUED.value,
+                Job.celery_task_id.is_(None),
+                Job.created_at < cutoff,
+            )
+        )
+    )

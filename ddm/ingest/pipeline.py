@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +38,7 @@ class IngestReport:
     counts: IngestCounts
     probed: int
     summary: DatasetSummary
+    seconds: dict[str, float] = field(default_factory=dict)  # scan, stat, probe, record
 
 
 def ingest_dataset(
@@ -64,6 +66,7 @@ def ingest_dataset(
     Raises:
         InvalidInput: the path holds no recognisable dataset, or the name is not usable.
     """
+    clock = _PhaseClock()
     layout = scan(Path(root).expanduser().resolve(), format)
     dataset_name = name or layout.default_name
     if not NAME_PATTERN.match(dataset_name):
@@ -71,6 +74,7 @@ def ingest_dataset(
             f"dataset name {dataset_name!r} must be letters, digits, '_', '.' or '-'; "
             "choose one with --name"
         )
+    clock.lap("scan")
     with session_scope(factory) as session:
         known = stored_files(session, dataset_name)
     todo = [
@@ -78,6 +82,7 @@ def ingest_dataset(
         for entry in layout.entries
         if rehash or _needs_probe(layout.root / entry.path, known.get(entry.path))
     ]
+    clock.lap("stat")
     if on_start:
         on_start(len(todo))
     results = probe_many(
@@ -86,10 +91,25 @@ def ingest_dataset(
         on_done=(lambda *_: on_advance(1)) if on_advance else None,
     )
     facts = {path: _facts(*results[layout.root / path]) for path in todo}
+    clock.lap("probe")
     with session_scope(factory) as session:
         counts = record_ingest(session, dataset_name, layout, facts)
         summary = summarize_dataset(session, dataset_name)
-    return IngestReport(dataset_name, layout.format, counts, len(todo), summary)
+    clock.lap("record")
+    return IngestReport(dataset_name, layout.format, counts, len(todo), summary, clock.laps)
+
+
+class _PhaseClock:
+    """Seconds spent in each phase, for the report and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = now - self._mark
+        self._mark = now
 
 
 def _needs_probe(path: Path, stored: StoredFile | None) -> bool:

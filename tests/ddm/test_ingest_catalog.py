@@ -36,6 +36,7 @@ def test_first_ingest_then_a_second_changes_nothing(factory, ff_copy: Path) -> N
     assert (first.name, first.format) == ("ff", "ffpp")
     assert (first.counts.new, first.counts.changed, first.counts.missing) == (7, 0, 0)
     assert first.summary.dataset.videos == 7
+    assert set(first.seconds) == {"scan", "stat", "probe", "record"}
     assert (first.summary.dataset.real, first.summary.dataset.fake) == (3, 4)
 
     second = ingest_dataset(factory, ff_copy, workers=2)
