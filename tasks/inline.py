@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ddm.catalog.jobs import requeue_stale_jobs
+from ddm.catalog.jobs import cancel_job, requeue_stale_jobs
 from ddm.config import Settings
 from ddm.db import session_scope
 from tasks.context import worker_name
@@ -41,10 +41,19 @@ def run_inline(
     """Run each extraction job here, in order; Ctrl-C cancels the job in progress."""
     worker = worker_name()
     statuses: dict[int, str] = {}
-    for job_id in job_ids:
+    for position, job_id in enumerate(job_ids):
         try:
             statuses[job_id] = run_extraction_job(job_id, settings, factory, worker, on_video)
-        except KeyboardInterrupt:
-            finish(factory, job_id, worker, "cancelled", error="interrupted")
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                finish(factory, job_id, worker, "cancelled", error="interrupted")
+            # Nothing would ever run the rest without a broker: say so on their rows.
+            _cancel(factory, job_ids[position + 1 :], f"not run: {type(exc).__name__}")
             raise
     return statuses
+
+
+def _cancel(factory: sessionmaker[Session], job_ids: list[int], reason: str) -> None:
+    with session_scope(factory) as session:
+        for job_id in job_ids:
+            cancel_job(session, job_id, reason=reason)

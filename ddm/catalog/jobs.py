@@ -132,7 +132,7 @@ def finish_job(
     return outcome.rowcount == 1
 
 
-def cancel_job(session: Session, job_id: int) -> JobRecord:
+def cancel_job(session: Session, job_id: int, *, reason: str = "cancelled") -> JobRecord:
     """Cancel a queued or running job; a running one stops at its next heartbeat.
 
     Raises:
@@ -145,7 +145,7 @@ def cancel_job(session: Session, job_id: int) -> JobRecord:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE))
-        .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), error="cancelled")
+        .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), error=reason)
     )
     return get_job(session, job_id)
 

@@ -201,3 +201,21 @@ def test_a_cancelled_job_stops_at_its_next_heartbeat(factory, job_settings, clip
     assert job.status == "cancelled"
     assert len(rows) == 1 and rows[0].is_valid  # the second video was never started
     assert all(row.claimed_by_job_id is None for row in rows)
+
+
+def test_inline_jobs_after_a_failed_one_are_cancelled_not_left_queued(
+    factory, job_settings, clips
+) -> None:
+    from ddm.errors import DdmError
+
+    plan = _plan(factory, job_settings, clips)
+    assert len(plan.job_ids) == 2
+    weights = Path(job_settings.weights_dir)
+    weights.mkdir(parents=True)
+    (weights / "psp_ffhq_encode.pt").write_bytes(b"not a checkpoint")  # appears after planning
+    with pytest.raises(DdmError):
+        run_inline(job_settings, factory, plan.job_ids)
+    with session_scope(factory) as session:
+        first, second = (get_job(session, job_id) for job_id in plan.job_ids)
+    assert first.status == "failed" and "psp_ffhq_encode.pt" in first.error
+    assert second.status == "cancelled" and second.error.startswith("not run:")

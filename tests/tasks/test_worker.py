@@ -26,14 +26,15 @@ from tests.tasks.conftest import FRAMES, make_clips
 
 pytestmark = pytest.mark.postgres
 
-# Heartbeats every half second; a job silent for 4 s is presumed dead; sweeps every second.
+# Heartbeats every half second; a job silent for 6 s is presumed dead (leaving room for a
+# loaded machine); sweeps every second.
 JOB_ENV = {
     "DDM_HEARTBEAT_SECONDS": "0.5",
-    "DDM_STALE_AFTER_SECONDS": "4",
+    "DDM_STALE_AFTER_SECONDS": "6",
     "DDM_SWEEP_SECONDS": "1",
     "DDM_BATCH_SIZE": "4",
 }
-# Bound on recovery after SIGKILL: staleness (4 s) + a sweep (1 s) + worker start-up and
+# Bound on recovery after SIGKILL: staleness (6 s) + a sweep (1 s) + worker start-up and
 # the remaining extractions, generously, on a loaded 2-core machine.
 RECOVERY_BOUND_S = 120
 
