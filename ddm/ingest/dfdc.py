@@ -131,12 +131,8 @@ def _scan_part(root: Path, source: _Source, found: _Found) -> None:
     rels = _videos(root, source.directory, found)
     meta_file = relative_path(source.directory / "metadata.json", root)
     records, error = _load_json_object(source.directory / "metadata.json", meta_file)
-    if error:
-        found.problems.append(f"{error}; {len(rels)} videos of {source.name} left unlabelled")
-        found.entries += [_unlabelled(rel, source.name, error) for rel in rels]
-        return
-    split_default = "train"  # every video of a training part is official train
-    _label_from_records(rels, records, source, meta_file, split_default, found)
+    # Every video of a training part is official train.
+    _label_or_report(rels, records, error, source, meta_file, "train", found)
 
 
 def _scan_labels(root: Path, source: _Source, found: _Found) -> None:
@@ -148,6 +144,19 @@ def _scan_labels(root: Path, source: _Source, found: _Found) -> None:
     else:
         label_file = relative_path(source.directory / "metadata.json", root)
         records, error = _load_json_object(source.directory / "metadata.json", label_file)
+    _label_or_report(rels, records, error, source, label_file, split, found)
+
+
+def _label_or_report(
+    rels: list[str],
+    records: dict[str, object],
+    error: str | None,
+    source: _Source,
+    label_file: str,
+    split: str,
+    found: _Found,
+) -> None:
+    # An unreadable label file leaves its videos unlabelled, never guessed.
     if error:
         found.problems.append(f"{error}; {len(rels)} videos of {source.name} left unlabelled")
         found.entries += [_unlabelled(rel, source.name, error) for rel in rels]
