@@ -175,6 +175,8 @@ class FeatureCache(Base):
         UniqueConstraint("video_id", "fingerprint"),
         # "which videos of this extractor still need work"
         Index(None, "fingerprint", "is_valid"),
+        # Every heartbeat renews the leases of its job; release clears them.
+        Index(None, "claimed_by_job_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -35,6 +35,9 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
+        batch_op.create_index(
+            batch_op.f("ix_feature_caches_claimed_by_job_id"), ["claimed_by_job_id"], unique=False
+        )
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("result", sa.JSON(), nullable=True))
@@ -45,6 +48,7 @@ def downgrade() -> None:
         batch_op.drop_column("result")
 
     with op.batch_alter_table("feature_caches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_feature_caches_claimed_by_job_id"))
         batch_op.drop_constraint(
             batch_op.f("fk_feature_caches_claimed_by_job_id_jobs"), type_="foreignkey"
         )
