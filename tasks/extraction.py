@@ -234,9 +234,17 @@ def _stop_lost(factory: sessionmaker[Session], job_id: int) -> str:
 def finish(
     factory: sessionmaker[Session], job_id: int, worker: str, status: str, **details: Any
 ) -> None:
-    """End a job held by `worker` and release every video lease it still holds."""
+    """End a job held by `worker` and release every video lease it still holds.
+
+    A job that is no longer this worker's (handed on after it was presumed dead) is left
+    alone, leases included: they now serve the worker running it.
+    """
     with session_scope(factory) as session:
-        finish_job(session, job_id, worker, status, **details)
+        if not finish_job(session, job_id, worker, status, **details):
+            logger.info(
+                "job_id=%s is no longer held by %s; not marking it %s", job_id, worker, status
+            )
+            return
         caches.release_claims(session, job_id)
     logger.info("job_id=%s %s", job_id, status)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ddm.catalog.jobs import claim_job, create_job, get_job, requeue_stale_jobs, set_task_id
 from ddm.catalog.models import Job
@@ -65,3 +65,30 @@ def test_sweep_sends_stale_and_never_sent_jobs(engine, tmp_path) -> None:
     with session_scope(factory) as session:
         assert get_job(session, fresh).status == "running"
         assert get_job(session, stale).status == "queued"
+
+
+def test_a_presumed_dead_worker_that_finishes_late_changes_nothing(engine, tmp_path) -> None:
+    from ddm.catalog.caches import claim_video
+    from ddm.catalog.models import Dataset, FeatureCache, Video
+    from ddm.db import make_session_factory
+    from tasks.extraction import finish
+
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        dataset = Dataset(name="d", format="folder", root_path="/d")
+        session.add(dataset)
+        session.flush()
+        video = Video(dataset_id=dataset.id, path="a.mp4")
+        session.add(video)
+        session.flush()
+        job_id = _running(session, worker="old")
+        later = utcnow() + STALE * 2
+        requeue_stale_jobs(session, stale_after=STALE, max_attempts=3, now=later)
+        assert claim_job(session, job_id, "new", max_attempts=3)
+        assert claim_video(session, video.id, "f" * 64, job_id, stale_after=STALE)
+    finish(factory, job_id, "old", "failed", error="late")
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+        lease = session.scalars(select(FeatureCache.claimed_by_job_id)).one()
+    assert (job.status, job.worker, job.error) == ("running", "new", None)
+    assert lease == job_id  # the new worker's lease is untouched
