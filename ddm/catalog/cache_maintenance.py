@@ -389,8 +389,8 @@ def _rel(root: Path, path: Path) -> str:
 def _needed_paths(session: Session, root: Path) -> set[str]:
     """Paths rows reference, plus where leased extractions are writing, in one snapshot.
 
-    One statement rather than `caches.referenced_paths` plus a lease query: between two
-    statements a worker could commit its row and drop its lease, and gc would see neither.
+    One statement rather than a path query plus a lease query: between two statements a
+    worker could commit its row and drop its lease, and gc would see neither.
     """
     rows = session.execute(
         select(

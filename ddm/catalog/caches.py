@@ -220,19 +220,6 @@ def cache_rows(session: Session, *, dataset: str | None = None) -> list[CacheRow
     return [_to_row(row) for row in session.scalars(query)]
 
 
-def set_validity(session: Session, cache_id: int, is_valid: bool, error: str | None) -> None:
-    session.execute(
-        update(FeatureCache)
-        .where(FeatureCache.id == cache_id)
-        .values(is_valid=is_valid, error=error, updated_at=utcnow())
-    )
-
-
-def referenced_paths(session: Session) -> set[str]:
-    """Every file path a cache row points at, valid or not (gc keeps those)."""
-    return set(session.scalars(select(FeatureCache.path).where(FeatureCache.path.is_not(None))))
-
-
 def latest_fingerprint(session: Session, dataset: str | None = None) -> str | None:
     """The fingerprint of the most recent valid cache (of a dataset), or None."""
     query = (

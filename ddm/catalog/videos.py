@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,16 @@ ENTRY_FIELDS = (
     "metadata_error",
 )
 PROBE_FIELDS = ("frame_count", "fps", "width", "height", "duration_s")
+# Every column a probe of the file sets.
+FACT_FIELDS = (
+    "content_hash",
+    "hash_method",
+    "size_bytes",
+    "mtime",
+    "probe_status",
+    "probe_error",
+    *PROBE_FIELDS,
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,8 @@ def record_ingest(
     counts.content_changed = sorted(row.path for row in rows.values() if row.id in invalidate)
     counts.caches_invalidated = _invalidate_caches(session, invalidate)
     session.flush()
-    _refresh_counts(session, dataset, scan)
+    # `rows` holds every video of the dataset, new ones included: no need to read them back.
+    _refresh_counts(dataset, rows.values(), scan)
     return counts
 
 
@@ -183,15 +194,7 @@ def _probe_differs(row: Video, facts: FileFacts) -> bool:
 
 
 def _apply_facts(row: Video, facts: FileFacts) -> None:
-    for name in (
-        "content_hash",
-        "hash_method",
-        "size_bytes",
-        "mtime",
-        "probe_status",
-        "probe_error",
-        *PROBE_FIELDS,
-    ):
+    for name in FACT_FIELDS:
         setattr(row, name, getattr(facts, name))
 
 
@@ -228,19 +231,19 @@ def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
     return result.rowcount or 0
 
 
-def _refresh_counts(session: Session, dataset: Dataset, scan: LayoutScan) -> None:
-    present = [row for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))]
-    on_disk = [row for row in present if row.is_present]
+def _refresh_counts(dataset: Dataset, rows: Iterable[Video], scan: LayoutScan) -> None:
+    known = list(rows)
+    on_disk = [row for row in known if row.is_present]
     dataset.video_count = len(on_disk)
     dataset.real_count = sum(row.label == "real" for row in on_disk)
     dataset.fake_count = sum(row.label == "fake" for row in on_disk)
-    dataset.missing_count = len(present) - len(on_disk)
+    dataset.missing_count = len(known) - len(on_disk)
     dataset.unreadable_count = sum(row.probe_status != "ok" for row in on_disk)
     dataset.listed_missing_count = sum(scan.listed_missing.values())
     dataset.notes = {
         "listed_missing": dict(scan.listed_missing),
         "problems": list(scan.problems),
-        **{key: value for key, value in scan.notes.items()},
+        **scan.notes,
     }
 
 

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.config import Settings, load_settings
-from ddm.db import make_session_factory
 from ddm.ingest.pipeline import ingest_dataset
 from tests.conftest import MEDIA
 
@@ -57,9 +56,3 @@ def clips(tmp_path: Path, factory: sessionmaker[Session]) -> str:
     report = ingest_dataset(factory, make_clips(tmp_path / "clips"), format="folder", workers=2)
     assert report.counts.new == 3
     return report.name
-
-
-def engine_factory(url: str) -> sessionmaker[Session]:
-    from ddm.db import create_db_engine
-
-    return make_session_factory(create_db_engine(url))
