@@ -34,8 +34,8 @@ import numpy as np
 from _common import MEDIA, machine, median, print_table, write_results
 
 from ddm.db import create_db_engine, make_session_factory, verify_schema
-from ddm.ingest.pipeline import ingest_dataset
 from ddm.ingest.probe import probe_many
+from ddm.services.ingest import ingest_dataset
 
 FIRST_TARGET = 100.0  # videos/s
 REINGEST_TARGET = 1000.0  # videos/s

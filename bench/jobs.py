@@ -52,11 +52,10 @@ from ddm.catalog.caches import cache_rows
 from ddm.catalog.jobs import FINISHED, get_job
 from ddm.config import load_settings
 from ddm.db import session_scope
-from ddm.ingest.pipeline import ingest_dataset
+from ddm.services.ingest import ingest_dataset
 from tasks.context import session_factory
+from tasks.dispatch import run_inline, send_jobs
 from tasks.extraction import extractor_cfg, plan_extraction
-from tasks.inline import run_inline
-from tasks.submit import send_jobs
 
 DATASET = "ff"
 STAGES = ("decode", "detect", "style", "content", "total")

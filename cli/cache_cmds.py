@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -57,22 +58,17 @@ def cache_verify(app: App, dataset: str | None, as_json: bool) -> None:
       ddm cache verify
       ddm cache verify --dataset ff --json | jq '.problems[].path'
     """
-    from ddm.catalog.cache_maintenance import cache_entries, check_entry, record_verdicts
     from ddm.catalog.records import to_json
+    from ddm.services.caches import verify_caches
 
-    cache_dir = app.settings.cache_dir
-    assert cache_dir is not None  # Settings always derives one
-    # Three steps so that no transaction stays open while files are hashed.
-    with app.session() as session:
-        entries = cache_entries(session, dataset=dataset)
-    verdicts = []
     with progress_bar(app, "verifying caches") as bar:
-        bar.start(len(entries))
-        for entry in entries:
-            verdicts.append((entry, check_entry(entry, cache_dir)))
-            bar.advance()
-    with app.session() as session:
-        report = record_verdicts(session, verdicts)
+        report = verify_caches(
+            app.session_factory,
+            _cache_dir(app),
+            dataset=dataset,
+            on_start=bar.start,
+            on_advance=bar.advance,
+        )
     data = to_json(report)
     if as_json:
         write_json(data)
@@ -113,25 +109,34 @@ def cache_gc(app: App, dry_run: bool, as_json: bool) -> None:
       ddm cache gc --dry-run
       ddm cache gc --json | jq .bytes_freed
     """
-    from ddm.catalog.cache_maintenance import collect_garbage
     from ddm.catalog.records import to_json
+    from ddm.services.caches import collect_cache_garbage
 
-    cache_dir = app.settings.cache_dir
-    assert cache_dir is not None
-    with app.session() as session:
-        report = collect_garbage(session, cache_dir, dry_run=dry_run)
+    cache_dir = _cache_dir(app)
+    report = collect_cache_garbage(app.session_factory, cache_dir, dry_run=dry_run)
     data = to_json(report)
     if as_json:
         write_json(data)
         return
-    counts = {**data, "files_removed": len(report.files_removed)}
-    table(app.out, [counts], GC_COUNTS, title="cache gc (dry run)" if dry_run else "cache gc")
-    verb = "would free" if dry_run else "freed"
+    _print_gc(app, data, cache_dir)
+
+
+def _print_gc(app: App, data: dict[str, Any], cache_dir: Path) -> None:
+    removed = len(data["files_removed"])
+    title = "cache gc (dry run)" if data["dry_run"] else "cache gc"
+    table(app.out, [{**data, "files_removed": removed}], GC_COUNTS, title=title)
+    verb = "would free" if data["dry_run"] else "freed"
     app.err.print(
-        f"{len(report.files_removed)} files, {_size(report.bytes_freed)} {verb} in {cache_dir}",
+        f"{removed} files, {_size(data['bytes_freed'])} {verb} in {cache_dir}",
         markup=False,
         highlight=False,
     )
+
+
+def _cache_dir(app: App) -> Path:
+    cache_dir = app.settings.cache_dir
+    assert cache_dir is not None  # Settings always derives one
+    return cache_dir
 
 
 def _size(count: int) -> str:

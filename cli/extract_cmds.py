@@ -10,11 +10,12 @@ import click
 from cli.app import App
 from cli.output import output_options, table, write_json
 from cli.progress import progress_bar
+from ddm.vocab import JobStatus, Split, VideoOutcomeStatus, values
 
 
 @click.command("extract")
 @click.option("--dataset", required=True, help="Dataset name, as `ddm datasets` lists it.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Only this split.")
+@click.option("--split", type=click.Choice(values(Split)), help="Only this split.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many videos.")
 @click.option(
     "--frames",
@@ -60,38 +61,43 @@ def extract(
       ddm extract --dataset ff --split test --limit 10 --allow-random-weights
       DDM_BROKER_URL=redis://localhost:6379/0 ddm extract --dataset dfdc --wait
     """
-    from tasks.extraction import extractor_cfg, plan_extraction
-    from tasks.inline import abandon_stale_jobs
+    from tasks.extraction import extract_dataset
 
-    settings, factory = app.settings, app.session_factory
-    if not settings.broker:
-        abandon_stale_jobs(settings, factory)
-    plan = plan_extraction(
-        factory,
-        settings,
-        dataset,
-        cfg=extractor_cfg(frames),
-        weights_dir=weights_dir or settings.weights_dir,
-        allow_random=allow_random_weights,
-        split=split,
-        limit=limit,
-        force=force,
-    )
-    if plan.random_weights:
-        app.err.print("[yellow]warning:[/] random weights: these features are for tests only")
-    if not plan.job_ids:
-        _done(app, plan, {}, [], as_json)
-        return
-    if settings.broker:
-        _submit(app, plan, wait, as_json)
+    outcomes: list[Any] = []
+    with progress_bar(app, f"extracting {dataset}") as bar:
+
+        def on_plan(plan: Any) -> None:
+            if plan.random_weights:
+                app.err.print(
+                    "[yellow]warning:[/] random weights: these features are for tests only"
+                )
+            bar.start(plan.videos)
+
+        def on_video(outcome: Any) -> None:
+            outcomes.append(outcome)
+            bar.advance(1)
+
+        run = extract_dataset(
+            app.settings,
+            app.session_factory,
+            dataset,
+            frames=frames,
+            split=split,
+            limit=limit,
+            force=force,
+            weights_dir=weights_dir,
+            allow_random=allow_random_weights,
+            on_plan=on_plan,
+            on_video=on_video,
+        )
+    plan, dispatched = run.plan, run.dispatched
+    if dispatched.sent and plan.job_ids:
+        _submitted(app, plan, wait, as_json)
     else:
-        _run_here(app, plan, as_json)
+        _done(app, plan, dispatched.statuses, outcomes, as_json)
 
 
-def _submit(app: App, plan: Any, wait: bool, as_json: bool) -> None:
-    from tasks.submit import send_jobs
-
-    send_jobs(app.settings, app.session_factory, plan.job_ids)
+def _submitted(app: App, plan: Any, wait: bool, as_json: bool) -> None:
     app.err.print(f"submitted {len(plan.job_ids)} jobs for {plan.videos} videos")
     if not wait:
         if as_json:
@@ -111,24 +117,9 @@ def _submit(app: App, plan: Any, wait: bool, as_json: bool) -> None:
     jobs = follow_jobs(app, plan.job_ids, interval=1.0)
     counts = {
         key: sum((job.result or {}).get(key, 0) for job in jobs.values())
-        for key in ("extracted", "failed", "skipped")
+        for key in values(VideoOutcomeStatus)
     }
     _done(app, plan, {job_id: job.status for job_id, job in jobs.items()}, [], as_json, counts)
-
-
-def _run_here(app: App, plan: Any, as_json: bool) -> None:
-    from tasks.inline import run_inline
-
-    outcomes: list[Any] = []
-    with progress_bar(app, f"extracting {plan.dataset}") as bar:
-        bar.start(plan.videos)
-
-        def on_video(outcome: Any) -> None:
-            outcomes.append(outcome)
-            bar.advance(1)
-
-        statuses = run_inline(app.settings, app.session_factory, plan.job_ids, on_video)
-    _done(app, plan, statuses, outcomes, as_json)
 
 
 def _done(
@@ -143,8 +134,7 @@ def _done(
     from dataclasses import asdict
 
     counts = counts or {
-        status: sum(o.status == status for o in outcomes)
-        for status in ("extracted", "failed", "skipped")
+        status: sum(o.status == status for o in outcomes) for status in values(VideoOutcomeStatus)
     }
     if as_json:
         write_json(
@@ -172,7 +162,7 @@ def _done(
                 title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
             )
         app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
-    if any(status == "failed" for status in statuses.values()):
+    if any(status == JobStatus.FAILED for status in statuses.values()):
         raise click.exceptions.Exit(1)
 
 

@@ -11,8 +11,9 @@ import click
 from cli.app import App
 from cli.output import output_options, table, write_json
 from cli.progress import progress_bar
+from ddm.ingest.registry import FORMAT_NAMES
+from ddm.vocab import Label, Split, values
 
-FORMATS = ["ffpp", "celebdf", "dfdc", "folder"]
 VIDEO_COLUMNS = [
     "id",
     "dataset",
@@ -31,7 +32,7 @@ VIDEO_COLUMNS = [
 
 @click.command("ingest")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--format", "layout", type=click.Choice(FORMATS), help="Override detection.")
+@click.option("--format", "layout", type=click.Choice(FORMAT_NAMES), help="Override detection.")
 @click.option("--name", help="Dataset name (default: ff, celebdf, dfdc, or the folder name).")
 @click.option(
     "--workers",
@@ -63,7 +64,7 @@ def ingest(
       ddm ingest ./Celeb-DF-v2 --name celebdf2
       ddm ingest ./my-clips --format folder --json
     """
-    from ddm.ingest.pipeline import ingest_dataset
+    from ddm.services.ingest import ingest_dataset
 
     factory = app.session_factory
     with progress_bar(app, "probing videos") as bar:
@@ -111,7 +112,7 @@ def _print_report(app: App, report: Any) -> None:
     table(
         app.out,
         _pivot(summary.by_label_split),
-        ["label", "train", "val", "test", "none"],
+        ["label", *values(Split), "none"],
         title="videos by label and split",
     )
     table(
@@ -148,8 +149,8 @@ def _pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @click.command("videos")
 @click.option("--dataset", help="Only this dataset.")
-@click.option("--label", type=click.Choice(["real", "fake"]))
-@click.option("--split", type=click.Choice(["train", "val", "test"]))
+@click.option("--label", type=click.Choice(values(Label)))
+@click.option("--split", type=click.Choice(values(Split)))
 @click.option("--method", help="Manipulation method, e.g. Deepfakes.")
 @click.option("--present/--all", "present_only", default=False, help="Hide missing files.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many videos.")

@@ -12,13 +12,12 @@ from cli.app import App
 from cli.output import output_options, table, write_json
 from cli.progress import Bar, progress_bar
 from ddm.errors import DdmError
+from ddm.vocab import FINISHED_JOB_STATUSES, JobStatus, values
 
 if TYPE_CHECKING:
     from ddm.catalog.records import JobRecord
 
-STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-KINDS = ["extract", "train", "evaluate"]
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = tuple(FINISHED_JOB_STATUSES)
 LIST_COLUMNS = [
     "id",
     "kind",
@@ -66,8 +65,9 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this state.")
-@click.option("--kind", type=click.Choice(KINDS), help="Only jobs of this kind.")
+@click.option("--status", type=click.Choice(values(JobStatus)), help="Only jobs in this state.")
+# A free word: workers may run kinds registered by modules this process never loads.
+@click.option("--kind", metavar="KIND", help="Only jobs of this kind (extract, ...).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @output_options
 @click.pass_obj
@@ -201,7 +201,7 @@ def _poll(app: App, job_ids: tuple[int, ...] | list[int] | None) -> dict[int, Jo
         if job_ids is None:
             active = [
                 job
-                for status in ("running", "queued")
+                for status in (JobStatus.RUNNING, JobStatus.QUEUED)
                 for job in list_jobs(session, status=status, limit=1_000_000)
             ]
             return {job.id: job for job in sorted(active, key=lambda job: job.id)}
@@ -245,13 +245,14 @@ def _units(job: JobRecord) -> tuple[int, int]:
 
 def _describe(job: JobRecord) -> str:
     text = f"job {job.id} ({job.kind}) {job.status} {job.progress_done}/{job.progress_total}"
-    if job.status in ("failed", "cancelled") and job.error and job.error != "cancelled":
+    stopped = (JobStatus.FAILED, JobStatus.CANCELLED)
+    if job.status in stopped and job.error and job.error != JobStatus.CANCELLED:
         text += f": {job.error.splitlines()[0]}"
     return text
 
 
 def _conclude(app: App, jobs: dict[int, JobRecord]) -> None:
-    bad = [job for job in jobs.values() if job.status != "succeeded"]
+    bad = [job for job in jobs.values() if job.status != JobStatus.SUCCEEDED]
     if not bad:
         app.err.print(f"{len(jobs)} job(s) succeeded", markup=False, highlight=False)
         return

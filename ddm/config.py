@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     task_soft_time_limit: int = Field(default=6 * 3600, gt=0)
     task_time_limit: int = Field(default=6 * 3600 + 300, gt=0)
+    # Comma-separated modules that register further job kinds (tasks/kinds.py).
+    job_modules: str = ""
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
         """The Celery broker URL, or None when jobs run inline."""
         return self.broker_url.get_secret_value() if self.broker_url else None
 
+    @property
+    def job_module_names(self) -> list[str]:
+        return [name.strip() for name in self.job_modules.split(",") if name.strip()]
+
     def masked(self) -> dict[str, Any]:
         """Every setting as plain JSON-able values, with passwords in URLs replaced by ***."""
         return {
@@ -99,6 +105,7 @@ class Settings(BaseSettings):
             "max_attempts": self.max_attempts,
             "task_soft_time_limit": self.task_soft_time_limit,
             "task_time_limit": self.task_time_limit,
+            "job_modules": self.job_modules,
         }
 
 

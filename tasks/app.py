@@ -1,39 +1,42 @@
-"""The Celery application, built from settings (jobs layer).
+"""The Celery application, built from settings, with one task per job kind (jobs layer).
 
 JSON only, ids only in payloads, results ignored (the jobs table is the source of truth),
-acknowledged late with one task reserved at a time, extraction/training/evaluation routed
-to the `gpu` queue. The broker is Redis: see README.md, "Jobs and workers", for why and for
-how a job whose worker was killed comes back within seconds rather than after Redis's
-visibility timeout.
+acknowledged late with one task reserved at a time, each kind routed to its queue
+(tasks/kinds.py). Task events are on, so Flower and `celery events` can follow the work.
+The broker is Redis: see README.md, "Jobs and workers", for why and for how a job whose
+worker was killed comes back within seconds rather than after Redis's visibility timeout.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Celery, signals
 
 from ddm.config import Settings, load_settings
+from ddm.errors import TransientDbError
+from tasks.kinds import DEFAULT_QUEUE, JobKind, all_kinds, load_job_modules
 
-GPU_QUEUE = "gpu"
-TASK_MODULES = ["tasks.features"]
-TASK_ROUTES = {
-    "ddm.features.*": {"queue": GPU_QUEUE},
-    "ddm.train.*": {"queue": GPU_QUEUE},
-    "ddm.eval.*": {"queue": GPU_QUEUE},
-}
+logger = logging.getLogger(__name__)
+
+# Errors worth another delivery of the same task; anything else fails the job.
+RETRYABLE = (TransientDbError, ConnectionError)
+MAX_RETRIES = 5
+RETRY_BACKOFF_MAX_S = 300
 
 
 def make_app(settings: Settings) -> Celery:
     """A Celery app for these settings; with no broker it can still name tasks, not send them."""
-    app = Celery("ddm", broker=settings.broker or "memory://", include=TASK_MODULES)
+    load_job_modules(settings.job_module_names)
+    app = Celery("ddm", broker=settings.broker or "memory://")
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,
-        task_routes=TASK_ROUTES,
-        task_default_queue="default",
+        task_routes={kind.task: {"queue": kind.queue} for kind in all_kinds()},
+        task_default_queue=DEFAULT_QUEUE,
         task_acks_late=True,
         # Only idempotent tasks live here, so a task whose worker died may run again.
         task_reject_on_worker_lost=True,
@@ -46,13 +49,54 @@ def make_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.task_time_limit + 600},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Events for Flower and `celery events`: received/started/succeeded from workers,
+        # and task-sent from `ddm` itself, so a queued task is visible before it starts.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 
 
+def define_task(app: Celery, kind: JobKind) -> Any:
+    """The Celery task of one job kind: decode the job id, run the shared lifecycle."""
+
+    @app.task(
+        name=kind.task,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        max_retries=MAX_RETRIES,
+    )
+    def run_kind(self: Any, job_id: int, resume_from: str | None = None) -> str:
+        return _run_task(self, job_id, resume_from)
+
+    return run_kind
+
+
+def _run_task(task: Any, job_id: int, resume_from: str | None) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from tasks.context import session_factory, worker_name
+    from tasks.lifecycle import run_job
+
+    logger.info("job_id=%s received (delivery %s)", job_id, task.request.id)
+    me = worker_name()
+    factory = session_factory(settings.db_url)
+    try:
+        return run_job(job_id, settings, factory, me, resume_from=resume_from, retryable=RETRYABLE)
+    except RETRYABLE as exc:
+        # The retry takes this job over where it stands instead of finding it running.
+        countdown = min(2**task.request.retries, RETRY_BACKOFF_MAX_S)
+        raise task.retry(exc=exc, countdown=countdown, kwargs={"resume_from": me}) from exc
+    except SoftTimeLimitExceeded:
+        logger.error("job_id=%s stopped at the soft time limit", job_id)
+        raise
+
+
 settings = load_settings()
 app = make_app(settings)
+TASKS = {kind.name: define_task(app, kind) for kind in all_kinds()}
 
 
 # Celery holds signal receivers weakly: they must be module-level functions, not closures.
@@ -75,7 +119,7 @@ def _forget_inherited_connections(**_: object) -> None:
 def _start_sweeper(**_: object) -> None:
     """Re-submit jobs of vanished workers now and periodically (see tasks/sweeper.py)."""
     from tasks.context import session_factory
-    from tasks.submit import send_jobs
+    from tasks.dispatch import send_jobs
     from tasks.sweeper import Sweeper
 
     factory = session_factory(settings.db_url)

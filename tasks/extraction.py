@@ -1,9 +1,10 @@
 """Feature extraction jobs: plan them from the catalog, run one batch (jobs layer).
 
-`plan_extraction` turns `ddm extract --dataset NAME` into job rows, one per batch of
-videos. `run_extraction_job` is the plain function a Celery worker (or the CLI, inline)
-calls with a job id: it claims the job, takes a lease on each video, writes each cache file
-atomically and only then marks its row valid.
+`extract_dataset` is `ddm extract`: `plan_extraction` turns it into job rows, one per batch
+of videos, and `dispatch` runs them here or sends them to the workers. `run_extraction` is
+the `extract` kind's run function (tasks/kinds.py), called by the shared job lifecycle:
+it takes a lease on each video, writes each cache file atomically and only then marks its
+row valid.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog import caches
 from ddm.catalog.datasets import get_dataset
-from ddm.catalog.jobs import claim_job, create_job, finish_job, get_job
-from ddm.catalog.models import JobKind, JobStatus
+from ddm.catalog.jobs import create_job
 from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, SetupError
 from ddm.fs import cache_path, remove_temporaries, sha256_of
-from tasks.heartbeat import Heartbeat
+from ddm.vocab import JobStatus
+from ddm.vocab import VideoOutcomeStatus as Outcome
+from tasks.dispatch import Dispatched, dispatch
+from tasks.kinds import EXTRACT
+from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class VideoOutcome:
 
     video_id: int
     path: str
-    status: str  # extracted | failed | skipped
+    status: str  # a VideoOutcomeStatus
     seconds: float = 0.0
     fallback_frames: int | None = None
     error: str | None = None
@@ -70,7 +74,7 @@ class BatchResult:
 
     def add(self, outcome: VideoOutcome) -> None:
         setattr(self, outcome.status, getattr(self, outcome.status) + 1)
-        if outcome.status == "failed" and len(self.failures) < MAX_REPORTED_FAILURES:
+        if outcome.status == Outcome.FAILED and len(self.failures) < MAX_REPORTED_FAILURES:
             self.failures.append(
                 {"video_id": outcome.video_id, "path": outcome.path, "error": outcome.error}
             )
@@ -144,14 +148,11 @@ def plan_extraction(
             "dataset": dataset,
             "fingerprint": fingerprint,
             "extractor": dataclasses.asdict(cfg),
-            "weights_dir": str(weights_dir),
             "allow_random_weights": allow_random,
             "force": force,
         }
         job_ids = [
-            create_job(
-                session, JobKind.EXTRACT.value, {**base, "video_ids": batch}, total=len(batch)
-            ).id
+            create_job(session, EXTRACT.name, {**base, "video_ids": batch}, total=len(batch)).id
             for batch in _batches(video_ids, settings.batch_size)
         ]
     return ExtractionPlan(
@@ -163,121 +164,104 @@ def _batches(items: list[int], size: int) -> list[list[int]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+# --------------------------------------------------------------------------- `ddm extract`
+
+
+@dataclass(frozen=True)
+class ExtractionRun:
+    """What `ddm extract` did: the plan, and the jobs run here or sent to the workers."""
+
+    plan: ExtractionPlan
+    dispatched: Dispatched
+
+
+def extract_dataset(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    dataset: str,
+    *,
+    frames: int | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    force: bool = False,
+    weights_dir: Path | None = None,
+    allow_random: bool = False,
+    on_plan: Callable[[ExtractionPlan], None] | None = None,
+    on_video: Callable[[VideoOutcome], None] | None = None,
+) -> ExtractionRun:
+    """Plan the extraction of every video of `dataset` lacking a valid cache, and run it.
+
+    Without a broker the jobs run here (`on_video` hears of each video); with one they are
+    sent to the workers, each of which reads the weights from its own `DDM_WEIGHTS_DIR`.
+    `on_plan` hears of the plan before any job runs.
+
+    Raises:
+        NotFound: no such dataset.
+        SetupError: weights are missing and random weights were not allowed, or the
+            broker cannot be reached (the jobs stay queued).
+    """
+    if weights_dir is not None:
+        settings = settings.model_copy(update={"weights_dir": weights_dir})
+    if not settings.broker:
+        abandon_stale_jobs(settings, factory)
+    plan = plan_extraction(
+        factory,
+        settings,
+        dataset,
+        cfg=extractor_cfg(frames),
+        weights_dir=settings.weights_dir,
+        allow_random=allow_random,
+        split=split,
+        limit=limit,
+        force=force,
+    )
+    if on_plan is not None:
+        on_plan(plan)
+    return ExtractionRun(plan, dispatch(settings, factory, plan.job_ids, on_video))
+
+
 # --------------------------------------------------------------------------- running
 
 
-def run_extraction_job(
-    job_id: int,
-    settings: Settings,
-    factory: sessionmaker[Session],
-    worker: str,
-    on_video: Callable[[VideoOutcome], None] | None = None,
-) -> str:
-    """Run one extraction job to the end; safe to call twice or concurrently for one job.
-
-    Returns:
-        The job's status afterwards as seen by this call ("skipped" when another worker
-        holds it or it had already finished).
-    """
-    with session_scope(factory) as session:
-        job = get_job(session, job_id)
-        if job.status != JobStatus.QUEUED.value:
-            logger.info("job_id=%s is %s; nothing to do", job_id, job.status)
-            return "skipped"
-        if not claim_job(session, job_id, worker, settings.max_attempts):
-            return "skipped"
-    logger.info("job_id=%s running on %s", job_id, worker)
-    params = job.params
-    result = BatchResult()
-    # The heartbeat starts before the networks are built: building them takes long
-    # enough that a silent job would look dead to the sweeper.
-    with Heartbeat(
-        factory,
-        job_id,
-        worker,
-        settings.heartbeat_seconds,
-        lambda: result.extracted + result.failed + result.skipped,
-    ) as beat:
-        try:
-            extractor = _extractor(params)
-        except (DdmError, OSError, RuntimeError) as exc:
-            finish(factory, job_id, worker, JobStatus.FAILED.value, error=str(exc))
-            raise
-        for video_id in params["video_ids"]:
-            if beat.lost.is_set():
-                return _stop_lost(factory, job_id)
-            outcome = _one_video(factory, settings, extractor, params, job_id, video_id)
-            result.add(outcome)
-            if on_video:
-                on_video(outcome)
-        beat.beat()
+def run_extraction(context: JobContext) -> JobOutcome:
+    """The `extract` kind: extract every video of the job's batch into the cache."""
+    params, result = context.params, BatchResult()
+    extractor = _extractor(params, context.settings.weights_dir)
+    for video_id in params["video_ids"]:
+        context.check()
+        outcome = _one_video(context, extractor, video_id)
+        result.add(outcome)
+        context.advance(outcome)
     status = result.final_status
-    error = f"all {result.failed} videos failed" if status == JobStatus.FAILED.value else None
-    finish(factory, job_id, worker, status, error=error, result=dataclasses.asdict(result))
-    return status
+    error = f"all {result.failed} videos failed" if status == JobStatus.FAILED else None
+    return JobOutcome(status, dataclasses.asdict(result), error)
 
 
-def _stop_lost(factory: sessionmaker[Session], job_id: int) -> str:
-    """Stop a job that is no longer ours; a cancelled one gives its video leases back.
-
-    A job handed to another worker keeps them: its leases belong to the job, which that
-    worker is now running.
-    """
-    with session_scope(factory) as session:
-        status = get_job(session, job_id).status
-        if status == JobStatus.CANCELLED.value:
-            caches.release_claims(session, job_id)
-    logger.info("job_id=%s stopped here: it is %s", job_id, status)
-    return status
-
-
-def finish(
-    factory: sessionmaker[Session], job_id: int, worker: str, status: str, **details: Any
-) -> None:
-    """End a job held by `worker` and release every video lease it still holds.
-
-    A job that is no longer this worker's (handed on after it was presumed dead) is left
-    alone, leases included: they now serve the worker running it.
-    """
-    with session_scope(factory) as session:
-        if not finish_job(session, job_id, worker, status, **details):
-            logger.info(
-                "job_id=%s is no longer held by %s; not marking it %s", job_id, worker, status
-            )
-            return
-        caches.release_claims(session, job_id)
-    logger.info("job_id=%s %s", job_id, status)
-
-
-def _one_video(
-    factory: sessionmaker[Session],
-    settings: Settings,
-    extractor: Any,
-    params: dict[str, Any],
-    job_id: int,
-    video_id: int,
-) -> VideoOutcome:
+def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutcome:
+    factory, params, job_id = context.factory, context.params, context.job_id
     fingerprint = params["fingerprint"]
-    stale = _lease_timeout(settings)
+    stale = _lease_timeout(context.settings)
     with session_scope(factory) as session:
         video = caches.get_video_to_extract(session, video_id)
         if video is None or not caches.claim_video(
             session, video_id, fingerprint, job_id, stale_after=stale, force=params["force"]
         ):
-            return VideoOutcome(video_id, video.path if video else "?", "skipped")
+            return VideoOutcome(video_id, video.path if video else "?", Outcome.SKIPPED)
     start = time.perf_counter()
     try:
-        facts = _extract_to_cache(extractor, video, fingerprint, settings.cache_dir)
+        facts = _extract_to_cache(extractor, video, fingerprint, context.settings.cache_dir)
     except (DdmError, OSError, RuntimeError, ValueError) as exc:
         seconds = time.perf_counter() - start
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with session_scope(factory) as session:
             caches.record_failure(session, video_id, fingerprint, job_id, error, seconds)
         logger.warning("job_id=%s video_id=%s failed: %s", job_id, video_id, error)
-        return VideoOutcome(video_id, video.path, "failed", seconds, error=error)
+        return VideoOutcome(video_id, video.path, Outcome.FAILED, seconds, error=error)
     with session_scope(factory) as session:
         caches.record_features(session, video_id, fingerprint, job_id, video.content_hash, facts)
-    return VideoOutcome(video_id, video.path, "extracted", facts.seconds, facts.fallback_frames)
+    return VideoOutcome(
+        video_id, video.path, Outcome.EXTRACTED, facts.seconds, facts.fallback_frames
+    )
 
 
 def _lease_timeout(settings: Settings) -> timedelta:
@@ -309,18 +293,18 @@ def _extract_to_cache(
         faces_detected=frames - fallback,
         fallback_frames=fallback,
         seconds=time.perf_counter() - start,
-        video_frame_count=int(features["num_video_frames"]) or None,
     )
 
 
-def _extractor(params: dict[str, Any]) -> Any:
+def _extractor(params: dict[str, Any], weights_dir: Path | None) -> Any:
+    """The job's extractor, from this machine's weights; they must give the job's fingerprint."""
     cfg = extractor_cfg(**params["extractor"])
-    extractor = _build_extractor(cfg, params["weights_dir"], params["allow_random_weights"])
+    extractor = _build_extractor(cfg, str(weights_dir), params["allow_random_weights"])
     if extractor.fingerprint != params["fingerprint"]:
         raise SetupError(
-            f"the weights in {params['weights_dir']} changed since the job was submitted "
-            f"(fingerprint {extractor.fingerprint[:12]}, job wants "
-            f"{params['fingerprint'][:12]}); submit it again"
+            f"the weights in {weights_dir} give extractor {extractor.fingerprint[:19]}, but "
+            f"the job was planned for {params['fingerprint'][:19]}: give every worker the "
+            "same weights files (DDM_WEIGHTS_DIR), or submit the job again"
         )
     return extractor
 

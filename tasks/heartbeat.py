@@ -30,10 +30,12 @@ class Heartbeat:
         job_id: int,
         worker: str,
         interval: float,
-        progress: Callable[[], int],
+        progress: Callable[[], int] | None = None,
     ) -> None:
         self._factory, self._job_id, self._worker = factory, job_id, worker
-        self._interval, self._progress = interval, progress
+        self._interval = interval
+        # How much of the job is done, stamped with each beat; None leaves it as it is.
+        self.progress = progress
         self._stop = threading.Event()
         self.lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
@@ -50,7 +52,7 @@ class Heartbeat:
         """Stamp the row now; sets `lost` when the job is no longer ours."""
         try:
             with session_scope(self._factory) as session:
-                if heartbeat(session, self._job_id, self._worker, self._progress()):
+                if heartbeat(session, self._job_id, self._worker, self._done()):
                     renew_claims(session, self._job_id)
                     return
         except DdmError as exc:
@@ -59,6 +61,9 @@ class Heartbeat:
             return
         logger.info("job_id=%s is no longer held by %s; stopping", self._job_id, self._worker)
         self.lost.set()
+
+    def _done(self) -> int | None:
+        return self.progress() if self.progress is not None else None
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -1,9 +1,9 @@
-"""`ddm cache verify` and `ddm cache gc`: re-check cache rows against their files, and remove
-files no row needs (catalog layer).
+"""The steps of `ddm cache verify` and `ddm cache gc`: re-check cache rows against their
+files, and remove files no row needs (catalog layer; `ddm.services.caches` composes them).
 
-Verification never holds a write transaction while it hashes: callers may read the rows
-(`cache_entries`), check the files with no session open (`check_entry`) and record the
-verdicts in a short second transaction (`record_verdicts`). Each verdict is a conditional
+Verification never holds a write transaction while it hashes: the rows are read
+(`cache_entries`), the files checked with no session open (`check_entry`) and the verdicts
+recorded in a short second transaction (`record_verdicts`). Each verdict is a conditional
 UPDATE on the row as it was read, so a worker re-extracting the video meanwhile wins.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -26,24 +27,22 @@ from ddm.catalog.datasets import get_dataset
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.types import utcnow
 from ddm.fs import TEMP_PREFIX, cache_path, sha256_of
+from ddm.vocab import CacheError
 
 logger = logging.getLogger(__name__)
 
-FILE_MISSING = "file missing"
-SIZE_MISMATCH = "size mismatch"
-CHECKSUM_MISMATCH = "checksum mismatch"
-PATH_MISMATCH = "path does not match fingerprint"
-NO_CHECKSUM = "no checksum recorded"
-UNREADABLE = "file unreadable"
-# The text ingest writes when a video's bytes change (`ddm.catalog.videos`). Such a row
-# describes features of content that no longer exists: verify never re-validates it.
-CONTENT_CHANGED = "the video's content changed"
 # Errors only verify writes. A row invalidated with one of these is re-checked, and made
 # valid again when its file checks out (a file restored from backup, a remounted disk).
 # Every other invalid row (an extraction failure, changed content, never extracted) is
 # left as it is: only a new extraction may make it valid.
 VERIFY_ERRORS = frozenset(
-    {FILE_MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH, PATH_MISMATCH, NO_CHECKSUM}
+    {
+        CacheError.FILE_MISSING,
+        CacheError.SIZE_MISMATCH,
+        CacheError.CHECKSUM_MISMATCH,
+        CacheError.PATH_MISMATCH,
+        CacheError.NO_CHECKSUM,
+    }
 )
 
 # A running worker may be writing a temporary file right now; only older ones are leftovers.
@@ -71,14 +70,20 @@ class CacheEntry:
         return self.is_valid or is_verify_error(self.error)
 
 
+# What verify did to a failing row that it reports: flipped it now, or found it failed before.
+Action = Literal["invalidated", "still invalid"]
+
+
 @dataclass(frozen=True)
 class CacheProblem:
+    """One row whose file does not back it, as `ddm cache verify` lists it."""
+
     cache_id: int
     video_id: int
     fingerprint: str
     path: str
     error: str
-    action: str  # "invalidated" | "still invalid"
+    action: Action
 
 
 @dataclass(frozen=True)
@@ -111,33 +116,10 @@ class GcReport:
 
 
 def is_verify_error(error: str | None) -> bool:
-    return error is not None and (error in VERIFY_ERRORS or error.startswith(UNREADABLE))
+    return error is not None and (error in VERIFY_ERRORS or error.startswith(CacheError.UNREADABLE))
 
 
 # --------------------------------------------------------------------------- verify
-
-
-def verify_caches(
-    session: Session,
-    cache_dir: Path,
-    *,
-    dataset: str | None = None,
-) -> VerifyReport:
-    """Re-check every cache row that has a path against its file, and flip validity flags.
-
-    A row fails when its file is missing, its size or sha256 differs from the row, its path
-    is not the one its fingerprint and video hash derive, or its video's content changed.
-    Failing rows become invalid with a one-line error; rows that only a previous verify
-    invalidated become valid again once their file checks out (see `VERIFY_ERRORS`).
-
-    This hashes every file inside the caller's transaction; `ddm cache verify` instead
-    composes `cache_entries`, `check_entry` and `record_verdicts` to keep transactions short.
-
-    Raises:
-        NotFound: `dataset` names no dataset.
-    """
-    entries = cache_entries(session, dataset=dataset)
-    return record_verdicts(session, [(entry, check_entry(entry, cache_dir)) for entry in entries])
 
 
 def cache_entries(session: Session, *, dataset: str | None = None) -> list[CacheEntry]:
@@ -178,11 +160,11 @@ def check_entry(entry: CacheEntry, cache_dir: Path) -> str | None:
     if not entry.needs_check:
         return entry.error
     if entry.video_content_hash is not None and entry.video_hash != entry.video_content_hash:
-        return CONTENT_CHANGED
+        return CacheError.CONTENT_CHANGED
     # The derived path is checked first: it also keeps a corrupt row ("../x") from making
     # verify read a file outside the cache.
     if entry.path != _derived_path(cache_dir, entry.fingerprint, entry.video_hash):
-        return PATH_MISMATCH
+        return CacheError.PATH_MISMATCH
     return _check_file(cache_dir / entry.path, entry)
 
 
@@ -198,22 +180,22 @@ def _check_file(file: Path, entry: CacheEntry) -> str | None:
     try:
         info = file.stat()
     except (FileNotFoundError, NotADirectoryError):
-        return FILE_MISSING
+        return CacheError.FILE_MISSING
     except OSError as exc:
-        return f"{UNREADABLE}: {exc.strerror or type(exc).__name__}"
+        return f"{CacheError.UNREADABLE}: {exc.strerror or type(exc).__name__}"
     if not stat.S_ISREG(info.st_mode):
-        return FILE_MISSING
+        return CacheError.FILE_MISSING
     if entry.bytes is not None and info.st_size != entry.bytes:
-        return SIZE_MISMATCH
+        return CacheError.SIZE_MISMATCH
     if entry.checksum is None:
-        return NO_CHECKSUM
+        return CacheError.NO_CHECKSUM
     try:
         digest = sha256_of(file)
     except FileNotFoundError:
-        return FILE_MISSING
+        return CacheError.FILE_MISSING
     except OSError as exc:
-        return f"{UNREADABLE}: {exc.strerror or type(exc).__name__}"
-    return None if digest == entry.checksum else CHECKSUM_MISMATCH
+        return f"{CacheError.UNREADABLE}: {exc.strerror or type(exc).__name__}"
+    return None if digest == entry.checksum else CacheError.CHECKSUM_MISMATCH
 
 
 def record_verdicts(
@@ -238,7 +220,7 @@ def record_verdicts(
         outcome = _record_one(session, entry, error)
         counts[outcome] += 1
         if error is not None and entry.needs_check and outcome != "changed_meanwhile":
-            action = "invalidated" if outcome == "invalidated" else "still invalid"
+            action: Action = "invalidated" if outcome == "invalidated" else "still invalid"
             problems.append(
                 CacheProblem(entry.id, entry.video_id, entry.fingerprint, entry.path, error, action)
             )

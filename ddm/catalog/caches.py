@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.records import CacheRow, VideoToExtract
 from ddm.catalog.types import utcnow
+from ddm.vocab import ProbeStatus
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ class ExtractedFacts:
     faces_detected: int
     fallback_frames: int
     seconds: float
-    video_frame_count: int | None = None
 
 
 def videos_to_extract(
@@ -54,7 +54,7 @@ def videos_to_extract(
         .where(
             Dataset.name == dataset,
             Video.is_present.is_(True),
-            Video.probe_status == "ok",
+            Video.probe_status == ProbeStatus.OK.value,
             Video.content_hash.is_not(None),
         )
         .order_by(Video.id)
@@ -151,7 +151,10 @@ def record_features(
     video_hash: str | None,
     facts: ExtractedFacts,
 ) -> None:
-    """Mark the cache valid and release the lease; update the video's frame count and flag."""
+    """Mark the cache valid and release the lease.
+
+    What extraction learned stays on the cache row; the video's own columns are ingest's.
+    """
     session.execute(
         update(FeatureCache)
         .where(FeatureCache.video_id == video_id, FeatureCache.fingerprint == fingerprint)
@@ -172,10 +175,6 @@ def record_features(
             updated_at=utcnow(),
         )
     )
-    values: dict[str, object] = {"face_fallback": facts.fallback_frames > 0}
-    if facts.video_frame_count:
-        values["frame_count"] = facts.video_frame_count
-    session.execute(update(Video).where(Video.id == video_id).values(**values))
 
 
 def record_failure(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ddm.catalog.models import Dataset, Video
 from ddm.catalog.records import DatasetRecord, DatasetSummary
 from ddm.errors import NotFound
+from ddm.vocab import ProbeStatus
 
 
 def to_record(row: Dataset) -> DatasetRecord:
@@ -69,7 +70,7 @@ def summarize_dataset(session: Session, name: str) -> DatasetSummary:
     ).all()
     unreadable = session.execute(
         select(Video.path, Video.probe_status, Video.probe_error)
-        .where(*present, Video.probe_status != "ok")
+        .where(*present, Video.probe_status != ProbeStatus.OK.value)
         .order_by(Video.path)
     ).all()
     notes = session.scalars(select(Dataset.notes).where(Dataset.id == record.id)).one() or {}

@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ddm.catalog.models import Job, JobStatus
+from ddm.catalog.models import Job
 from ddm.catalog.records import JobRecord
 from ddm.catalog.types import utcnow
 from ddm.errors import InvalidInput, NotFound
+from ddm.vocab import ACTIVE_JOB_STATUSES, FINISHED_JOB_STATUSES, JobStatus
 
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-FINISHED = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+ACTIVE = tuple(status.value for status in ACTIVE_JOB_STATUSES)
+FINISHED = tuple(status.value for status in FINISHED_JOB_STATUSES)
 
 
 def to_record(row: Job) -> JobRecord:
@@ -98,6 +99,21 @@ def claim_job(session: Session, job_id: int, worker: str, max_attempts: int) -> 
     return result.rowcount == 1
 
 
+def resume_job(session: Session, job_id: int, previous: str, worker: str) -> bool:
+    """Hand a job still running under `previous` to `worker`: a retry of the same task.
+
+    A task retried after a transient error finds its own job running; without this it
+    would skip the job and leave it to the sweeper. Attempts count lost workers, not
+    retries, so they stay as they are.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.worker == previous)
+        .values(worker=worker, heartbeat_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
 def heartbeat(session: Session, job_id: int, worker: str, done: int | None = None) -> bool:
     """Record that `worker` is alive on the job; False when the job is no longer its own
     (cancelled, or handed to another worker after this one was presumed dead)."""
@@ -132,7 +148,9 @@ def finish_job(
     return outcome.rowcount == 1
 
 
-def cancel_job(session: Session, job_id: int, *, reason: str = "cancelled") -> JobRecord:
+def cancel_job(
+    session: Session, job_id: int, *, reason: str = JobStatus.CANCELLED.value
+) -> JobRecord:
     """Cancel a queued or running job; a running one stops at its next heartbeat.
 
     Raises:

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ddm.catalog.types import UTCDateTime, utcnow
+from ddm.vocab import Compression, JobStatus, Label, ProbeStatus, Split, SplitSource
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,42 +39,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Label(StrEnum):
-    REAL = "real"
-    FAKE = "fake"
-
-
-class Split(StrEnum):
-    TRAIN = "train"
-    VAL = "val"
-    TEST = "test"
-
-
-class SplitSource(StrEnum):
-    OFFICIAL = "official"
-    DERIVED = "derived"
-
-
-class Compression(StrEnum):
-    RAW = "raw"
-    C23 = "c23"
-    C40 = "c40"
-
-
-class JobKind(StrEnum):
-    EXTRACT = "extract"
-    TRAIN = "train"
-    EVALUATE = "evaluate"
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 def _one_of(column: str, enum: type[StrEnum], *, nullable: bool = False) -> CheckConstraint:
@@ -158,12 +123,11 @@ class Video(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     duration_s: Mapped[float | None] = mapped_column(Float)
-    probe_status: Mapped[str] = mapped_column(String(16), default="pending")
+    probe_status: Mapped[str] = mapped_column(String(16), default=ProbeStatus.PENDING.value)
     probe_error: Mapped[str | None] = mapped_column(Text)
     metadata_error: Mapped[str | None] = mapped_column(
         Text, doc="why the file that labels this video could not be read"
     )
-    face_fallback: Mapped[bool | None] = mapped_column(Boolean)
     is_present: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
@@ -209,7 +173,6 @@ class FeatureCache(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        _one_of("kind", JobKind),
         _one_of("status", JobStatus),
         # `ddm jobs list --status` and the stale-heartbeat sweep.
         Index(None, "status", "heartbeat_at"),
@@ -217,6 +180,7 @@ class Job(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Kinds are the job registry's (tasks/kinds.py): adding one needs no migration.
     kind: Mapped[str] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -12,50 +12,19 @@ from sqlalchemy.orm import Session, aliased
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.records import VideoRecord
 from ddm.errors import InvalidInput
-from ddm.ingest.records import LayoutScan, VideoEntry
-
-# Columns an ingest copies verbatim from a layout scan entry.
-ENTRY_FIELDS = (
-    "label",
-    "raw_label",
-    "split",
-    "split_source",
-    "method",
-    "compression",
-    "target_identity",
-    "source_identity",
-    "identity_group",
-    "part",
-    "metadata_error",
+from ddm.ingest.records import (
+    NOT_PROBED,
+    FileFacts,
+    FileFingerprint,
+    LayoutScan,
+    ProbeResult,
+    VideoEntry,
 )
-PROBE_FIELDS = ("frame_count", "fps", "width", "height", "duration_s")
-# Every column a probe of the file sets.
-FACT_FIELDS = (
-    "content_hash",
-    "hash_method",
-    "size_bytes",
-    "mtime",
-    "probe_status",
-    "probe_error",
-    *PROBE_FIELDS,
-)
+from ddm.vocab import CacheError, Label, ProbeStatus
 
-
-@dataclass(frozen=True)
-class FileFacts:
-    """What probing one file found: its fingerprint and what OpenCV could read."""
-
-    content_hash: str | None
-    hash_method: str | None
-    size_bytes: int | None
-    mtime: float | None
-    probe_status: str
-    probe_error: str | None = None
-    frame_count: int | None = None
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    duration_s: float | None = None
+# A scan entry's fields are its video's columns, by the same names; the path is the key
+# and `original_path` becomes a link to another row.
+ENTRY_COLUMNS = tuple(f.name for f in fields(VideoEntry) if f.name not in ("path", "original_path"))
 
 
 @dataclass(frozen=True)
@@ -156,20 +125,22 @@ def _dataset_for(session: Session, name: str, scan: LayoutScan) -> Dataset:
 
 
 def _insert(session: Session, dataset_id: int, entry: VideoEntry, facts: FileFacts | None) -> Video:
+    facts = facts or NOT_PROBED
     row = Video(
         dataset_id=dataset_id,
         path=entry.path,
         is_present=True,
-        **{name: getattr(entry, name) for name in ENTRY_FIELDS},
+        **{name: getattr(entry, name) for name in ENTRY_COLUMNS},
+        **_probe_columns(facts.probe),
+        **_fingerprint_columns(facts.fingerprint),
     )
-    _apply_facts(row, facts or FileFacts(None, None, None, None, "pending"))
     session.add(row)
     return row
 
 
 def _update(row: Video, entry: VideoEntry, facts: FileFacts | None, invalidate: list[int]) -> bool:
     changed = False
-    for name in ENTRY_FIELDS:
+    for name in ENTRY_COLUMNS:
         if getattr(row, name) != getattr(entry, name):
             setattr(row, name, getattr(entry, name))
             changed = True
@@ -177,25 +148,39 @@ def _update(row: Video, entry: VideoEntry, facts: FileFacts | None, invalidate: 
         row.is_present = True
         changed = True
     if facts is not None:
+        probed = _probe_columns(facts.probe)
         if facts.content_hash != row.content_hash:
             invalidate.append(row.id)
             changed = True
-        elif _probe_differs(row, facts):
+        elif any(getattr(row, name) != value for name, value in probed.items()):
             changed = True
         # Same content, new mtime (a copy or a touch): refresh the stat so the next
         # ingest can skip the file again, without calling it a change.
-        _apply_facts(row, facts)
+        for name, value in (probed | _fingerprint_columns(facts.fingerprint)).items():
+            setattr(row, name, value)
     return changed
 
 
-def _probe_differs(row: Video, facts: FileFacts) -> bool:
-    fields = ("probe_status", "probe_error", *PROBE_FIELDS)
-    return any(getattr(row, name) != getattr(facts, name) for name in fields)
+def _probe_columns(probe: ProbeResult) -> dict[str, Any]:
+    # Ingest alone writes these: extraction records what it learned on its cache row.
+    return {
+        "probe_status": probe.status,
+        "probe_error": probe.error,
+        "frame_count": probe.frame_count,
+        "fps": probe.fps,
+        "width": probe.width,
+        "height": probe.height,
+        "duration_s": probe.duration_s,
+    }
 
 
-def _apply_facts(row: Video, facts: FileFacts) -> None:
-    for name in FACT_FIELDS:
-        setattr(row, name, getattr(facts, name))
+def _fingerprint_columns(fingerprint: FileFingerprint | None) -> dict[str, Any]:
+    return {
+        "content_hash": fingerprint.sha256 if fingerprint else None,
+        "hash_method": fingerprint.method if fingerprint else None,
+        "size_bytes": fingerprint.size if fingerprint else None,
+        "mtime": fingerprint.mtime if fingerprint else None,
+    }
 
 
 def _link_originals(entries: tuple[VideoEntry, ...], rows: Mapping[str, Video]) -> None:
@@ -226,7 +211,7 @@ def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
     result = session.execute(
         update(FeatureCache)
         .where(FeatureCache.video_id.in_(video_ids), FeatureCache.is_valid.is_(True))
-        .values(is_valid=False, error="the video's content changed")
+        .values(is_valid=False, error=CacheError.CONTENT_CHANGED.value)
     )
     return result.rowcount or 0
 
@@ -235,10 +220,10 @@ def _refresh_counts(dataset: Dataset, rows: Iterable[Video], scan: LayoutScan) -
     known = list(rows)
     on_disk = [row for row in known if row.is_present]
     dataset.video_count = len(on_disk)
-    dataset.real_count = sum(row.label == "real" for row in on_disk)
-    dataset.fake_count = sum(row.label == "fake" for row in on_disk)
+    dataset.real_count = sum(row.label == Label.REAL for row in on_disk)
+    dataset.fake_count = sum(row.label == Label.FAKE for row in on_disk)
     dataset.missing_count = len(known) - len(on_disk)
-    dataset.unreadable_count = sum(row.probe_status != "ok" for row in on_disk)
+    dataset.unreadable_count = sum(row.probe_status != ProbeStatus.OK for row in on_disk)
     dataset.listed_missing_count = sum(scan.listed_missing.values())
     dataset.notes = {
         "listed_missing": dict(scan.listed_missing),

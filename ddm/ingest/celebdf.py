@@ -1,5 +1,5 @@
 """Celeb-DF v1/v2 layout: labels from the folder, the official test list, and a derived
-identity-disjoint train/val split for everything else (catalog layer, no database).
+identity-disjoint train/val split for everything else (ingest layer, no database).
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ from ddm.ingest.common import (
     relative_path,
     shipped_bytes,
 )
-from ddm.ingest.records import LayoutScan, VideoEntry
+from ddm.ingest.records import Format, LayoutScan, VideoEntry
+from ddm.vocab import Label, Split, SplitSource
 
 logger = logging.getLogger(__name__)
 
 TEST_LIST = "List_of_testing_videos.txt"
-FOLDER_LABELS = {"Celeb-real": "real", "YouTube-real": "real", "Celeb-synthesis": "fake"}
+FOLDER_LABELS = {
+    "Celeb-real": Label.REAL,
+    "YouTube-real": Label.REAL,
+    "Celeb-synthesis": Label.FAKE,
+}
 # In the official list the digit 1 means REAL: the reverse of the usual convention.
-LIST_DIGIT_LABELS = {"1": "real", "0": "fake"}
+LIST_DIGIT_LABELS = {"1": Label.REAL, "0": Label.FAKE}
 
 _CELEB_REAL = re.compile(r"^(id\d+)_(\d+)$")
 _CELEB_FAKE = re.compile(r"^(id\d+)_(id\d+)_(\d+)$")
@@ -40,6 +45,11 @@ class TestList:
     source: str  # 'dataset' (the user's copy) or 'shipped' (our v2 copy)
     sha256: str
     error: str | None = None
+
+
+def recognises_celebdf(root: Path) -> bool:
+    """Whether `root` holds any of Celeb-DF's Celeb-real/, Celeb-synthesis/, YouTube-real/."""
+    return any((root / name).is_dir() for name in FOLDER_LABELS)
 
 
 def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
@@ -153,18 +163,20 @@ def _entry(
     rel: str, folder: str, digit: str | None, list_error: str | None, seed: int
 ) -> VideoEntry:
     target, source, group = identity_of(rel)
+    split: Split | None
+    split_source: SplitSource | None
     if list_error:
         split, split_source = None, None
     elif digit is not None:
-        split, split_source = "test", "official"
+        split, split_source = Split.TEST, SplitSource.OFFICIAL
     else:
-        split, split_source = derived_split(group, seed), "derived"
+        split, split_source = derived_split(group, seed), SplitSource.DERIVED
     return VideoEntry(
         path=rel,
         label=FOLDER_LABELS[folder],
         split=split,
         split_source=split_source,
-        method=folder if FOLDER_LABELS[folder] == "fake" else None,
+        method=folder if FOLDER_LABELS[folder] == Label.FAKE else None,
         target_identity=target,
         source_identity=source,
         identity_group=group,
@@ -189,13 +201,15 @@ def _cross_check(test_list: TestList) -> list[str]:
 
 def _overlap(entries: list[VideoEntry]) -> dict[str, object]:
     """Identity groups the official test list shares with the derived train/val videos."""
-    test_groups = {e.identity_group for e in entries if e.split == "test"}
-    other = Counter(e.identity_group for e in entries if e.split in ("train", "val"))
+    test_groups = {e.identity_group for e in entries if e.split == Split.TEST}
+    other = Counter(e.identity_group for e in entries if e.split in (Split.TRAIN, Split.VAL))
     shared = sorted(g for g in test_groups & set(other) if g is not None)
     return {
         "identities": shared,
         "videos": sum(other[g] for g in shared),
-        "test_videos": sum(1 for e in entries if e.split == "test" and e.identity_group in shared),
+        "test_videos": sum(
+            1 for e in entries if e.split == Split.TEST and e.identity_group in shared
+        ),
     }
 
 
@@ -207,7 +221,7 @@ def _scan(
     notes: dict[str, object],
 ) -> LayoutScan:
     return LayoutScan(
-        format="celebdf",
+        format=FORMAT.name,
         default_name="celebdf",
         root=root,
         entries=tuple(sorted(entries, key=lambda e: e.path)),
@@ -215,3 +229,12 @@ def _scan(
         problems=tuple(problems),
         notes=notes,
     )
+
+
+FORMAT = Format(
+    name="celebdf",
+    looks_like="Celeb-DF Celeb-real/ Celeb-synthesis/ YouTube-real/",
+    recognises=recognises_celebdf,
+    scan=scan_celebdf,
+    detect_priority=20,
+)

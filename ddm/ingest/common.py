@@ -1,5 +1,5 @@
 """Helpers shared by the layout scanners: listing video files, the derived-split rule and
-the split files shipped as package data (catalog layer, no database).
+the split files shipped as package data (ingest layer, no database).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+
+from ddm.vocab import Split
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def encoding_problem(rel_path: str) -> str | None:
     return None
 
 
-def derived_split(group: str, seed: int) -> str:
+def derived_split(group: str, seed: int) -> Split:
     """The derived split ('train' or 'val') of one identity group.
 
     sha256 of "<seed>:<group>" taken mod 100; below 100 - DERIVED_VAL_PERCENT (85) goes to
@@ -79,7 +81,7 @@ def derived_split(group: str, seed: int) -> str:
     """
     digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
     bucket = int.from_bytes(digest[:8], "big") % 100
-    return "train" if bucket < 100 - DERIVED_VAL_PERCENT else "val"
+    return Split.TRAIN if bucket < 100 - DERIVED_VAL_PERCENT else Split.VAL
 
 
 def shipped_bytes(*parts: str) -> bytes:
@@ -93,11 +95,11 @@ def shipped_text(*parts: str) -> str:
 
 
 @functools.cache
-def ffpp_pairs() -> dict[str, tuple[tuple[str, str], ...]]:
-    """The official FF++ pairs per split ('train', 'val', 'test'), from the shipped JSON."""
+def ffpp_pairs() -> dict[Split, tuple[tuple[str, str], ...]]:
+    """The official FF++ pairs per split, from the shipped `<split>.json` files."""
     return {
-        split: tuple((a, b) for a, b in json.loads(shipped_text("ffpp", f"{split}.json")))
-        for split in ("train", "val", "test")
+        split: tuple((a, b) for a, b in json.loads(shipped_text("ffpp", f"{split.value}.json")))
+        for split in Split
     }
 
 

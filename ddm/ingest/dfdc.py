@@ -1,6 +1,6 @@
 """DFDC layouts: training parts (`dfdc_train_part_N/metadata.json`), the public
 validation/test sets (`labels.csv`, or a metadata.json with `is_fake`) and DFDC Preview
-(`dataset.json`). Labels come only from those files (catalog layer, no database).
+(`dataset.json`). Labels come only from those files (ingest layer, no database).
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ddm.ingest.common import encoding_problem, list_videos, relative_path
-from ddm.ingest.records import LayoutScan, VideoEntry
+from ddm.ingest.records import Format, LayoutScan, VideoEntry
+from ddm.vocab import Label, Split, SplitSource
 
 logger = logging.getLogger(__name__)
 
 PART_DIR = re.compile(r"^dfdc_train_part_\d+$")
 SAMPLE_DIR = "train_sample_videos"  # the Kaggle competition's 400-clip sample
-LABEL_DIR_SPLITS = {"validation": "val", "val": "val", "test": "test"}
+LABEL_DIR_SPLITS = {"validation": Split.VAL, "val": Split.VAL, "test": Split.TEST}
 PREVIEW_INDEX = "dataset.json"
 PREVIEW_DIRS = ("original_videos", "method_A", "method_B")
-_SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+_SPLITS = {"validation": Split.VAL, **{split.value: split for split in Split}}
 # Part folders may sit below train/ and inside a wrapper such as dfdc_train_part_00/.
 _MAX_DEPTH = 3
 
@@ -61,11 +62,17 @@ def find_sources(root: Path) -> list[_Source]:
     return sources
 
 
-def scan_dfdc(root: Path) -> LayoutScan:
+def recognises_dfdc(root: Path) -> bool:
+    """Whether `root` (or a folder up to three levels below) holds a DFDC label source."""
+    return bool(find_sources(root))
+
+
+def scan_dfdc(root: Path, *, seed: int = 0) -> LayoutScan:
     """Scan a DFDC root: every part, labelled set and Preview index found below it.
 
     Videos a metadata file lists but the disk lacks are counted per part. A video whose
-    metadata file is unreadable, or that its file does not list, gets no label.
+    metadata file is unreadable, or that its file does not list, gets no label. Every split
+    comes from the label files, so `seed` is unused.
     """
     found = _Found([], {}, {}, [])
     sources = find_sources(root)
@@ -79,7 +86,7 @@ def scan_dfdc(root: Path) -> LayoutScan:
     entries = _link_originals(found.entries, found.originals)
     is_preview_only = bool(sources) and all(s.kind == "preview" for s in sources)
     return LayoutScan(
-        format="dfdc",
+        format=FORMAT.name,
         default_name="dfdcp" if is_preview_only else "dfdc",
         root=root,
         entries=tuple(sorted(entries, key=lambda e: e.path)),
@@ -132,12 +139,12 @@ def _scan_part(root: Path, source: _Source, found: _Found) -> None:
     meta_file = relative_path(source.directory / "metadata.json", root)
     records, error = _load_json_object(source.directory / "metadata.json", meta_file)
     # Every video of a training part is official train.
-    _label_or_report(rels, records, error, source, meta_file, "train", found)
+    _label_or_report(rels, records, error, source, meta_file, Split.TRAIN, found)
 
 
 def _scan_labels(root: Path, source: _Source, found: _Found) -> None:
     rels = _videos(root, source.directory, found)
-    split = LABEL_DIR_SPLITS.get(source.name.lower(), "test")
+    split = LABEL_DIR_SPLITS.get(source.name.lower(), Split.TEST)
     if (source.directory / "labels.csv").exists():
         label_file = relative_path(source.directory / "labels.csv", root)
         records, error = _load_labels_csv(source.directory / "labels.csv", label_file)
@@ -153,7 +160,7 @@ def _label_or_report(
     error: str | None,
     source: _Source,
     label_file: str,
-    split: str,
+    split: Split,
     found: _Found,
 ) -> None:
     # An unreadable label file leaves its videos unlabelled, never guessed.
@@ -169,7 +176,7 @@ def _label_from_records(
     records: dict[str, object],
     source: _Source,
     label_file: str,
-    split_default: str,
+    split_default: Split,
     found: _Found,
 ) -> None:
     present = {rel.rsplit("/", 1)[-1]: rel for rel in rels}
@@ -192,7 +199,7 @@ def _label_from_records(
                 path=rel,
                 label=label,
                 split=split,
-                split_source="official",
+                split_source=SplitSource.OFFICIAL,
                 raw_label=raw,
                 part=source.name,
                 metadata_error=None if label else f"{label_file}: no valid label for {name}",
@@ -231,8 +238,8 @@ def _scan_preview(root: Path, found: _Found) -> None:
                 path=rel,
                 label=label,
                 split=split,
-                split_source="official" if split else None,
-                method=rel.split("/", 1)[0] if label == "fake" else None,
+                split_source=SplitSource.OFFICIAL if split else None,
+                method=rel.split("/", 1)[0] if label == Label.FAKE else None,
                 raw_label=raw,
                 metadata_error=None if label else f"{PREVIEW_INDEX}: no valid label for {rel}",
             )
@@ -257,11 +264,11 @@ def _field(record: object, key: str) -> object:
     return record.get(key) if isinstance(record, dict) else None
 
 
-def _label_of(record: object) -> tuple[str | None, str | None]:
+def _label_of(record: object) -> tuple[Label | None, str | None]:
     """(label, raw value) from one metadata record: `label` FAKE/REAL, or `is_fake` 0/1."""
     if isinstance(record, dict) and "label" in record:
         raw = record["label"]
-        label = {"fake": "fake", "real": "real"}.get(str(raw).lower())
+        label = _NAMED_LABELS.get(str(raw).lower())
         return label, str(raw)
     if isinstance(record, dict) and "is_fake" in record:
         raw = record["is_fake"]
@@ -272,7 +279,9 @@ def _label_of(record: object) -> tuple[str | None, str | None]:
 
 
 # labels.csv and `is_fake`: 1 = fake, 0 = real.
-_BINARY_LABELS = {"1": "fake", "0": "real"}
+_BINARY_LABELS = {"1": Label.FAKE, "0": Label.REAL}
+# metadata.json `label`: FAKE or REAL, in any letter case.
+_NAMED_LABELS = {label.value: label for label in Label}
 
 
 def _load_json_object(path: Path, shown: str) -> tuple[dict[str, object], str | None]:
@@ -339,3 +348,14 @@ def _chain_root(name: str, originals: dict[str, str | None]) -> str:
         seen.add(parent)
         name = parent
     return name
+
+
+FORMAT = Format(
+    name="dfdc",
+    looks_like="DFDC dfdc_train_part_N/metadata.json, labels.csv or dataset.json",
+    recognises=recognises_dfdc,
+    scan=scan_dfdc,
+    # Last: its label files are searched three levels deep, so it could also match a
+    # labels.csv or metadata.json kept inside another layout's tree.
+    detect_priority=40,
+)

@@ -1,5 +1,5 @@
 """FaceForensics++ layout (with FaceShifter and DeepFakeDetection): labels from the folder,
-official pair splits from the shipped JSON (catalog layer, no database).
+official pair splits from the shipped JSON (ingest layer, no database).
 
 Tree: `original_sequences/{youtube,actors}/<comp>/videos/*.mp4` and
 `manipulated_sequences/<Method>/<comp>/videos/*.mp4`, where <comp> is raw (alias c0), c23
@@ -21,11 +21,13 @@ from ddm.ingest.common import (
     list_videos,
     relative_path,
 )
-from ddm.ingest.records import LayoutScan, VideoEntry
+from ddm.ingest.records import Format, LayoutScan, VideoEntry
+from ddm.vocab import Compression, Label, Split, SplitSource
 
 logger = logging.getLogger(__name__)
 
-COMPRESSIONS = {"raw": "raw", "c0": "raw", "c23": "c23", "c40": "c40"}
+# Folder name -> compression; FF++ calls raw "c0" in places.
+COMPRESSIONS = {"c0": Compression.RAW, **{c.value: c for c in Compression}}
 FFPP_METHODS = frozenset({"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"})
 DFD_METHOD = "DeepFakeDetection"
 
@@ -40,23 +42,29 @@ class _File:
     rel: str
     stem: str
     kind: str  # 'youtube' | 'actors' | a method folder name
-    compression: str
+    compression: Compression
 
 
 @dataclass(frozen=True)
 class _Official:
-    split_of: dict[str, str]  # sequence id -> split
+    split_of: dict[str, Split]  # sequence id -> split
     pairs: frozenset[frozenset[str]]
     group_of: dict[str, str]  # sequence id -> identity group
     leaking: frozenset[str]  # ids sharing a YouTube video with an id in another split
 
 
-def scan_ffpp(root: Path) -> LayoutScan:
+def recognises_ffpp(root: Path) -> bool:
+    """Whether `root` holds FF++'s original_sequences/ or manipulated_sequences/."""
+    return (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir()
+
+
+def scan_ffpp(root: Path, *, seed: int = 0) -> LayoutScan:
     """Scan a FaceForensics++ root.
 
     Reals and fakes take their official split from the pair lists; the actors and
     DeepFakeDetection videos have none and are stored as test-only with a derived source.
-    A fake `T_S` links to `T` of the same compression when that file is present.
+    A fake `T_S` links to `T` of the same compression when that file is present. Every
+    split is fixed by the dataset, so `seed` is unused.
     """
     files, problems = _collect(root)
     official = _official()
@@ -80,7 +88,7 @@ def scan_ffpp(root: Path) -> LayoutScan:
             "videos": len(leaked),
         }
     return LayoutScan(
-        format="ffpp",
+        format=FORMAT.name,
         default_name="ff",
         root=root,
         entries=tuple(sorted(entries, key=lambda e: e.path)),
@@ -139,9 +147,9 @@ def _youtube_real(file: _File, official: _Official) -> tuple[VideoEntry, str | N
     split = official.split_of.get(seq) if seq else None
     entry = VideoEntry(
         path=file.rel,
-        label="real",
+        label=Label.REAL,
         split=split,
-        split_source="official" if split else None,
+        split_source=SplitSource.OFFICIAL if split else None,
         compression=file.compression,
         target_identity=seq,
         identity_group=official.group_of.get(seq) if seq else None,
@@ -157,7 +165,7 @@ def _pair_fake(
     if not match:
         entry = VideoEntry(
             path=file.rel,
-            label="fake",
+            label=Label.FAKE,
             split=None,
             split_source=None,
             method=file.kind,
@@ -169,9 +177,9 @@ def _pair_fake(
     split = official.split_of.get(target) if is_pair else None
     entry = VideoEntry(
         path=file.rel,
-        label="fake",
+        label=Label.FAKE,
         split=split,
-        split_source="official" if split else None,
+        split_source=SplitSource.OFFICIAL if split else None,
         method=file.kind,
         compression=file.compression,
         target_identity=target,
@@ -189,9 +197,9 @@ def _actor_real(file: _File) -> tuple[VideoEntry, str | None]:
     actor = match.group(1) if match else None
     entry = VideoEntry(
         path=file.rel,
-        label="real",
-        split="test",
-        split_source="derived",
+        label=Label.REAL,
+        split=Split.TEST,
+        split_source=SplitSource.DERIVED,
         compression=file.compression,
         target_identity=actor,
         identity_group=f"actor:{actor}" if actor else None,
@@ -209,9 +217,9 @@ def _dfd_fake(
         original = originals.get(("actors", file.compression, f"{target}__{scene}"))
     entry = VideoEntry(
         path=file.rel,
-        label="fake",
-        split="test",
-        split_source="derived",
+        label=Label.FAKE,
+        split=Split.TEST,
+        split_source=SplitSource.DERIVED,
         method=DFD_METHOD,
         compression=file.compression,
         target_identity=target,
@@ -235,7 +243,7 @@ def _official() -> _Official:
     A group is a pair, merged with every other pair whose sequences come from the same
     YouTube video (DATASETS.md §1.5), so it is stable whatever subset is on disk.
     """
-    split_of: dict[str, str] = {}
+    split_of: dict[str, Split] = {}
     pairs: set[frozenset[str]] = set()
     parent: dict[str, str] = {}
 
@@ -266,3 +274,12 @@ def _official() -> _Official:
             leaking.update(seqs)
     group_of = {seq: f"seq:{find(seq)}" for seq in split_of}
     return _Official(split_of, frozenset(pairs), group_of, frozenset(leaking))
+
+
+FORMAT = Format(
+    name="ffpp",
+    looks_like="FaceForensics++ original_sequences/ or manipulated_sequences/",
+    recognises=recognises_ffpp,
+    scan=scan_ffpp,
+    detect_priority=10,
+)

@@ -1,5 +1,5 @@
 """The plain-folder layout: `real/**` and `fake/**` with any common video extension, and a
-seeded, identity-free derived train/val split (catalog layer, no database).
+seeded, identity-free derived train/val split (ingest layer, no database).
 """
 
 from __future__ import annotations
@@ -13,25 +13,32 @@ from ddm.ingest.common import (
     list_videos,
     relative_path,
 )
-from ddm.ingest.records import LayoutScan, VideoEntry
+from ddm.ingest.records import Format, LayoutScan, VideoEntry
+from ddm.vocab import Label, SplitSource
 
 logger = logging.getLogger(__name__)
 
-LABEL_DIRS = ("real", "fake")
+# Folder name (lower-cased) -> the label of every video below it.
+_LABEL_DIRS = {label.value: label for label in Label}
 
 
-def label_dirs(root: Path) -> dict[str, Path]:
+def label_dirs(root: Path) -> dict[Label, Path]:
     """label -> directory for the `real/` and `fake/` folders of `root` (any letter case)."""
-    found: dict[str, Path] = {}
+    found: dict[Label, Path] = {}
     try:
         children = sorted(p for p in root.iterdir() if p.is_dir())
     except OSError:
         return found
     for child in children:
-        label = child.name.lower()
-        if label in LABEL_DIRS and label not in found:
+        label = _LABEL_DIRS.get(child.name.lower())
+        if label is not None and label not in found:
             found[label] = child
     return found
+
+
+def recognises_folder(root: Path) -> bool:
+    """Whether `root` holds a `real/` or `fake/` folder."""
+    return bool(label_dirs(root))
 
 
 def scan_folder(root: Path, *, seed: int = 0) -> LayoutScan:
@@ -54,11 +61,11 @@ def scan_folder(root: Path, *, seed: int = 0) -> LayoutScan:
                     path=rel,
                     label=label,
                     split=derived_split(f"file:{rel}", seed),
-                    split_source="derived",
+                    split_source=SplitSource.DERIVED,
                 )
             )
     return LayoutScan(
-        format="folder",
+        format=FORMAT.name,
         default_name=root.resolve().name,
         root=root,
         entries=tuple(sorted(entries, key=lambda e: e.path)),
@@ -66,3 +73,14 @@ def scan_folder(root: Path, *, seed: int = 0) -> LayoutScan:
         problems=tuple(problems),
         notes={},
     )
+
+
+FORMAT = Format(
+    name="folder",
+    looks_like="real/ and fake/ folders",
+    recognises=recognises_folder,
+    scan=scan_folder,
+    # Before DFDC: real/ and fake/ say the labels outright, while DFDC's label files are
+    # searched deep enough to be found inside such a tree.
+    detect_priority=30,
+)

@@ -1,4 +1,4 @@
-"""Per-file probing with OpenCV and content fingerprints, run in parallel (catalog layer).
+"""Per-file probing with OpenCV and content fingerprints, run in parallel (ingest layer).
 
 Nothing here raises for a bad video file: every failure becomes a `ProbeResult` with a
 short status kind and a one-line error, so one broken file never stops an ingest.
@@ -13,13 +13,13 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
 
 from ddm.errors import InvalidInput
+from ddm.ingest.records import FileFacts, FileFingerprint, ProbeResult
+from ddm.vocab import ProbeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -32,60 +32,7 @@ _FORWARD_LIMIT = 300
 _HEAD_BYTES = 512
 
 
-class ProbeStatus(StrEnum):
-    """The outcome of probing one file; everything but OK is an error kind."""
-
-    OK = "ok"
-    MISSING = "missing"  # no file, or a broken symlink
-    UNREADABLE = "unreadable"  # permissions, a directory, a device or FIFO
-    EMPTY = "empty"  # zero bytes
-    NOT_VIDEO = "not_video"  # content is not a video container (text, image, ...)
-    CORRUPT = "corrupt"  # a video container that cannot be opened (truncated, damaged)
-    NO_FRAMES = "no_frames"  # opens, but no video frame decodes
-    PROBE_FAILED = "probe_failed"  # an unexpected error while probing (a bug: see the log)
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """What OpenCV could read from one file.
-
-    Attributes:
-        status: a ProbeStatus value.
-        error: one line explaining a non-OK status, else None.
-        frame_count: the verified number of decodable frames (see `probe_video`).
-        reported_frame_count: the count the container claims; differs from `frame_count`
-            when the container is wrong (typically a truncated download).
-    """
-
-    status: str
-    error: str | None = None
-    frame_count: int | None = None
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    duration_s: float | None = None
-    reported_frame_count: int | None = None
-
-    def __post_init__(self) -> None:
-        # Store a plain str: some drivers (psycopg 3) write an Enum's *name*, not its value.
-        object.__setattr__(self, "status", ProbeStatus(self.status).value)
-
-    @property
-    def is_ok(self) -> bool:
-        return self.status == ProbeStatus.OK
-
-
-@dataclass(frozen=True)
-class FileFingerprint:
-    """A content fingerprint; `method` says how `sha256` was computed (see fingerprint_file)."""
-
-    sha256: str
-    size: int
-    mtime: float
-    method: str
-
-
-ProbeCallback = Callable[[Path, ProbeResult, FileFingerprint | None], None]
+ProbeCallback = Callable[[Path, FileFacts], None]
 
 
 def probe_video(path: Path) -> ProbeResult:
@@ -145,7 +92,7 @@ def fingerprint_file(path: Path) -> FileFingerprint:
 
 def probe_many(
     paths: Iterable[Path], workers: int, on_done: ProbeCallback | None = None
-) -> dict[Path, tuple[ProbeResult, FileFingerprint | None]]:
+) -> dict[Path, FileFacts]:
     """Probe and fingerprint many files in a thread pool (OpenCV and hashlib release the GIL).
 
     Args:
@@ -155,32 +102,32 @@ def probe_many(
             CLI drives its progress bar with it.
 
     Returns:
-        path -> (probe result, fingerprint); the fingerprint is None when the file cannot
-        be read (status 'missing' or 'unreadable').
+        path -> what probing it found; the fingerprint is None when the file cannot be
+        read (status 'missing' or 'unreadable').
 
     Raises:
         InvalidInput: `workers` is below 1.
     """
     if workers < 1:
         raise InvalidInput(f"workers must be at least 1, got {workers}")
-    results: dict[Path, tuple[ProbeResult, FileFingerprint | None]] = {}
+    results: dict[Path, FileFacts] = {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddm-probe")
     try:
-        futures: dict[Future[tuple[ProbeResult, FileFingerprint | None]], Path] = {
+        futures: dict[Future[FileFacts], Path] = {
             pool.submit(_probe_one, path): path for path in paths
         }
         for future in as_completed(futures):
             path = futures[future]
             results[path] = future.result()
             if on_done is not None:
-                on_done(path, *results[path])
+                on_done(path, results[path])
     finally:
         # On Ctrl-C, drop the queued files instead of probing all of them first.
         pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
-def _probe_one(path: Path) -> tuple[ProbeResult, FileFingerprint | None]:
+def _probe_one(path: Path) -> FileFacts:
     try:
         result = probe_video(path)
         fingerprint = None
@@ -189,12 +136,12 @@ def _probe_one(path: Path) -> tuple[ProbeResult, FileFingerprint | None]:
                 fingerprint = fingerprint_file(path)
             except OSError as exc:
                 logger.warning("cannot fingerprint path=%s: %s", path, exc)
-        return result, fingerprint
+        return FileFacts(result, fingerprint)
     except Exception as exc:  # noqa: BLE001
         # The last boundary in a worker thread: a bug on one file must not cost an ingest
         # of a hundred thousand others. It is logged with its traceback and recorded.
         logger.exception("probe failed path=%s", path)
-        return ProbeResult(ProbeStatus.PROBE_FAILED, _one_line(exc)), None
+        return FileFacts(ProbeResult(ProbeStatus.PROBE_FAILED, _one_line(exc)))
 
 
 def _check_file(path: Path) -> tuple[ProbeResult | None, bytes]:

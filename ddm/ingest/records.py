@@ -1,13 +1,17 @@
-"""Plain records that a layout scan returns (catalog layer, no database).
+"""Plain records of the ingest layer (no database): what a layout scan finds, what probing a
+file finds, and the spec each dataset format declares.
 
-The catalog joins these to its rows; nothing here knows about SQLAlchemy.
+The catalog applies these to its rows; nothing here knows about SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from ddm.vocab import ProbeStatus
 
 
 @dataclass(frozen=True)
@@ -16,12 +20,12 @@ class VideoEntry:
 
     Attributes:
         path: relative to the dataset root, '/'-separated.
-        label: 'real' or 'fake'; None only when the file that gives labels is unreadable
+        label: a `Label`; None only when the file that gives labels is unreadable
             (or, for DFDC, does not list this video).
-        split: 'train', 'val' or 'test'; None when unknown.
-        split_source: 'official' (from the dataset's split files) or 'derived' (by ddm).
+        split: a `Split`; None when unknown.
+        split_source: a `SplitSource`: official (the dataset's split files) or derived (ddm).
         method: the manipulation method, e.g. 'Deepfakes'; None for reals and unknown methods.
-        compression: 'raw', 'c23', 'c40' or None ('c0' is stored as 'raw').
+        compression: a `Compression` or None ('c0' is stored as 'raw').
         target_identity: the person whose footage is used (for reals, the person shown).
         source_identity: for face swaps, the donor identity; None for reals.
         original_path: relative path of a fake's real counterpart when it is present on
@@ -54,8 +58,9 @@ class LayoutScan:
     """Everything a scan of one dataset root found, before any probing.
 
     Attributes:
-        format: 'ffpp', 'celebdf', 'dfdc' or 'folder'.
-        default_name: the dataset name to use when the user gives none.
+        format: the `Format.name` of the scanner that made it.
+        default_name: the dataset name to use when the user gives none (the scanner's
+            choice: DFDC's depends on what it found, a plain folder's is the folder's name).
         root: the dataset root as given.
         entries: the videos on disk, sorted by path.
         listed_missing: per source (DFDC part, list file), how many listed videos are absent.
@@ -70,3 +75,91 @@ class LayoutScan:
     listed_missing: Mapping[str, int]
     problems: tuple[str, ...]
     notes: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What OpenCV could read from one file.
+
+    Attributes:
+        status: a ProbeStatus value.
+        error: one line explaining a non-OK status, else None.
+        frame_count: the verified number of decodable frames (see `probe.probe_video`).
+        reported_frame_count: the count the container claims; differs from `frame_count`
+            when the container is wrong (typically a truncated download).
+    """
+
+    status: str
+    error: str | None = None
+    frame_count: int | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    reported_frame_count: int | None = None
+
+    def __post_init__(self) -> None:
+        # Store a plain str: some drivers (psycopg 3) write an Enum's *name*, not its value.
+        object.__setattr__(self, "status", ProbeStatus(self.status).value)
+
+    @property
+    def is_ok(self) -> bool:
+        return self.status == ProbeStatus.OK
+
+
+@dataclass(frozen=True)
+class FileFingerprint:
+    """A content fingerprint; `method` says how `sha256` was computed (see fingerprint_file)."""
+
+    sha256: str
+    size: int
+    mtime: float
+    method: str
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """Everything probing one file found: the one shape the catalog records.
+
+    Attributes:
+        probe: what OpenCV could read.
+        fingerprint: the content fingerprint; None when the file cannot be read.
+    """
+
+    probe: ProbeResult
+    fingerprint: FileFingerprint | None = None
+
+    @property
+    def content_hash(self) -> str | None:
+        return self.fingerprint.sha256 if self.fingerprint else None
+
+
+# A file listed by a scan but not probed yet.
+NOT_PROBED = FileFacts(ProbeResult(ProbeStatus.PENDING))
+
+
+class Scanner(Protocol):
+    """Reads a dataset tree and its label files; never probes a video."""
+
+    def __call__(self, root: Path, *, seed: int = 0) -> LayoutScan: ...
+
+
+@dataclass(frozen=True)
+class Format:
+    """One dataset layout, declared by its own module and listed in `registry.FORMATS`.
+
+    Attributes:
+        name: what `--format` takes and the catalog stores on the dataset.
+        looks_like: how the layout shows on disk; completes the "expected ..." error for a
+            root no format recognises.
+        recognises: whether a root holds this layout (cheap: top-level names, a few stats).
+        scan: the scanner; `seed` places videos in derived train/val splits.
+        detect_priority: lower is tried first by `registry.detect_format`: specific
+            layouts before loose ones that could also match inside them.
+    """
+
+    name: str
+    looks_like: str
+    recognises: Callable[[Path], bool]
+    scan: Scanner
+    detect_priority: int

@@ -1,50 +1,47 @@
-"""Dataset layout detection and dispatch to one scanner per format (catalog layer).
+"""The dataset formats ddm knows: layout detection and dispatch to each format's scanner
+(ingest layer, no database).
 
+A format is one module declaring one `Format` (see `records.Format`); adding one means
+writing that module and listing its `FORMAT` below. This module imports only the stdlib
+and the scanners, so the CLI reads `FORMAT_NAMES` without loading OpenCV or SQLAlchemy.
 `scan()` only reads the tree and its label files; probing the videos is `probe.py`'s job.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from ddm.errors import InvalidInput
 from ddm.ingest import celebdf, dfdc, ffpp, folder
-from ddm.ingest.records import LayoutScan
+from ddm.ingest.records import Format, LayoutScan
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("ffpp", "celebdf", "dfdc", "folder")
+# In the order users see them: `--format` choices and error messages.
+FORMATS: tuple[Format, ...] = (ffpp.FORMAT, celebdf.FORMAT, dfdc.FORMAT, folder.FORMAT)
+FORMAT_NAMES: tuple[str, ...] = tuple(spec.name for spec in FORMATS)
 
-_SCANNERS: dict[str, Callable[[Path, int], LayoutScan]] = {
-    "ffpp": lambda root, seed: ffpp.scan_ffpp(root),
-    "celebdf": lambda root, seed: celebdf.scan_celebdf(root, seed=seed),
-    "dfdc": lambda root, seed: dfdc.scan_dfdc(root),
-    "folder": lambda root, seed: folder.scan_folder(root, seed=seed),
-}
+_BY_NAME = {spec.name: spec for spec in FORMATS}
+_DETECTION_ORDER = sorted(FORMATS, key=lambda spec: spec.detect_priority)
 
 
 def detect_format(root: Path) -> str:
-    """The layout of the dataset at `root`: 'ffpp', 'celebdf', 'dfdc' or 'folder'.
+    """The name of the format whose layout `root` holds, e.g. 'ffpp'.
+
+    Formats are tried by `Format.detect_priority`; the first that recognises `root` wins.
 
     Raises:
         InvalidInput: `root` does not exist, is not a directory, or holds no known layout.
     """
     _check_root(root)
-    if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
-        return "ffpp"
-    if any((root / name).is_dir() for name in celebdf.FOLDER_LABELS):
-        return "celebdf"
-    if folder.label_dirs(root):
-        return "folder"
-    if dfdc.find_sources(root):
-        return "dfdc"
+    for spec in _DETECTION_ORDER:
+        if spec.recognises(root):
+            return spec.name
+    *others, last = (spec.looks_like for spec in FORMATS)
     raise InvalidInput(
-        f"{root}: no recognisable dataset (expected FaceForensics++ original_sequences/ or "
-        "manipulated_sequences/, Celeb-DF Celeb-real/ Celeb-synthesis/ YouTube-real/, DFDC "
-        "dfdc_train_part_N/metadata.json, labels.csv or dataset.json, or real/ and fake/ "
-        "folders); name the format explicitly if the layout is one of these"
+        f"{root}: no recognisable dataset (expected {', '.join(others)}, or {last}); "
+        "name the format explicitly if the layout is one of these"
     )
 
 
@@ -53,7 +50,7 @@ def scan(root: Path, format: str | None = None, *, seed: int = 0) -> LayoutScan:
 
     Args:
         root: the dataset root.
-        format: one of FORMATS, or None to detect it.
+        format: one of FORMAT_NAMES, or None to detect it.
         seed: the seed of derived train/val splits (Celeb-DF, plain folders).
 
     Raises:
@@ -62,9 +59,11 @@ def scan(root: Path, format: str | None = None, *, seed: int = 0) -> LayoutScan:
     _check_root(root)
     if format is None:
         format = detect_format(root)
-    elif format not in _SCANNERS:
-        raise InvalidInput(f"unknown dataset format {format!r}; choose one of {', '.join(FORMATS)}")
-    result = _SCANNERS[format](root, seed)
+    elif format not in _BY_NAME:
+        raise InvalidInput(
+            f"unknown dataset format {format!r}; choose one of {', '.join(FORMAT_NAMES)}"
+        )
+    result = _BY_NAME[format].scan(root, seed=seed)
     if not (result.entries or result.listed_missing or result.problems):
         raise InvalidInput(f"{root}: no {format} videos or label files found")
     logger.info(

@@ -1,4 +1,8 @@
-"""`verify_caches` and `collect_garbage` on real files and real rows, on both dialects."""
+"""`ddm cache verify|gc` as the library runs them, on real files and real rows, on both dialects.
+
+The entry points take a session factory; here it is bound to the test's connection, so each
+of their units of work is a savepoint inside the test's transaction, rolled back at the end.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from ddm.catalog.cache_maintenance import (
-    CHECKSUM_MISMATCH,
-    CONTENT_CHANGED,
-    FILE_MISSING,
-    PATH_MISMATCH,
-    SIZE_MISMATCH,
-    cache_entries,
-    check_entry,
-    collect_garbage,
-    record_verdicts,
-    verify_caches,
-)
 from ddm.catalog.jobs import create_job
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.errors import NotFound
 from ddm.fs import TEMP_PREFIX, atomic_write, cache_path, sha256_of
+from ddm.services.caches import collect_cache_garbage, verify_caches
+from ddm.vocab import CacheError, ProbeStatus
 
 FP = "fp-" + "a" * 20
 OTHER_FP = "fp-" + "b" * 20
@@ -38,6 +32,12 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def factory(session: Session) -> sessionmaker[Session]:
+    """Sessions that see the test's uncommitted rows; their commits release savepoints."""
+    return sessionmaker(bind=session.connection(), join_transaction_mode="create_savepoint")
+
+
 def make_video(session: Session, name: str, *, dataset: str = "ds") -> Video:
     owner = session.scalars(select(Dataset).where(Dataset.name == dataset)).one_or_none()
     if owner is None:
@@ -45,7 +45,10 @@ def make_video(session: Session, name: str, *, dataset: str = "ds") -> Video:
         session.add(owner)
         session.flush()
     video = Video(
-        dataset_id=owner.id, path=f"{name}.mp4", content_hash=f"{name}" * 8, probe_status="ok"
+        dataset_id=owner.id,
+        path=f"{name}.mp4",
+        content_hash=f"{name}" * 8,
+        probe_status=ProbeStatus.OK,
     )
     session.add(video)
     session.flush()
@@ -95,9 +98,11 @@ def file_of(cache_dir: Path, row: FeatureCache) -> Path:
 # --------------------------------------------------------------------------- verify
 
 
-def test_good_files_are_ok(session: Session, cache_dir: Path) -> None:
+def test_good_files_are_ok(
+    session: Session, factory: sessionmaker[Session], cache_dir: Path
+) -> None:
     rows = [make_cache(session, cache_dir, make_video(session, name)) for name in ("v1", "v2")]
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
     assert (report.checked, report.ok, report.invalidated, report.revalidated) == (2, 2, 0, 0)
     assert report.problems == ()
     assert [state(session, row) for row in rows] == [(True, None), (True, None)]
@@ -119,26 +124,34 @@ def _flip_a_byte(file: Path) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "error"),
-    [(_delete, FILE_MISSING), (_truncate, SIZE_MISMATCH), (_flip_a_byte, CHECKSUM_MISMATCH)],
+    [
+        (_delete, CacheError.FILE_MISSING),
+        (_truncate, CacheError.SIZE_MISMATCH),
+        (_flip_a_byte, CacheError.CHECKSUM_MISMATCH),
+    ],
     ids=["deleted", "truncated", "same-size-modified"],
 )
-def test_a_damaged_file_invalidates_only_its_row(session, cache_dir, damage, error) -> None:
+def test_a_damaged_file_invalidates_only_its_row(
+    session, factory, cache_dir, damage, error
+) -> None:
     good = make_cache(session, cache_dir, make_video(session, "v1"))
     bad = make_cache(session, cache_dir, make_video(session, "v2"))
     damage(file_of(cache_dir, bad))
 
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
 
     assert (report.checked, report.ok, report.invalidated) == (2, 1, 1)
     [problem] = report.problems
     assert (problem.cache_id, problem.error, problem.action) == (bad.id, error, "invalidated")
     assert state(session, bad) == (False, error)
     assert state(session, good) == (True, None)
-    again = verify_caches(session, cache_dir)  # nothing new to flip
+    again = verify_caches(factory, cache_dir)  # nothing new to flip
     assert (again.ok, again.invalidated, again.still_invalid) == (1, 0, 1)
 
 
-def test_a_path_that_its_fingerprint_does_not_derive_is_invalid(session, cache_dir) -> None:
+def test_a_path_that_its_fingerprint_does_not_derive_is_invalid(
+    session, factory, cache_dir
+) -> None:
     moved = make_cache(session, cache_dir, make_video(session, "v1"), fingerprint=OTHER_FP)
     escaping = make_cache(session, cache_dir, make_video(session, "v2"))
     # The file exists and matches its checksum, but the row claims another extractor.
@@ -149,27 +162,31 @@ def test_a_path_that_its_fingerprint_does_not_derive_is_invalid(session, cache_d
         update(FeatureCache).where(FeatureCache.id == escaping.id).values(path="../outside.pt")
     )
 
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
 
     assert report.invalidated == 2
-    assert state(session, moved) == (False, PATH_MISMATCH)
-    assert state(session, escaping) == (False, PATH_MISMATCH)
+    assert state(session, moved) == (False, CacheError.PATH_MISMATCH)
+    assert state(session, escaping) == (False, CacheError.PATH_MISMATCH)
 
 
-def test_a_row_whose_video_changed_is_invalidated(session, cache_dir) -> None:
+def test_a_row_whose_video_changed_is_invalidated(session, factory, cache_dir) -> None:
     video = make_video(session, "v1")
     row = make_cache(session, cache_dir, video)
     video.content_hash = "c" * 64  # re-ingested with new bytes after the extraction
     session.flush()
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
     assert report.invalidated == 1
-    assert state(session, row) == (False, CONTENT_CHANGED)
+    assert state(session, row) == (False, CacheError.CONTENT_CHANGED)
 
 
-def test_only_rows_that_verify_invalidated_are_revalidated(session, cache_dir) -> None:
+def test_only_rows_that_verify_invalidated_are_revalidated(session, factory, cache_dir) -> None:
     restored = make_cache(session, cache_dir, make_video(session, "v1"))
     changed = make_cache(
-        session, cache_dir, make_video(session, "v2"), is_valid=False, error=CONTENT_CHANGED
+        session,
+        cache_dir,
+        make_video(session, "v2"),
+        is_valid=False,
+        error=CacheError.CONTENT_CHANGED,
     )
     failed = make_cache(
         session,
@@ -181,53 +198,68 @@ def test_only_rows_that_verify_invalidated_are_revalidated(session, cache_dir) -
     file = file_of(cache_dir, restored)
     backup = file.with_name("backup")
     file.rename(backup)
-    assert verify_caches(session, cache_dir).invalidated == 1
-    assert state(session, restored) == (False, FILE_MISSING)
+    assert verify_caches(factory, cache_dir).invalidated == 1
+    assert state(session, restored) == (False, CacheError.FILE_MISSING)
 
     backup.rename(file)  # the disk comes back
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
 
     assert (report.checked, report.revalidated, report.still_invalid) == (3, 1, 2)
     assert report.problems == ()
     assert state(session, restored) == (True, None)
     # Their files check out too, but only a new extraction may make these valid.
-    assert state(session, changed) == (False, CONTENT_CHANGED)
+    assert state(session, changed) == (False, CacheError.CONTENT_CHANGED)
     assert state(session, failed) == (False, "RuntimeError: decoder crashed")
 
 
-def test_a_still_failing_row_gets_its_latest_reason(session, cache_dir) -> None:
+def test_a_still_failing_row_gets_its_latest_reason(session, factory, cache_dir) -> None:
     row = make_cache(session, cache_dir, make_video(session, "v1"))
     _truncate(file_of(cache_dir, row))
-    verify_caches(session, cache_dir)
+    verify_caches(factory, cache_dir)
     _delete(file_of(cache_dir, row))
-    report = verify_caches(session, cache_dir)
+    report = verify_caches(factory, cache_dir)
     assert report.still_invalid == 1
-    assert [(p.error, p.action) for p in report.problems] == [(FILE_MISSING, "still invalid")]
-    assert state(session, row) == (False, FILE_MISSING)
+    assert [(p.error, p.action) for p in report.problems] == [
+        (CacheError.FILE_MISSING, "still invalid")
+    ]
+    assert state(session, row) == (False, CacheError.FILE_MISSING)
 
 
-def test_dataset_filter(session, cache_dir) -> None:
+def test_dataset_filter(session, factory, cache_dir) -> None:
     mine = make_cache(session, cache_dir, make_video(session, "v1", dataset="a"))
     theirs = make_cache(session, cache_dir, make_video(session, "v2", dataset="b"))
     _delete(file_of(cache_dir, mine))
     _delete(file_of(cache_dir, theirs))
-    report = verify_caches(session, cache_dir, dataset="a")
+    report = verify_caches(factory, cache_dir, dataset="a")
     assert (report.checked, report.invalidated) == (1, 1)
     assert state(session, theirs) == (True, None)
     with pytest.raises(NotFound, match="no dataset named 'nope'"):
-        verify_caches(session, cache_dir, dataset="nope")
+        verify_caches(factory, cache_dir, dataset="nope")
 
 
-def test_a_row_rewritten_while_verifying_is_left_alone(session, cache_dir) -> None:
+def test_progress_hooks_count_the_rows_checked(session, factory, cache_dir) -> None:
+    for name in ("v1", "v2", "v3"):
+        make_cache(session, cache_dir, make_video(session, name))
+    totals: list[int] = []
+    steps: list[int] = []
+    verify_caches(factory, cache_dir, on_start=totals.append, on_advance=steps.append)
+    assert (totals, steps) == ([3], [1, 1, 1])
+
+
+def test_a_row_rewritten_while_verifying_is_left_alone(session, factory, cache_dir) -> None:
     row = make_cache(session, cache_dir, make_video(session, "v1"))
-    [entry] = cache_entries(session)
     _truncate(file_of(cache_dir, row))
-    verdicts = [(entry, check_entry(entry, cache_dir))]
-    # Meanwhile a worker re-extracts the video and records a new file.
-    session.execute(
-        update(FeatureCache).where(FeatureCache.id == row.id).values(checksum="0" * 64, bytes=10)
-    )
-    report = record_verdicts(session, verdicts)
+
+    def worker_re_extracts(_: int) -> None:
+        # Runs between hashing and recording, when verify holds no session.
+        session.execute(
+            update(FeatureCache)
+            .where(FeatureCache.id == row.id)
+            .values(checksum="0" * 64, bytes=10)
+        )
+
+    report = verify_caches(factory, cache_dir, on_advance=worker_re_extracts)
+
     assert (report.checked, report.invalidated, report.changed_meanwhile) == (1, 0, 1)
     assert state(session, row) == (True, None)
 
@@ -288,8 +320,8 @@ def littered(session: Session, cache_dir: Path, tmp_path: Path) -> dict[str, Pat
     return files
 
 
-def test_gc_dry_run_removes_nothing(session, cache_dir, littered) -> None:
-    report = collect_garbage(session, cache_dir, dry_run=True)
+def test_gc_dry_run_removes_nothing(factory, cache_dir, littered) -> None:
+    report = collect_cache_garbage(factory, cache_dir, dry_run=True)
     orphan = littered["orphan"].relative_to(cache_dir).as_posix()
     old_temp = littered["old_temp"].relative_to(cache_dir).as_posix()
     assert report.dry_run is True
@@ -301,9 +333,9 @@ def test_gc_dry_run_removes_nothing(session, cache_dir, littered) -> None:
 
 
 def test_gc_removes_unreferenced_files_old_temporaries_and_empty_folders(
-    session, cache_dir, littered
+    factory, cache_dir, littered
 ) -> None:
-    report = collect_garbage(session, cache_dir)
+    report = collect_cache_garbage(factory, cache_dir)
 
     assert report.dry_run is False
     assert (len(report.files_removed), report.temporaries_removed) == (2, 1)
@@ -314,29 +346,29 @@ def test_gc_removes_unreferenced_files_old_temporaries_and_empty_folders(
     assert not (cache_dir / OTHER_FP / "v9").exists() and not (cache_dir / "empty").exists()
     assert (cache_dir / "deep" / "a" / "b").is_dir()
     assert (cache_dir / "link.pt").is_symlink() and (cache_dir / "linked_dir").is_symlink()
-    assert verify_caches(session, cache_dir).invalidated == 0
+    assert verify_caches(factory, cache_dir).invalidated == 0
 
-    again = collect_garbage(session, cache_dir)
+    again = collect_cache_garbage(factory, cache_dir)
     assert (again.files_removed, again.directories_removed) == ((), 0)
 
 
-def test_gc_temporary_grace_is_a_parameter(session, cache_dir, littered) -> None:
-    report = collect_garbage(session, cache_dir, temp_grace=timedelta(0))
+def test_gc_temporary_grace_is_a_parameter(factory, cache_dir, littered) -> None:
+    report = collect_cache_garbage(factory, cache_dir, temp_grace=timedelta(0))
     assert (report.temporaries_removed, report.temporaries_kept) == (2, 0)
     assert not littered["young_temp"].exists()
 
 
-def test_gc_of_a_missing_cache_folder_is_a_no_op(session, tmp_path) -> None:
-    report = collect_garbage(session, tmp_path / "nowhere")
+def test_gc_of_a_missing_cache_folder_is_a_no_op(factory, tmp_path) -> None:
+    report = collect_cache_garbage(factory, tmp_path / "nowhere")
     assert (report.files_removed, report.bytes_freed, report.directories_removed) == ((), 0, 0)
 
 
-def test_gc_recognises_the_temporaries_atomic_write_really_makes(session, cache_dir) -> None:
+def test_gc_recognises_the_temporaries_atomic_write_really_makes(factory, cache_dir) -> None:
     final = cache_path(cache_dir, FP, "v5" * 8)
     with atomic_write(final) as handle:
         handle.write(b"half written")
         [temporary] = final.parent.iterdir()
-        young = collect_garbage(session, cache_dir, dry_run=True)
-        old = collect_garbage(session, cache_dir, dry_run=True, temp_grace=timedelta(0))
+        young = collect_cache_garbage(factory, cache_dir, dry_run=True)
+        old = collect_cache_garbage(factory, cache_dir, dry_run=True, temp_grace=timedelta(0))
     assert (young.temporaries_kept, young.foreign_kept, young.files_removed) == (1, 0, ())
     assert old.files_removed == (temporary.relative_to(cache_dir).as_posix(),)

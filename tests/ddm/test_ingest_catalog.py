@@ -12,7 +12,7 @@ from ddm.catalog.models import FeatureCache, Video
 from ddm.catalog.videos import list_videos
 from ddm.db import make_session_factory, session_scope
 from ddm.errors import InvalidInput
-from ddm.ingest.pipeline import ingest_dataset
+from ddm.services.ingest import ingest_dataset
 from tests.conftest import MEDIA
 
 FF_REAL = "original_sequences/youtube/c23/videos"

@@ -66,7 +66,7 @@ def test_bad_files_are_scanned_and_probed_without_losing_the_others(
     result = scan(tmp_path)
     probed = probe_many([tmp_path / e.path for e in result.entries], workers=2)
 
-    statuses = {p.relative_to(tmp_path).as_posix(): r.status for p, (r, _) in probed.items()}
+    statuses = {p.relative_to(tmp_path).as_posix(): f.probe.status for p, f in probed.items()}
     assert statuses == {
         "real/good one.mp4": "ok",
         "fake/ünïcødé 東京.mp4": "ok",

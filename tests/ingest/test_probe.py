@@ -16,13 +16,12 @@ from ddm.errors import InvalidInput
 from ddm.ingest.probe import (
     FULL_HASH_LIMIT,
     SAMPLE_CHUNK,
-    FileFingerprint,
-    ProbeResult,
-    ProbeStatus,
     fingerprint_file,
     probe_many,
     probe_video,
 )
+from ddm.ingest.records import FileFacts, FileFingerprint, ProbeResult
+from ddm.vocab import ProbeStatus
 from tests.ingest.conftest import decode_all, faststart, write_clip
 
 
@@ -229,24 +228,24 @@ def test_probe_many_probes_in_parallel_and_reports_each_file(
     seen: list[tuple[Path, str, FileFingerprint | None]] = []
     threads: set[str] = set()
 
-    def on_done(path: Path, result: ProbeResult, fingerprint: FileFingerprint | None) -> None:
+    def on_done(path: Path, facts: FileFacts) -> None:
         threads.add(threading.current_thread().name)
-        seen.append((path, result.status, fingerprint))
+        seen.append((path, facts.probe.status, facts.fingerprint))
 
     results = probe_many(paths, workers=3, on_done=on_done)
 
     assert set(results) == set(paths) and len(seen) == 4
     assert threads == {threading.current_thread().name}  # callbacks run in the caller
-    assert {p: r.status for p, (r, _) in results.items()} == {
+    assert {p: facts.probe.status for p, facts in results.items()} == {
         real_clip: "ok",
         good: "ok",
         empty: "empty",
         broken: "missing",
     }
-    assert results[broken][1] is None
-    empty_fingerprint = results[empty][1]
+    assert results[broken].fingerprint is None
+    empty_fingerprint = results[empty].fingerprint
     assert empty_fingerprint is not None and empty_fingerprint.size == 0
-    assert results[real_clip][1] == fingerprint_file(real_clip)
+    assert results[real_clip].fingerprint == fingerprint_file(real_clip)
 
 
 def test_probe_many_rejects_zero_workers(real_clip: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ddm.errors import InvalidInput
-from ddm.ingest.registry import FORMATS, detect_format, scan
+from ddm.ingest.registry import FORMAT_NAMES, detect_format, scan
 
 LinkVideos = Callable[[Path, Iterable[str]], None]
 
@@ -45,4 +45,4 @@ def test_forced_format_overrides_detection(tmp_path: Path, link_videos: LinkVide
     link_videos(tmp_path, ["real/a.mp4", "Celeb-real/id0_0000.mp4"])
     assert detect_format(tmp_path) == "celebdf"
     assert [e.path for e in scan(tmp_path, "folder").entries] == ["real/a.mp4"]
-    assert FORMATS == ("ffpp", "celebdf", "dfdc", "folder")
+    assert FORMAT_NAMES == ("ffpp", "celebdf", "dfdc", "folder")

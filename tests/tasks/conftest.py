@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.config import Settings, load_settings
-from ddm.ingest.pipeline import ingest_dataset
+from ddm.services.ingest import ingest_dataset
 from tests.conftest import MEDIA
 
 # Two frames keep a CPU extraction to a few seconds per video; the pipeline is the same.

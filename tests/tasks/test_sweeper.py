@@ -10,7 +10,7 @@ from ddm.catalog.jobs import claim_job, create_job, get_job, requeue_stale_jobs,
 from ddm.catalog.models import Job
 from ddm.catalog.types import utcnow
 from ddm.db import session_scope
-from tasks.sweeper import sweep_once
+from tasks.lifecycle import sweep_once
 
 STALE = timedelta(seconds=30)
 
@@ -71,7 +71,7 @@ def test_a_presumed_dead_worker_that_finishes_late_changes_nothing(engine, tmp_p
     from ddm.catalog.caches import claim_video
     from ddm.catalog.models import Dataset, FeatureCache, Video
     from ddm.db import make_session_factory
-    from tasks.extraction import finish
+    from tasks.lifecycle import finish
 
     factory = make_session_factory(engine)
     with session_scope(factory) as session:

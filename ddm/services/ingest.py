@@ -1,4 +1,5 @@
-"""One ingest from end to end: scan the tree, probe what changed, record it in one transaction.
+"""One ingest from end to end: scan the tree, probe what changed, record it in one transaction
+(services layer).
 
 Probing (seconds to hours) happens with no database session open; the catalog is then
 brought in line with the scan in a single transaction, so an ingest that fails part-way
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,15 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog.datasets import summarize_dataset
 from ddm.catalog.records import DatasetSummary
-from ddm.catalog.videos import FileFacts, IngestCounts, StoredFile, record_ingest, stored_files
+from ddm.catalog.videos import IngestCounts, StoredFile, record_ingest, stored_files
 from ddm.db import session_scope
 from ddm.errors import InvalidInput
-from ddm.ingest.probe import FileFingerprint, ProbeResult, probe_many
+from ddm.ingest.probe import probe_many
 from ddm.ingest.registry import scan
+from ddm.services import ProgressHook
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-ProgressHook = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def ingest_dataset(
 
     Args:
         factory: sessions on the catalog.
-        format: the layout ('ffpp', 'celebdf', 'dfdc', 'folder'); detected when None.
+        format: one of `registry.FORMAT_NAMES`; detected when None.
         name: the dataset name; the format's default ('ff', 'celebdf', ...) when None.
         workers: probe threads.
         rehash: probe and hash every file, even those whose size and mtime are unchanged.
@@ -90,7 +89,7 @@ def ingest_dataset(
         workers=workers,
         on_done=(lambda *_: on_advance(1)) if on_advance else None,
     )
-    facts = {path: _facts(*results[layout.root / path]) for path in todo}
+    facts = {path: results[layout.root / path] for path in todo}
     clock.lap("probe")
     with session_scope(factory) as session:
         counts = record_ingest(session, dataset_name, layout, facts)
@@ -122,19 +121,3 @@ def _needs_probe(path: Path, stored: StoredFile | None) -> bool:
     except OSError:
         return True
     return stat.st_size != stored.size_bytes or stat.st_mtime != stored.mtime
-
-
-def _facts(probe: ProbeResult, fingerprint: FileFingerprint | None) -> FileFacts:
-    return FileFacts(
-        content_hash=fingerprint.sha256 if fingerprint else None,
-        hash_method=fingerprint.method if fingerprint else None,
-        size_bytes=fingerprint.size if fingerprint else None,
-        mtime=fingerprint.mtime if fingerprint else None,
-        probe_status=probe.status,
-        probe_error=probe.error,
-        frame_count=probe.frame_count,
-        fps=probe.fps,
-        width=probe.width,
-        height=probe.height,
-        duration_s=probe.duration_s,
-    )

@@ -1,0 +1,194 @@
+"""A kind registered outside ddm gets the whole lifecycle: inline, cancel, sweeper, worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from ddm.catalog.jobs import cancel_job, claim_job, create_job, get_job
+from ddm.catalog.models import Job
+from ddm.catalog.types import utcnow
+from ddm.config import load_settings
+from ddm.db import session_scope
+from ddm.errors import InvalidInput
+from tasks.dispatch import dispatch
+from tasks.lifecycle import run_job, sweep_once
+from tests.tasks.echo_kind import ECHO
+
+
+def _echo_job(factory, steps: int = 3, **params) -> int:
+    with session_scope(factory) as session:
+        params = {"steps": steps, "message": "hello", **params}
+        return create_job(session, ECHO.name, params, total=steps).id
+
+
+def _job(factory, job_id: int):
+    with session_scope(factory) as session:
+        return get_job(session, job_id)
+
+
+def test_a_new_kind_runs_inline_through_dispatch(factory, job_settings) -> None:
+    job_id = _echo_job(factory)
+    seen: list[int] = []
+    dispatched = dispatch(job_settings, factory, [job_id], on_event=seen.append)
+    assert not dispatched.sent and dispatched.statuses == {job_id: "succeeded"}
+    job = _job(factory, job_id)
+    assert (job.status, job.attempts, job.progress_done) == ("succeeded", 1, 3)
+    assert job.result["echo"] == "hello" and seen == [0, 1, 2]
+    assert run_job(job_id, job_settings, factory, "again") == "skipped"
+
+
+def test_a_cancelled_job_of_a_new_kind_stops_at_its_next_heartbeat(factory, job_settings) -> None:
+    job_id = _echo_job(factory, steps=200, pause=0.05)
+
+    def cancel_after_the_first_step(step: int) -> None:
+        if step == 0:
+            with session_scope(factory) as session:
+                cancel_job(session, job_id)
+
+    status = run_job(job_id, job_settings, factory, "w1", on_event=cancel_after_the_first_step)
+    job = _job(factory, job_id)
+    assert status == job.status == "cancelled"
+    assert job.progress_done < 200 and job.result is None
+
+
+def test_the_sweeper_hands_back_a_silent_job_of_a_new_kind(factory, job_settings) -> None:
+    job_id = _echo_job(factory)
+    with session_scope(factory) as session:
+        assert claim_job(session, job_id, "vanished", job_settings.max_attempts)
+        old = utcnow() - timedelta(seconds=job_settings.stale_after_seconds * 2)
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
+    sent: list[list[int]] = []
+    assert sweep_once(job_settings, factory, sent.append) == [job_id]
+    assert sent == [[job_id]] and _job(factory, job_id).status == "queued"
+    assert run_job(job_id, job_settings, factory, "w2") == "succeeded"
+    assert _job(factory, job_id).attempts == 2
+
+
+def test_a_retry_of_the_same_task_resumes_its_running_job(factory, job_settings) -> None:
+    job_id = _echo_job(factory)
+    with session_scope(factory) as session:
+        assert claim_job(session, job_id, "before-retry", job_settings.max_attempts)
+    # Without the hand-over the retry would find the job running and skip it.
+    assert run_job(job_id, job_settings, factory, "after-retry") == "skipped"
+    status = run_job(job_id, job_settings, factory, "after-retry", resume_from="before-retry")
+    job = _job(factory, job_id)
+    assert status == job.status == "succeeded"
+    assert (job.worker, job.attempts) == ("after-retry", 1)
+
+
+def test_a_job_of_an_unknown_kind_fails_with_one_line(factory, job_settings) -> None:
+    with session_scope(factory) as session:
+        job_id = create_job(session, "vanished-kind", {}).id
+    with pytest.raises(InvalidInput, match="unknown job kind 'vanished-kind'"):
+        dispatch(job_settings, factory, [job_id])
+    job = _job(factory, job_id)
+    assert job.status == "failed" and job.error.startswith("unknown job kind")
+
+
+# --------------------------------------------------------------------------- a real worker
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(
+    tmp_path: Path, pg_server, pg_template
+) -> None:
+    from celery import Celery
+
+    from tasks.context import session_factory
+    from tests.redis_server import start_redis
+
+    redis = start_redis()
+    url = pg_server.create_database(template=pg_template)
+    env = {
+        **os.environ,
+        "DDM_DATABASE_URL": url,
+        "DDM_BROKER_URL": redis.url,
+        "DDM_HOME": str(tmp_path / "home"),
+        "DDM_JOB_MODULES": "tests.tasks.echo_kind",
+        "DDM_HEARTBEAT_SECONDS": "0.5",
+        "DDM_STALE_AFTER_SECONDS": "30",
+    }
+    settings = load_settings(database_url=url, broker_url=redis.url, home=str(tmp_path / "home"))
+    factory = session_factory(settings.db_url)
+    events: list[dict] = []
+    stop_listening = _listen_for_task_events(Celery(broker=redis.url), events)
+    log = tmp_path / "worker.log"
+    with open(log, "ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        job_id = _echo_job(factory, flaky_marker=str(tmp_path / "failed-once"))
+        assert dispatch(settings, factory, [job_id]).sent
+        job = _wait(lambda: _finished(factory, job_id), 120, log)
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=30)
+        stop_listening()
+        redis.stop()
+    assert job.status == "succeeded", log.read_text()[-3000:]
+    # The first delivery failed after its claim; the retry resumed the job, not skipped it.
+    assert (tmp_path / "failed-once").exists()
+    assert job.attempts == 1 and job.result["echo"] == "hello"
+    seen = {event["type"] for event in events if event.get("uuid") == job.celery_task_id}
+    assert {"task-sent", "task-received", "task-started", "task-retried"} <= seen, seen
+    assert any(event["type"] == "task-succeeded" for event in events), events[-5:]
+
+
+def _finished(factory, job_id: int):
+    job = _job(factory, job_id)
+    return job if job.status in ("succeeded", "failed", "cancelled") else None
+
+
+def _wait(condition, timeout: float, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s\n{log.read_text()[-3000:]}")
+
+
+def _listen_for_task_events(app, events: list[dict]) -> Callable[[], None]:
+    """Collect task events as Flower would; returns the function that stops listening."""
+    stop, ready = threading.Event(), threading.Event()
+
+    def listen() -> None:
+        with app.connection() as connection:
+            receiver = app.events.Receiver(connection, handlers={"*": events.append})
+            consume_ready = receiver.on_consume_ready
+
+            def on_consume_ready(*args, **kwargs) -> None:
+                consume_ready(*args, **kwargs)
+                ready.set()
+
+            def on_iteration() -> None:  # at least once a second
+                receiver.should_stop = stop.is_set()
+
+            receiver.on_consume_ready, receiver.on_iteration = on_consume_ready, on_iteration
+            receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the event receiver did not start"
+
+    def stop_listening() -> None:
+        stop.set()
+        thread.join(10)
+
+    return stop_listening
