@@ -10,7 +10,10 @@ import click
 from cli.app import App
 from cli.output import output_options, table, write_json
 from cli.progress import progress_bar
+from ddm.errors import DdmError
 from ddm.vocab import JobStatus, Split, VideoOutcomeStatus, values
+
+MAX_LEASES_SHOWN = 10
 
 
 @click.command("extract")
@@ -122,6 +125,10 @@ def _submitted(app: App, plan: Any, wait: bool, as_json: bool) -> None:
     _done(app, plan, {job_id: job.status for job_id, job in jobs.items()}, [], as_json, counts)
 
 
+class ExtractionIncomplete(DdmError):
+    """Some videos of `ddm extract` failed, or one of its jobs did not succeed."""
+
+
 def _done(
     app: App,
     plan: Any,
@@ -130,7 +137,7 @@ def _done(
     as_json: bool,
     counts: dict[str, int] | None = None,
 ) -> None:
-    """Print what the jobs did; exit 1 when a job failed (every video of a batch failed)."""
+    """Print what the jobs did; exit 1 with the count when any of it did not succeed."""
     from dataclasses import asdict
 
     counts = counts or {
@@ -144,26 +151,69 @@ def _done(
                 "videos": plan.videos,
                 "jobs": {str(k): v for k, v in statuses.items()},
                 **counts,
+                "leased": [_leased_json(video) for video in plan.leased],
                 "results": [asdict(o) for o in outcomes],
             }
         )
-    elif not plan.job_ids:
+    elif not plan.job_ids and not plan.leased:
         app.out.print(
             f"nothing to extract: every video of {plan.dataset} has a valid cache "
             f"for extractor {plan.fingerprint[:19]}"
         )
     else:
-        rows = [{**asdict(o), "seconds": round(o.seconds, 2)} for o in outcomes]
-        if rows:
-            table(
-                app.out,
-                rows,
-                ["video_id", "path", "status", "seconds", "fallback_frames", "error"],
-                title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
-            )
-        app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
-    if any(status == JobStatus.FAILED for status in statuses.values()):
-        raise click.exceptions.Exit(1)
+        _print_results(app, plan, outcomes, counts)
+    _warn_leased(app, plan.leased)
+    _fail_unless_done(plan, statuses, counts)
+
+
+def _print_results(app: App, plan: Any, outcomes: list[Any], counts: dict[str, int]) -> None:
+    from dataclasses import asdict
+
+    rows = [{**asdict(o), "seconds": round(o.seconds, 2)} for o in outcomes]
+    for row in rows:
+        row["error"] = row["error"] or row["reason"]
+    if rows:
+        table(
+            app.out,
+            rows,
+            ["video_id", "path", "status", "seconds", "fallback_frames", "error"],
+            title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
+        )
+    app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _leased_json(video: Any) -> dict[str, Any]:
+    from ddm.catalog.records import to_json
+
+    return to_json(video)
+
+
+def _warn_leased(app: App, leased: list[Any]) -> None:
+    """Say which videos another live job holds, and when they are retried if it died."""
+    for video in leased[:MAX_LEASES_SHOWN]:
+        app.err.print(
+            f"not planned: {video.path} is being extracted by job {video.job_id}; if that job "
+            f"has died, its lease lapses at {video.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC "
+            "and the next `ddm extract` takes the video",
+            markup=False,
+            highlight=False,
+        )
+    if len(leased) > MAX_LEASES_SHOWN:
+        app.err.print(f"... and {len(leased) - MAX_LEASES_SHOWN} more videos held by other jobs")
+
+
+def _fail_unless_done(plan: Any, statuses: dict[int, str], counts: dict[str, int]) -> None:
+    unfinished = {
+        job_id: status for job_id, status in statuses.items() if status != JobStatus.SUCCEEDED
+    }
+    failed = counts.get(VideoOutcomeStatus.FAILED, 0)
+    if not failed and not unfinished:
+        return
+    parts = [f"{failed} of {plan.videos} videos failed"] if failed else []
+    parts += [f"job {job_id} {status}" for job_id, status in sorted(unfinished.items())]
+    example = min(unfinished) if unfinished else None
+    hint = f"`ddm jobs show {example}`" if example else "`ddm videos --json` (cache_error)"
+    raise ExtractionIncomplete(f"extraction incomplete: {', '.join(parts)}; see {hint}")
 
 
 @click.command("worker")

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # A running job whose heartbeat is older than this is presumed dead and re-submitted.
     stale_after_seconds: float = Field(default=120.0, gt=0)
     sweep_seconds: float = Field(default=30.0, gt=0)
+    # A queued job no worker claimed this long after it was sent is sent again: the broker
+    # may have lost it (a restart without persistence). Duplicates are harmless.
+    resend_after_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     task_soft_time_limit: int = Field(default=6 * 3600, gt=0)
     task_time_limit: int = Field(default=6 * 3600 + 300, gt=0)
@@ -102,6 +105,7 @@ class Settings(BaseSettings):
             "heartbeat_seconds": self.heartbeat_seconds,
             "stale_after_seconds": self.stale_after_seconds,
             "sweep_seconds": self.sweep_seconds,
+            "resend_after_seconds": self.resend_after_seconds,
             "max_attempts": self.max_attempts,
             "task_soft_time_limit": self.task_soft_time_limit,
             "task_time_limit": self.task_time_limit,

@@ -65,6 +65,26 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+def check_writable_dir(path: str | os.PathLike[str] | None, setting: str) -> None:
+    """Make sure `path` is a folder this process can create files in (creating it if needed).
+
+    Raises:
+        SetupError: it is a file, or cannot be created or written; names `setting`.
+    """
+    from ddm.errors import SetupError
+
+    folder = Path(path) if path is not None else None
+    try:
+        if folder is None:
+            raise NotADirectoryError("not set")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SetupError(f"{setting} {folder} is not a writable folder: {reason}") from None
+
+
 def cache_path(cache_dir: str | os.PathLike[str], fingerprint: str, video_hash: str) -> Path:
     """Where one video's features for one extractor live.
 

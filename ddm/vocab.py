@@ -67,6 +67,7 @@ class VideoOutcomeStatus(StrEnum):
     """What a job did with one video of its batch."""
 
     EXTRACTED = "extracted"
+    REUSED = "reused"  # identical content already had a valid cache: recorded, not redone
     FAILED = "failed"
     SKIPPED = "skipped"
 

@@ -27,7 +27,7 @@ from ddm.catalog.jobs import create_job
 from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, SetupError
-from ddm.fs import cache_path, remove_temporaries, sha256_of
+from ddm.fs import cache_path, check_writable_dir, remove_temporaries, sha256_of
 from ddm.vocab import JobStatus
 from ddm.vocab import VideoOutcomeStatus as Outcome
 from tasks.dispatch import Dispatched, dispatch
@@ -51,6 +51,8 @@ class ExtractionPlan:
     random_weights: bool
     job_ids: list[int]
     videos: int
+    # Videos left out because another live job holds their lease (caches.LeasedVideo).
+    leased: list[caches.LeasedVideo] = field(default_factory=list)
 
 
 @dataclass
@@ -63,11 +65,13 @@ class VideoOutcome:
     seconds: float = 0.0
     fallback_frames: int | None = None
     error: str | None = None
+    reason: str | None = None  # why a video was skipped or reused
 
 
 @dataclass
 class BatchResult:
     extracted: int = 0
+    reused: int = 0
     failed: int = 0
     skipped: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -83,7 +87,8 @@ class BatchResult:
     def final_status(self) -> str:
         # A batch fails only when nothing in it could be extracted; otherwise the
         # failures are counted on the job and recorded on each video's cache row.
-        every_one_failed = self.failed > 0 and self.extracted == 0 and self.skipped == 0
+        done = self.extracted + self.reused + self.skipped
+        every_one_failed = self.failed > 0 and done == 0
         return JobStatus.FAILED.value if every_one_failed else JobStatus.SUCCEEDED.value
 
 
@@ -139,10 +144,20 @@ def plan_extraction(
 ) -> ExtractionPlan:
     """Create one queued job per batch of videos that lack a valid cache; commit them."""
     fingerprint = fingerprint_for(cfg, weights_dir, allow_random)
+    stale_after = _lease_timeout(settings)
     with session_scope(factory) as session:
         get_dataset(session, dataset)
-        video_ids = caches.videos_to_extract(
-            session, dataset, fingerprint, split=split, limit=limit, force=force
+        videos = caches.videos_to_extract(
+            session,
+            dataset,
+            fingerprint,
+            stale_after=stale_after,
+            split=split,
+            limit=limit,
+            force=force,
+        )
+        leased = caches.leased_videos(
+            session, dataset, fingerprint, stale_after=stale_after, split=split
         )
         base = {
             "dataset": dataset,
@@ -153,15 +168,24 @@ def plan_extraction(
         }
         job_ids = [
             create_job(session, EXTRACT.name, {**base, "video_ids": batch}, total=len(batch)).id
-            for batch in _batches(video_ids, settings.batch_size)
+            for batch in _batches(videos, settings.batch_size)
         ]
-    return ExtractionPlan(
-        dataset, fingerprint, fingerprint.startswith("random-"), job_ids, len(video_ids)
-    )
+    random_weights = fingerprint.startswith("random-")
+    return ExtractionPlan(dataset, fingerprint, random_weights, job_ids, len(videos), leased)
 
 
-def _batches(items: list[int], size: int) -> list[list[int]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
+def _batches(videos: list[tuple[int, str]], size: int) -> list[list[int]]:
+    """Batches of about `size` video ids; videos of identical content share a batch, so the
+    first is extracted and the others recorded against its file (never two at once)."""
+    twins: dict[str, list[int]] = {}
+    for video_id, content_hash in videos:
+        twins.setdefault(content_hash, []).append(video_id)
+    batches: list[list[int]] = [[]]
+    for group in twins.values():
+        if batches[-1] and len(batches[-1]) + len(group) > size:
+            batches.append([])
+        batches[-1].extend(group)
+    return [batch for batch in batches if batch]
 
 
 # --------------------------------------------------------------------------- `ddm extract`
@@ -226,6 +250,8 @@ def extract_dataset(
 def run_extraction(context: JobContext) -> JobOutcome:
     """The `extract` kind: extract every video of the job's batch into the cache."""
     params, result = context.params, BatchResult()
+    # Fail in a second, not after the first video's extraction, when nothing can be written.
+    check_writable_dir(context.settings.cache_dir, "DDM_CACHE_DIR")
     extractor = _extractor(params, context.settings.weights_dir)
     for video_id in params["video_ids"]:
         context.check()
@@ -243,10 +269,24 @@ def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutco
     stale = _lease_timeout(context.settings)
     with session_scope(factory) as session:
         video = caches.get_video_to_extract(session, video_id)
-        if video is None or not caches.claim_video(
+        if video is None:
+            return VideoOutcome(video_id, "?", Outcome.SKIPPED, reason="gone from the catalog")
+        if not caches.claim_video(
             session, video_id, fingerprint, job_id, stale_after=stale, force=params["force"]
         ):
-            return VideoOutcome(video_id, video.path if video else "?", Outcome.SKIPPED)
+            reason = _why_not_claimed(session, video_id, fingerprint, stale)
+            return VideoOutcome(video_id, video.path, Outcome.SKIPPED, reason=reason)
+        twin = None if params["force"] else _twin(session, context, video, fingerprint)
+        if twin is not None:
+            caches.record_features(session, video_id, fingerprint, job_id, video.content_hash, twin)
+            return VideoOutcome(
+                video_id,
+                video.path,
+                Outcome.REUSED,
+                0.0,
+                twin.fallback_frames,
+                reason="identical content already cached",
+            )
     start = time.perf_counter()
     try:
         facts = _extract_to_cache(extractor, video, fingerprint, context.settings.cache_dir)
@@ -262,6 +302,28 @@ def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutco
     return VideoOutcome(
         video_id, video.path, Outcome.EXTRACTED, facts.seconds, facts.fallback_frames
     )
+
+
+def _why_not_claimed(session: Session, video_id: int, fingerprint: str, stale: timedelta) -> str:
+    row = caches.cache_entry(session, video_id, fingerprint)
+    if row is not None and row.claimed_by_job_id is not None:
+        expires = row.claimed_at + stale if row.claimed_at else None
+        when = f"; retried after {expires:%Y-%m-%d %H:%M:%S} UTC if it" if expires else "; if it"
+        return f"being extracted by job {row.claimed_by_job_id}{when} has not finished it"
+    return "already extracted by another job"
+
+
+def _twin(
+    session: Session, context: JobContext, video: Any, fingerprint: str
+) -> caches.ExtractedFacts | None:
+    """A valid cache of identical content whose file is in place, to record for this video."""
+    if video.content_hash is None:
+        return None
+    twin = caches.valid_twin(session, fingerprint, video.content_hash, video.id)
+    cache_dir = context.settings.cache_dir
+    if twin is None or cache_dir is None or not (cache_dir / twin.path).is_file():
+        return None
+    return twin
 
 
 def _lease_timeout(settings: Settings) -> timedelta:

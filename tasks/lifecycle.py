@@ -23,9 +23,9 @@ from ddm.catalog.jobs import (
     claim_job,
     finish_job,
     get_job,
+    jobs_to_send_again,
     requeue_stale_jobs,
     resume_job,
-    unsent_jobs,
 )
 from ddm.config import Settings
 from ddm.db import session_scope
@@ -211,20 +211,24 @@ def sweep_once(
     factory: sessionmaker[Session],
     send: Callable[[list[int]], None],
 ) -> list[int]:
-    """Requeue stale jobs and send them with any never-sent ones; return the ids sent."""
+    """Requeue stale jobs and send them with queued jobs nobody will claim; return the ids sent."""
     stale_after = timedelta(seconds=settings.stale_after_seconds)
     with session_scope(factory) as session:
         requeued, failed = requeue_stale_jobs(
             session, stale_after=stale_after, max_attempts=settings.max_attempts
         )
-        unsent = unsent_jobs(session, older_than=stale_after)
+        unsent = jobs_to_send_again(
+            session,
+            unsent_for=stale_after,
+            unclaimed_for=timedelta(seconds=settings.resend_after_seconds),
+        )
     for job_id in failed:
         logger.warning(
             "job_id=%s failed: its worker was lost %d times", job_id, settings.max_attempts
         )
     to_send = sorted(set(requeued) | set(unsent))
     if to_send:
-        logger.info("re-submitting jobs %s (worker lost or never sent)", to_send)
+        logger.info("re-submitting jobs %s (worker lost, never sent, or lost by the broker)", to_send)
         send(to_send)
     return to_send
 

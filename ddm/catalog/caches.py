@@ -8,9 +8,9 @@ extract that video for that fingerprint until it finishes or its lease goes stal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,24 +33,78 @@ class ExtractedFacts:
     seconds: float
 
 
+@dataclass(frozen=True)
+class LeasedVideo:
+    """A video another job is extracting right now: left out of a new plan, and why."""
+
+    video_id: int
+    path: str
+    job_id: int
+    claimed_at: datetime
+    lease_expires_at: datetime
+
+
 def videos_to_extract(
     session: Session,
     dataset: str,
     fingerprint: str,
     *,
+    stale_after: timedelta,
     split: str | None = None,
     limit: int | None = None,
     force: bool = False,
-) -> list[int]:
-    """Ids of present, readable videos of `dataset` lacking a valid cache for `fingerprint`."""
+) -> list[tuple[int, str]]:
+    """(id, content hash) of present, readable videos of `dataset` lacking a valid cache for
+    `fingerprint`, leaving out those a live job holds the lease on (see `leased_videos`)."""
     valid = exists().where(
         FeatureCache.video_id == Video.id,
         FeatureCache.fingerprint == fingerprint,
         FeatureCache.is_valid.is_(True),
     )
+    leased = exists().where(
+        FeatureCache.video_id == Video.id,
+        FeatureCache.fingerprint == fingerprint,
+        _live_lease(stale_after),
+    )
+    query = _extractable(select(Video.id, Video.content_hash), dataset, split).where(~leased)
+    if not force:
+        query = query.where(~valid)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(video_id, content_hash) for video_id, content_hash in session.execute(query)]
+
+
+def leased_videos(
+    session: Session,
+    dataset: str,
+    fingerprint: str,
+    *,
+    stale_after: timedelta,
+    split: str | None = None,
+) -> list[LeasedVideo]:
+    """Videos of `dataset` that a live job is extracting for `fingerprint` right now.
+
+    Such a lease lapses `stale_after` after its job's last heartbeat; a job killed
+    mid-video therefore blocks its video until then, and no longer.
+    """
+    query = _extractable(
+        select(Video.id, Video.path, FeatureCache.claimed_by_job_id, FeatureCache.claimed_at),
+        dataset,
+        split,
+    ).join(
+        FeatureCache,
+        and_(FeatureCache.video_id == Video.id, FeatureCache.fingerprint == fingerprint),
+    )
+    rows = session.execute(query.where(_live_lease(stale_after))).all()
+    return [
+        LeasedVideo(video_id, path, job_id, claimed_at, claimed_at + stale_after)
+        for video_id, path, job_id, claimed_at in rows
+    ]
+
+
+def _extractable(query: Select, dataset: str, split: str | None) -> Select:
     query = (
-        select(Video.id)
-        .join(Dataset)
+        query.join(Dataset, Dataset.id == Video.dataset_id)
         .where(
             Dataset.name == dataset,
             Video.is_present.is_(True),
@@ -59,13 +113,45 @@ def videos_to_extract(
         )
         .order_by(Video.id)
     )
-    if not force:
-        query = query.where(~valid)
-    if split is not None:
-        query = query.where(Video.split == split)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
+    return query if split is None else query.where(Video.split == split)
+
+
+def _live_lease(stale_after: timedelta) -> ColumnElement[bool]:
+    return and_(
+        FeatureCache.claimed_by_job_id.is_not(None),
+        FeatureCache.claimed_at >= utcnow() - stale_after,
+    )
+
+
+def valid_twin(
+    session: Session, fingerprint: str, content_hash: str, video_id: int
+) -> ExtractedFacts | None:
+    """The valid cache of another video with the same content, if one exists.
+
+    Identical files (a clip shipped in two datasets, a copy under two names) share one
+    content-addressed cache file: the second is recorded, not extracted again.
+    """
+    row = session.scalars(
+        select(FeatureCache)
+        .where(
+            FeatureCache.fingerprint == fingerprint,
+            FeatureCache.video_hash == content_hash,
+            FeatureCache.is_valid.is_(True),
+            FeatureCache.video_id != video_id,
+        )
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    return ExtractedFacts(
+        path=row.path,
+        checksum=row.checksum,
+        bytes=row.bytes,
+        frames_sampled=row.frames_sampled,
+        faces_detected=row.faces_detected,
+        fallback_frames=row.fallback_frames,
+        seconds=0.0,
+    )
 
 
 def get_video_to_extract(session: Session, video_id: int) -> VideoToExtract | None:
@@ -250,4 +336,5 @@ def _to_row(row: FeatureCache) -> CacheRow:
         error=row.error,
         video_hash=row.video_hash,
         claimed_by_job_id=row.claimed_by_job_id,
+        claimed_at=row.claimed_at,
     )

@@ -134,6 +134,7 @@ class CacheRow:
     error: str | None
     video_hash: str | None
     claimed_by_job_id: int | None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

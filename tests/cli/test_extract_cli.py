@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from ddm.config import load_settings
+from ddm.db import session_scope
 from tests.tasks.conftest import FRAMES, make_clips
 
 EXTRACT = ("extract", "--dataset", "clips", "--frames", str(FRAMES), "--allow-random-weights")
@@ -86,3 +92,111 @@ def test_a_broker_that_cannot_be_reached_keeps_the_jobs_queued(run_ddm, clips_en
     assert "cannot reach the broker" in result.stderr
     jobs = json.loads(run_ddm("jobs", "list", "--json").stdout)
     assert [job["status"] for job in jobs] == ["queued"]  # one batch of three
+
+
+def _factory(ddm_env):
+    from tasks.context import session_factory
+
+    return session_factory(load_settings(home=ddm_env["DDM_HOME"]).db_url)
+
+
+def test_a_cache_folder_that_cannot_be_written_fails_at_once_with_one_line(
+    run_ddm, clips_env, tmp_path
+) -> None:
+    not_a_folder = tmp_path / "cache-is-a-file"
+    not_a_folder.write_text("")
+    result = run_ddm(*EXTRACT, env={"DDM_CACHE_DIR": str(not_a_folder)})
+    assert result.exit_code == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert f"DDM_CACHE_DIR {not_a_folder} is not a writable folder" in line
+    jobs = json.loads(run_ddm("jobs", "list", "--json").stdout)
+    assert [job["status"] for job in jobs] == ["failed"]
+    # Nothing was extracted first: the check comes before the first video.
+    videos = _videos(run_ddm).values()
+    assert all(not video["cache_valid"] and video["cache_error"] is None for video in videos)
+
+
+def test_failed_videos_make_extract_exit_1_with_the_count(run_ddm, tmp_path) -> None:
+    root = make_clips(tmp_path / "clips")
+    assert run_ddm("ingest", str(root), "--format", "folder").exit_code == 0
+    (root / "fake/634_660.mp4").unlink()  # gone after ingest: its extraction fails
+    result = run_ddm(*EXTRACT, "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["extracted"], report["failed"]) == (2, 1)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: extraction incomplete: 1 of 3 videos failed; see `ddm videos --json` (cache_error)"
+    )
+
+
+def test_a_job_cancelled_while_extracting_inline_makes_extract_exit_1(
+    run_ddm, clips_env, ddm_env
+) -> None:
+    from ddm.catalog.jobs import cancel_job, list_jobs
+
+    factory = _factory(ddm_env)
+    cancelled: list[int] = []
+
+    def cancel_the_running_job() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not cancelled:
+            with session_scope(factory) as session:
+                for job in list_jobs(session, status="running"):
+                    cancel_job(session, job.id)
+                    cancelled.append(job.id)
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_the_running_job)
+    canceller.start()
+    result = run_ddm(*EXTRACT, env={"DDM_HEARTBEAT_SECONDS": "0.2", "DDM_STALE_AFTER_SECONDS": "5"})
+    canceller.join()
+    assert cancelled, "the job was never seen running"
+    assert result.exit_code == 1, result.stderr
+    assert f"job {cancelled[0]} cancelled" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_video_leased_by_a_live_job_is_left_out_of_the_plan_and_said_so(
+    run_ddm, clips_env, ddm_env
+) -> None:
+    from datetime import timedelta
+
+    from ddm.catalog.caches import claim_video
+    from ddm.catalog.jobs import claim_job, create_job
+    from ddm.catalog.models import Video
+
+    plan = json.loads(run_ddm(*EXTRACT, "--limit", "1", "--json").stdout)
+    fingerprint = plan["fingerprint"]
+    factory = _factory(ddm_env)
+    # What an inline run killed mid-video leaves: its job running, its lease fresh.
+    with session_scope(factory) as session:
+        leased_id, leased_path = session.execute(
+            select(Video.id, Video.path).order_by(Video.id.desc()).limit(1)
+        ).one()
+        job_id = create_job(session, "extract", {}).id
+        assert claim_job(session, job_id, "killed-run", 3)
+        assert claim_video(session, leased_id, fingerprint, job_id, stale_after=timedelta(60))
+
+    result = run_ddm(*EXTRACT, "--limit", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["videos"] == 1 and report["extracted"] == 1 and report["skipped"] == 0
+    assert [video["video_id"] for video in report["results"]] != [leased_id]
+    assert [video["video_id"] for video in report["leased"]] == [leased_id]
+    assert f"not planned: {leased_path} is being extracted by job {job_id}" in result.stderr
+    assert "lease lapses at" in result.stderr
+
+
+def test_identical_files_are_extracted_once_and_recorded_for_both(
+    run_ddm, tmp_path, ddm_env
+) -> None:
+    root = make_clips(tmp_path / "clips")
+    shutil.copyfile(root / "real/004.mp4", root / "real/004-copy.mp4")
+    assert run_ddm("ingest", str(root), "--format", "folder").exit_code == 0
+    result = run_ddm(*EXTRACT, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["extracted"], report["reused"], report["failed"]) == (3, 1, 0)
+    videos = _videos(run_ddm)
+    assert videos["real/004-copy.mp4"]["cache_valid"] and videos["real/004.mp4"]["cache_valid"]
+    files = list((Path(ddm_env["DDM_HOME"]) / "cache").rglob("*.pt"))
+    assert len(files) == 3

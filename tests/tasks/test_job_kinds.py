@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -98,14 +99,9 @@ def test_a_job_of_an_unknown_kind_fails_with_one_line(factory, job_settings) -> 
 # --------------------------------------------------------------------------- a real worker
 
 
-@pytest.mark.postgres
-@pytest.mark.slow
-def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(
-    tmp_path: Path, pg_server, pg_template
-) -> None:
-    from celery import Celery
-
-    from tasks.context import session_factory
+@pytest.fixture
+def broker_env(tmp_path: Path, pg_server, pg_template):
+    """A catalog on PostgreSQL, a Redis broker, and the environment of a worker for both."""
     from tests.redis_server import start_redis
 
     redis = start_redis()
@@ -118,29 +114,58 @@ def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(
         "DDM_JOB_MODULES": "tests.tasks.echo_kind",
         "DDM_HEARTBEAT_SECONDS": "0.5",
         "DDM_STALE_AFTER_SECONDS": "30",
+        "DDM_SWEEP_SECONDS": "1",
+        "DDM_RESEND_AFTER_SECONDS": "3",
     }
-    settings = load_settings(database_url=url, broker_url=redis.url, home=str(tmp_path / "home"))
-    factory = session_factory(settings.db_url)
-    events: list[dict] = []
-    stop_listening = _listen_for_task_events(Celery(broker=redis.url), events)
-    log = tmp_path / "worker.log"
+    yield env, redis
+    redis.stop()
+
+
+def _settings_and_factory(env: dict[str, str]):
+    from tasks.context import session_factory
+
+    settings = load_settings(
+        database_url=env["DDM_DATABASE_URL"],
+        broker_url=env["DDM_BROKER_URL"],
+        home=env["DDM_HOME"],
+    )
+    return settings, session_factory(settings.db_url)
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        worker = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "cli.main", "worker"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=30)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(broker_env, tmp_path) -> None:
+    from celery import Celery
+
+    env, redis = broker_env
+    settings, factory = _settings_and_factory(env)
+    events: list[dict] = []
+    stop_listening = _listen_for_task_events(Celery(broker=redis.url), events)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(env, log)
     try:
         job_id = _echo_job(factory, flaky_marker=str(tmp_path / "failed-once"))
         assert dispatch(settings, factory, [job_id]).sent
         job = _wait(lambda: _finished(factory, job_id), 120, log)
     finally:
-        os.killpg(worker.pid, 15)
-        worker.wait(timeout=30)
+        _stop(worker)
         stop_listening()
-        redis.stop()
     assert job.status == "succeeded", log.read_text()[-3000:]
     # The first delivery failed after its claim; the retry resumed the job, not skipped it.
     assert (tmp_path / "failed-once").exists()
@@ -148,6 +173,27 @@ def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(
     seen = {event["type"] for event in events if event.get("uuid") == job.celery_task_id}
     assert {"task-sent", "task-received", "task-started", "task-retried"} <= seen, seen
     assert any(event["type"] == "task-succeeded" for event in events), events[-5:]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_queued_job_the_broker_lost_is_sent_again_and_runs(broker_env, tmp_path) -> None:
+    import redis as redis_client
+
+    env, redis = broker_env
+    settings, factory = _settings_and_factory(env)
+    job_id = _echo_job(factory)
+    assert dispatch(settings, factory, [job_id]).sent  # no worker yet: it waits in Redis
+    first_task = _job(factory, job_id).celery_task_id
+    redis_client.Redis.from_url(redis.url).flushall()  # a restart without persistence
+    log = tmp_path / "worker.log"
+    worker = _start_worker(env, log)
+    try:
+        job = _wait(lambda: _finished(factory, job_id), 120, log)
+    finally:
+        _stop(worker)
+    assert job.status == "succeeded" and job.attempts == 1
+    assert job.celery_task_id != first_task  # it ran from the message sent again
 
 
 def _finished(factory, job_id: int):

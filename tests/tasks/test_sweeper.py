@@ -67,6 +67,27 @@ def test_sweep_sends_stale_and_never_sent_jobs(engine, tmp_path) -> None:
         assert get_job(session, stale).status == "queued"
 
 
+def test_a_sent_job_no_worker_claimed_is_sent_again_after_the_bound(engine, tmp_path) -> None:
+    from ddm.config import load_settings
+    from ddm.db import make_session_factory
+
+    settings = load_settings(
+        home=str(tmp_path), stale_after_seconds=30, heartbeat_seconds=1, resend_after_seconds=60
+    )
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        lost, waiting = (create_job(session, "extract", {}).id for _ in range(2))
+        set_task_id(session, lost, "task-the-broker-lost")
+        set_task_id(session, waiting, "task-still-in-the-queue")
+        old = utcnow() - timedelta(minutes=2)
+        session.execute(update(Job).where(Job.id == lost).values(created_at=old, updated_at=old))
+    sent: list[list[int]] = []
+    assert sweep_once(settings, factory, sent.append) == [lost]
+    with session_scope(factory) as session:
+        set_task_id(session, lost, "task-sent-again")  # what sending does
+    assert sweep_once(settings, factory, sent.append) == []  # not again until the bound
+
+
 def test_a_presumed_dead_worker_that_finishes_late_changes_nothing(engine, tmp_path) -> None:
     from ddm.catalog.caches import claim_video
     from ddm.catalog.models import Dataset, FeatureCache, Video
