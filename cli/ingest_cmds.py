@@ -94,6 +94,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "dataset": report.name,
         "format": report.format,
         "probed": report.probed,
+        "attempts": report.attempts,
         "seconds": report.seconds,
         **counts,
         "summary": to_json(report.summary),

@@ -42,6 +42,11 @@ def cli(
       ddm train --datasets ff,celebdf
       ddm report --eval dfdc
     """
+    from ddm.config import quiet_native_logging
+
+    # Here rather than in main(): every command passes through this group, `--help` does
+    # not, and nothing has imported cv2 yet. `ddm worker`'s pool children inherit it.
+    quiet_native_logging()
     _configure_logging(verbose, quiet)
     # The group's own env-bound options only reach Settings when given explicitly here;
     # everything else (DDM_BROKER_URL, ddm.toml, ...) is read by Settings itself.
@@ -100,9 +105,6 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map what escapes it to one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
-    # FFmpeg (inside OpenCV) prints decoder warnings for every corrupt file straight to
-    # stderr, through the progress bar; ddm records those problems on the rows instead.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     debug = "--debug" in args or os.environ.get("DDM_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         cli.main(args=args, prog_name="ddm", standalone_mode=False)

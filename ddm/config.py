@@ -8,9 +8,12 @@ laptop work with nothing else installed: SQLite under `DDM_HOME` and no broker.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -22,6 +25,7 @@ from pydantic_settings import (
 
 DEFAULT_TOML = Path("ddm.toml")
 MASK = "***"
+NATIVE_LOG_LEVELS = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
 
 
 class Settings(BaseSettings):
@@ -73,8 +77,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("DDM_CONFIG", DEFAULT_TOML))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
 
     @property
@@ -93,7 +96,7 @@ class Settings(BaseSettings):
         return [name.strip() for name in self.job_modules.split(",") if name.strip()]
 
     def masked(self) -> dict[str, Any]:
-        """Every setting as plain JSON-able values, with passwords in URLs replaced by ***."""
+        """Every setting as plain JSON-able values, with credentials in URLs replaced by ***."""
         return {
             "home": str(self.home),
             "database_url": mask_url(self.db_url),
@@ -142,12 +145,126 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def config_file() -> Path:
+    """The TOML file to read: `DDM_CONFIG` when set, else `./ddm.toml` (which may be absent).
+
+    Raises:
+        SetupError: `DDM_CONFIG` names something that is not a file; reading nothing
+            instead would silently run on defaults the user meant to override.
+    """
+    from ddm.errors import SetupError
+
+    named = os.environ.get("DDM_CONFIG", "")
+    if not named:
+        return DEFAULT_TOML
+    path = Path(named).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise SetupError(
+            f"DDM_CONFIG names {path}, which {what}; point it at a TOML file or unset it"
+        )
+    return path
+
+
 def mask_url(url: str) -> str:
-    """Replace the password of a URL with *** (the rest stays readable)."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with its password and every secret-bearing query value replaced by ***.
+
+    The rest (scheme, user, host, path, other parameters) stays exactly as written, so
+    the URL is still recognisable. Drivers take passwords from the query string too
+    (`postgresql://u@h/db?password=...`), hence both places.
+    """
+    parts = _UrlParts.of(url)
+    userinfo = None if parts.userinfo is None else _mask_userinfo(parts.userinfo)
+    query = None if parts.query is None else "&".join(map(_mask_parameter, parts.query.split("&")))
+    return parts.with_(userinfo=userinfo, query=query)
+
+
+def redact(text: str, *urls: str | None) -> str:
+    """`text` with every secret of the given URLs masked: for messages that may quote a URL
+    or echo one of its values (a driver's parse error, for instance)."""
+    for url in (u for u in urls if u):
+        text = text.replace(url, mask_url(url))
+        for secret in sorted(url_secrets(url), key=len, reverse=True):
+            text = text.replace(secret, MASK)
+    return text
+
+
+def url_secrets(url: str) -> set[str]:
+    """The password and secret query values of a URL, as written and percent-decoded."""
+    parts = _UrlParts.of(url)
+    query = parse_qsl(parts.query or "", keep_blank_values=True)
+    found = {value for key, value in query if _is_secret(key)}
+    _user, colon, password = (parts.userinfo or "").partition(":")
+    if colon:
+        found.add(password)
+    # Messages may quote a value decoded, or re-encoded the way SQLAlchemy renders URLs.
+    decoded = {unquote(value) for value in found}
+    found |= decoded | {quote(value, safe="") for value in decoded}
+    return {value for value in found if value}
+
+
+# User-info as SQLAlchemy reads it: a password runs up to the first `@`, and may hold
+# `/`, `?` or `:` unencoded.
+_USERINFO = re.compile(r"(?P<prefix>[A-Za-z][\w+.-]*://)(?P<userinfo>[^:/@]*(?::[^@]*)?)@", re.S)
+
+
+@dataclass(frozen=True)
+class _UrlParts:
+    # Split by hand rather than with urllib: urlunsplit rewrites what it does not need to
+    # (`sqlite:////x` loses slashes, `sqs://?a` its `//`), and a shown URL must stay as given.
+    prefix: str  # the scheme and `://` when there is user-info
+    userinfo: str | None
+    host_and_path: str
+    query: str | None
+
+    @classmethod
+    def of(cls, url: str) -> _UrlParts:
+        match = _USERINFO.match(url)
+        prefix, userinfo = (match["prefix"], match["userinfo"]) if match else ("", None)
+        host_and_path, qmark, query = url[match.end() if match else 0 :].partition("?")
+        return cls(prefix, userinfo, host_and_path, query if qmark else None)
+
+    def with_(self, *, userinfo: str | None, query: str | None) -> str:
+        auth = "" if userinfo is None else f"{userinfo}@"
+        return self.prefix + auth + self.host_and_path + ("" if query is None else f"?{query}")
+
+
+# Query parameters that carry credentials in PostgreSQL (libpq), Redis/kombu and SQS URLs.
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "apikey",
+    "api_key",
+)
+
+
+def _is_secret(key: str) -> bool:
+    key = unquote(key).lower()
+    return any(part in key for part in _SECRET_KEY_PARTS)
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    user, colon, password = userinfo.partition(":")
+    return f"{user}:{MASK}" if colon and password else userinfo
+
+
+def _mask_parameter(item: str) -> str:
+    key, equals, value = item.partition("=")
+    return f"{key}={MASK}" if equals and value and _is_secret(key) else item
+
+
+def quiet_native_logging(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Silence the native libraries' own stderr logging, unless the user chose a level.
+
+    OpenCV (`[ WARN:0@...]` lines) and its FFmpeg decoder print a warning per corrupt
+    file straight to stderr, through progress bars; ddm records those problems on the
+    rows instead. Both read these variables once, when cv2 loads, so every entry point
+    calls this first thing, before anything can import cv2; worker pool children
+    inherit the environment.
+    """
+    for name, value in NATIVE_LOG_LEVELS.items():
+        environ.setdefault(name, value)

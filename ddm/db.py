@@ -7,14 +7,17 @@ errors are translated to domain errors here, once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -24,49 +27,118 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from ddm.errors import AlreadyExists, DatabaseUnavailable, SchemaOutOfDate, TransientDbError
+from ddm.config import mask_url, redact
+from ddm.errors import (
+    AlreadyExists,
+    DatabaseUnavailable,
+    SchemaOutOfDate,
+    SetupError,
+    TransientDbError,
+)
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 UPGRADE_HINT = "run `ddm db upgrade`"
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+# Any constant works: advisory lock ids are scoped to one database. Taken by every process
+# that migrates, so two first uses of an empty database cannot create the tables twice.
+MIGRATION_LOCK_ID = 0x64646D5F6D6967  # "ddm_mig"
 
 
 def create_db_engine(url: str) -> Engine:
     """Build the process's engine; for SQLite, create the parent folder and set pragmas.
 
+    An existing SQLite file that this process may not write (or whose folder it may not
+    write) is opened read-only, so that listing a read-only catalog works.
+
     Raises:
-        DatabaseUnavailable: the URL is malformed or names a driver that is not installed.
+        DatabaseUnavailable: the URL is malformed, names a database ddm does not support
+            or an in-memory one, or a driver that is not installed.
     """
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+            raise DatabaseUnavailable(
+                f"unsupported database URL {mask_url(url)}: ddm keeps its catalog in "
+                "PostgreSQL (postgresql://...) or SQLite (sqlite:///PATH)"
+            )
+        if parsed.get_backend_name() == "sqlite":
+            parsed = _sqlite_file_url(parsed, url)
         engine = create_engine(parsed, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise DatabaseUnavailable(f"malformed database URL {_safe(url)!r}: {exc}") from None
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"malformed database URL {mask_url(url)}: {redact(str(exc), url)}"
+        ) from None
     except OSError as exc:
-        raise DatabaseUnavailable(f"cannot create the database folder for {url!r}: {exc}") from None
+        raise DatabaseUnavailable(
+            f"cannot create the database folder for {mask_url(url)}: {redact(str(exc), url)}"
+        ) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        read_only = engine.url.query.get("mode") == "ro"
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, read_only=read_only))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+def _sqlite_file_url(parsed: URL, url: str) -> URL:
+    """Refuse an in-memory catalog, create a new file's folder, open an unwritable one read-only."""
+    path = _sqlite_path(parsed)
+    if path is None:
+        raise DatabaseUnavailable(
+            f"{mask_url(url)} is an in-memory catalog, which loses everything when the command "
+            "ends; use a file (sqlite:///PATH), or leave DDM_DATABASE_URL unset for the default"
+        )
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return parsed
+    if _is_uri(parsed):
+        return parsed  # the user chose SQLite's open flags already
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return parsed
+    flags = {"mode": "ro", "uri": "true"}
+    if not os.access(path.parent, os.W_OK):
+        # A WAL reader needs the -shm file beside the catalog, which a read-only folder
+        # cannot hold. Nobody can commit to the file either (every journal mode writes a
+        # file there), so SQLite may read it as immutable, without those files.
+        flags["immutable"] = "1"
+    return parsed.set(database=f"file:{quote(str(path))}", query={**parsed.query, **flags})
+
+
+def shown_url(url: URL) -> str:
+    """The engine's URL as messages show it: credentials masked, a SQLite catalog by its path
+    (not the `file:` form a read-only open uses)."""
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:///{_sqlite_path(url) or ':memory:'}"
+    return mask_url(url.render_as_string(hide_password=False))
+
+
+def _sqlite_path(parsed: URL) -> Path | None:
+    """The catalog file a SQLite URL names, or None for an in-memory database."""
+    database = parsed.database or ""
+    if _is_uri(parsed) and database.startswith("file:"):
+        if parsed.query.get("mode") == "memory":
+            return None
+        database = unquote(urlsplit(database).path)
+    if database in ("", ":memory:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _is_uri(parsed: URL) -> bool:
+    return str(parsed.query.get("uri", "")).lower() in ("true", "1")
+
+
+def _sqlite_pragmas(
+    dbapi_connection: sqlite3.Connection, _record: object, *, read_only: bool
+) -> None:
     # SQLite leaves foreign keys off by default, and concurrent writers (two `ddm extract`
     # runs, a worker and the CLI) need a busy timeout instead of failing at once.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if not read_only:  # switching the journal mode is a write
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
-
-
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "<unparseable>"
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -86,12 +158,25 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise AlreadyExists(f"conflicts with an existing row: {exc.orig}") from exc
     except OperationalError as exc:
         session.rollback()
+        if _is_read_only_error(exc):
+            raise DatabaseUnavailable(
+                f"the catalog {shown_url(session.get_bind().url)} is read-only and this "
+                "command writes to it; run it where the catalog is writable"
+            ) from exc
         raise TransientDbError(f"database error: {exc.orig}") from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _is_read_only_error(exc: DBAPIError) -> bool:
+    # SQLite opened read-only (see _sqlite_file_url), or a PostgreSQL standby.
+    return (
+        getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY
+        or getattr(exc.orig, "sqlstate", None) == "25006"  # read_only_sql_transaction
+    )
 
 
 # --------------------------------------------------------------------------- schema
@@ -149,29 +234,35 @@ def schema_state(engine: Engine) -> SchemaState:
     Raises:
         DatabaseUnavailable: the server cannot be reached or the file cannot be opened.
     """
-    from alembic.migration import MigrationContext
-
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = _current_revision(connection)
             tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
     except DBAPIError as exc:
+        url = engine.url.render_as_string(hide_password=False)
         raise DatabaseUnavailable(
-            f"cannot reach the database {_safe(engine.url.render_as_string(False))}: "
-            f"{_first_line(exc.orig)}"
+            f"cannot reach the database {shown_url(engine.url)}: "
+            f"{redact(_first_line(exc.orig), url)}"
         ) from None
     return SchemaState(current=current, head=head_revision(), has_tables=bool(tables))
 
 
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    message = str(exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def verify_schema(engine: Engine) -> None:
     """Refuse to work on a database whose schema differs from this code's head.
 
-    A database with no tables at all is initialised to head, as a first run expects.
+    A database with no tables at all is initialised to head, as a first run expects;
+    processes that find it empty at the same moment take turns (see `upgrade`).
 
     Raises:
         SchemaOutOfDate: the revision is behind (or ahead of) the code.
@@ -181,48 +272,80 @@ def verify_schema(engine: Engine) -> None:
     if state.is_current:
         return
     if state.is_empty:
-        logger.info("initialising a new catalog at %s", _safe(str(engine.url)))
+        logger.info("initialising a new catalog at %s", shown_url(engine.url))
         upgrade(engine)
         return
-    if state.current is not None and not _is_known(state.current):
-        raise SchemaOutOfDate(
-            f"database schema revision {state.current} is newer than this ddm "
-            f"(head {state.head}); upgrade ddm"
-        )
+    _require_known(state.current)
     raise SchemaOutOfDate(
         f"database schema is at revision {state.current or 'none'}, this ddm needs "
         f"{state.head}: {UPGRADE_HINT}"
     )
 
 
-def _is_known(revision: str) -> bool:
+def _require_known(revision: str | None) -> None:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
+    if revision is None:
+        return
     try:
-        return ScriptDirectory(str(migrations_dir())).get_revision(revision) is not None
+        known = ScriptDirectory(str(migrations_dir())).get_revision(revision) is not None
     except CommandError:
-        return False
+        known = False
+    if not known:
+        raise SchemaOutOfDate(
+            f"database schema revision {revision} is newer than this ddm "
+            f"(head {head_revision()}); upgrade ddm"
+        )
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` inside one connection."""
-    from alembic import command
+    """Apply migrations up to `revision`, in one transaction that holds the migration lock.
 
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    except DBAPIError as exc:
-        raise DatabaseUnavailable(f"cannot migrate the database: {_first_line(exc.orig)}") from None
+    Another process migrating the same database meanwhile is waited for; this one then
+    finds the work done and applies nothing.
+
+    Raises:
+        SchemaOutOfDate: the database is at a revision this code does not know.
+        SetupError: the target revision is unknown or the migration fails.
+    """
+    _migrate(engine, "upgrade", revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to `revision` ("base" removes every table)."""
+    _migrate(engine, "downgrade", revision)
+
+
+def _migrate(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
+    from alembic.util import CommandError
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    try:
+        with engine.begin() as connection:
+            take_migration_lock(connection)
+            _require_known(_current_revision(connection))
+            config.attributes["connection"] = connection
+            getattr(command, direction)(config, revision)
+    except DBAPIError as exc:
+        url = engine.url.render_as_string(hide_password=False)
+        raise DatabaseUnavailable(
+            f"cannot migrate the database: {redact(_first_line(exc.orig), url)}"
+        ) from None
+    except CommandError as exc:
+        raise SetupError(f"cannot migrate the database: {_first_line(exc)}") from None
+
+
+def take_migration_lock(connection: Connection) -> None:
+    """Wait for, then hold until the transaction ends, the right to migrate this database.
+
+    Without it, processes that all find a new database empty each create the tables, and
+    all but one fail (duplicate key in pg_type, or "table already exists").
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    elif connection.dialect.name == "sqlite":
+        # pysqlite opens no transaction for DDL on its own, so each CREATE would commit at
+        # once; BEGIN IMMEDIATE takes the write lock now and makes the migration atomic.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

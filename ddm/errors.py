@@ -34,3 +34,7 @@ class DatabaseUnavailable(SetupError):
 
 class TransientDbError(DdmError):
     """A database error worth retrying (connection dropped, lock timeout)."""
+
+
+class StaleIngest(DdmError):
+    """Another ingest of the dataset recorded after this one read the catalog."""

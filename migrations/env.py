@@ -53,8 +53,13 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    # Plain `alembic upgrade` from a shell: take the same lock as ddm's own migrations
+    # (ddm.db.upgrade, which passes its locked connection in), for the same race.
+    from ddm.db import take_migration_lock
+
     engine = create_engine(_url(), poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    with engine.begin() as connection:
+        take_migration_lock(connection)
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -20,8 +20,9 @@ class UnknownModel(InvalidInput):
 class IncompatibleWeights(DdmError):
     """A weights or checkpoint file cannot be loaded into the module it was meant for.
 
-    Raised for files that are not plain tensor containers (pickled objects are refused),
-    for missing or unexpected keys under strict loading and for shape mismatches.
+    Raised for files that are empty, truncated, corrupt or not a torch or safetensors file,
+    for files that are not plain tensor containers (pickled objects are refused), for
+    missing or unexpected keys under strict loading and for shape mismatches.
     """
 
 

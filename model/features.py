@@ -25,15 +25,25 @@ from torch import Tensor, nn
 
 from ddm.fs import atomic_write
 from model.errors import IncompatibleFeatures, IncompatibleWeights, WeightsNotFound
-from model.faces import FaceCfg, FaceDetector, content_input, extract_faces, style_input
+from model.faces import (
+    MIN_FACE_PROB,
+    FaceCfg,
+    FaceDetector,
+    content_input,
+    extract_faces,
+    style_input,
+)
 from model.registry import create_model, load_model_weights, resolve_weights
+from model.tracking import FRAME_SOURCES
 from model.weights import read_weights_file
 
 logger = logging.getLogger(__name__)
 
 EXTRACTOR_NAME = "styleflow_features"
 # Bump whenever preprocessing or the feature layout changes in a way that alters outputs.
-EXTRACTOR_VERSION = "1"
+# 2: crops follow the subject's face track (lower MTCNN cut, interpolated gaps, smoothed
+# boxes) and the features record each frame's box source.
+EXTRACTOR_VERSION = "2"
 RANDOM_PREFIX = "random-"
 STYLE_MODEL, CONTENT_MODEL = "psp_encoder", "slow_r50"
 
@@ -48,8 +58,10 @@ class ExtractorCfg:
         levels: 0-based pSp W+ levels kept per frame (L = len(levels)).
         face_size: face crop side for the style path (256 for the official pSp).
         margin: total margin around the detected box, as a fraction of its longer side.
-        min_face_prob: MTCNN confidence threshold.
+        min_face_prob: MTCNN confidence threshold (see `model.faces.MIN_FACE_PROB`).
         detect_max_side: longer side of the frames for the first detection pass.
+        box_smoothing: radius, in sampled frames, of the temporal smoothing of the face
+            box; 0 turns it off.
         content_size: clip side for the content path (112 in the seed).
         clip_len: frames per content clip (16 in the seed).
         add_latent_avg: add pSp's `latent_avg` to the codes, as the StyleFlow authors'
@@ -60,8 +72,9 @@ class ExtractorCfg:
     levels: tuple[int, ...] = (9,)
     face_size: int = 256
     margin: float = 0.2
-    min_face_prob: float = 0.9
+    min_face_prob: float = MIN_FACE_PROB
     detect_max_side: int = 640
+    box_smoothing: int = 1
     content_size: int = 112
     clip_len: int = 16
     add_latent_avg: bool = True
@@ -78,6 +91,7 @@ class ExtractorCfg:
             margin=self.margin,
             min_face_prob=self.min_face_prob,
             detect_max_side=self.detect_max_side,
+            box_smoothing=self.box_smoothing,
         )
 
 
@@ -165,9 +179,11 @@ class FeatureExtractor:
 
         Returns:
             A dict with `content` (ceil(T/16), 2048), `style` (T, L, 512), `boxes`
-            (T, 4) int64, `fallback_per_frame` (T,) bool, `frame_indices` (T,) int64,
-            `num_fallback`, `has_fallback`, `num_video_frames`, `timings` (seconds per
-            stage: decode, detect, style, content, total) and `fingerprint`.
+            (T, 4) int64, `fallback_per_frame` (T,) bool (centre crop used),
+            `frame_source` (T,) uint8 (index into `frame_source_names`: "detected",
+            "interpolated", "fallback"), `frame_indices` (T,) int64, `num_fallback`,
+            `has_fallback`, `num_interpolated`, `num_video_frames`, `timings` (seconds
+            per stage: decode, detect, track, style, content, total) and `fingerprint`.
 
         Raises:
             UnreadableVideo: the file cannot be opened or has no frames.
@@ -187,9 +203,12 @@ class FeatureExtractor:
             "style": style,
             "boxes": torch.from_numpy(track.boxes),
             "fallback_per_frame": torch.from_numpy(track.fallback_per_frame),
+            "frame_source": torch.from_numpy(track.source_per_frame),
+            "frame_source_names": list(FRAME_SOURCES),
             "frame_indices": torch.from_numpy(track.frame_indices),
             "num_fallback": track.num_fallback,
             "has_fallback": track.num_fallback > 0,
+            "num_interpolated": track.num_interpolated,
             "num_video_frames": track.num_video_frames,
             "timings": timings,
             "fingerprint": self.fingerprint,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ logger = logging.getLogger(__name__)
 _STATE_DICT_KEYS = ("state_dict", "model_state", "model")
 _MAX_NAMED_KEYS = 8
 _MMAP_MIN_BYTES = 64 << 20
+# What torch.save's legacy (pre-zip) format starts with: a pickled protocol-2 magic number.
+# What torch.load raises on a file of its format cut short or damaged: the zip reader's
+# RuntimeError, or whatever the unpickler trips over when the stream ends mid-opcode.
+_CORRUPT_FILE_ERRORS = (RuntimeError, EOFError, IndexError, KeyError, ValueError, struct.error)
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 @dataclass(frozen=True)
@@ -70,28 +77,56 @@ def read_weights_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
 
     Raises:
         WeightsNotFound: the file does not exist.
-        IncompatibleWeights: the file holds pickled objects other than tensors and plain
-            containers, is corrupt, or is not a mapping.
+        IncompatibleWeights: the file is empty, is not a torch or safetensors file, is
+            truncated or corrupt, holds pickled objects other than tensors and plain
+            containers, or is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFound(f"weights file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
+    _require_torch_format(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_use_mmap(path))
     except pickle.UnpicklingError as exc:
+        raise IncompatibleWeights(_refusal(path, exc)) from exc
+    except _CORRUPT_FILE_ERRORS as exc:
         raise IncompatibleWeights(
-            f"{str(path)!r} holds pickled objects that weights_only loading refuses; "
-            f"re-save it as a plain state dict or as .safetensors ({_first_line(exc)})"
+            f"{str(path)!r} is a truncated or corrupt torch checkpoint ({_first_line(exc)}); "
+            "copy the file again"
         ) from exc
-    except (RuntimeError, EOFError) as exc:
-        raise IncompatibleWeights(f"{str(path)!r} is not a readable torch file: {exc}") from exc
     if not isinstance(obj, Mapping):
         raise IncompatibleWeights(
             f"{str(path)!r} holds a {type(obj).__name__}, expected a dict of tensors"
         )
     return obj
+
+
+def _require_torch_format(path: Path) -> None:
+    # Checked before torch.load, which calls anything that is not its format "pickled
+    # objects" and advises an unsafe load; a wrong or cut-off file deserves its own name.
+    if path.stat().st_size == 0:
+        raise IncompatibleWeights(f"{str(path)!r} is empty (0 bytes), not a weights file")
+    with path.open("rb") as file:
+        head = file.read(len(_LEGACY_TORCH_MAGIC))
+    if not (zipfile.is_zipfile(path) or head == _LEGACY_TORCH_MAGIC):
+        raise IncompatibleWeights(
+            f"{str(path)!r} is not a torch checkpoint: neither a complete torch zip archive "
+            "nor a legacy torch file (is it truncated, or another kind of file?)"
+        )
+
+
+def _refusal(path: Path, exc: pickle.UnpicklingError) -> str:
+    # torch's message spans lines and suggests weights_only=False or allow-listing the
+    # global; neither is safe for a file from elsewhere, so only the culprit is kept.
+    culprit = re.search(r"GLOBAL (\S+)", str(exc))
+    if culprit is None:
+        return f"{str(path)!r} is a corrupt torch checkpoint (its pickle cannot be read)"
+    return (
+        f"{str(path)!r} holds pickled objects other than tensors ({culprit.group(1)}), which "
+        "ddm refuses to load; re-save it as a plain state dict or as .safetensors"
+    )
 
 
 def _use_mmap(path: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from ddm.config import Settings, load_settings
+from ddm.config import Settings, load_settings, quiet_native_logging
 from ddm.errors import TransientDbError
 from tasks.kinds import DEFAULT_QUEUE, JobKind, all_kinds, load_job_modules
 
@@ -94,6 +94,8 @@ def _run_task(task: Any, job_id: int, resume_from: str | None) -> str:
         raise
 
 
+# Before anything imports cv2, also for a worker started with `celery -A tasks.app worker`.
+quiet_native_logging()
 settings = load_settings()
 app = make_app(settings)
 TASKS = {kind.name: define_task(app, kind) for kind in all_kinds()}
@@ -119,8 +121,13 @@ def _forget_inherited_connections(**_: object) -> None:
 def _start_sweeper(**_: object) -> None:
     """Re-submit jobs of vanished workers now and periodically (see tasks/sweeper.py)."""
     from tasks.context import session_factory
-    from tasks.dispatch import send_jobs
+    from tasks.dispatch import queued_messages, send_jobs
     from tasks.sweeper import Sweeper
 
     factory = session_factory(settings.db_url)
-    Sweeper(settings, factory, lambda ids: send_jobs(settings, factory, ids)).start()
+    Sweeper(
+        settings,
+        factory,
+        lambda ids: send_jobs(settings, factory, ids),
+        lambda queue: queued_messages(settings, queue),
+    ).start()

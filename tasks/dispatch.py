@@ -79,6 +79,31 @@ def send_jobs(settings: Settings, factory: sessionmaker[Session], job_ids: Itera
         app.close()
 
 
+def queued_messages(settings: Settings, queue: str) -> int:
+    """How many messages wait in the broker's `queue` (0 when it does not exist).
+
+    Raises:
+        SetupError: the broker cannot be reached.
+    """
+    from kombu.exceptions import ChannelError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from tasks.app import make_app
+
+    app = make_app(settings)
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            try:
+                return int(channel.queue_declare(queue, passive=True).message_count)
+            except ChannelError:
+                return 0  # never declared, or wiped with the broker's data
+    except BrokerError as exc:
+        raise SetupError(f"cannot reach the broker: {exc}") from None
+    finally:
+        app.close()
+
+
 def run_inline(
     settings: Settings,
     factory: sessionmaker[Session],

@@ -288,19 +288,35 @@ def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutco
                 reason="identical content already cached",
             )
     start = time.perf_counter()
+    _audit(context, video_id, "started")
     try:
         facts = _extract_to_cache(extractor, video, fingerprint, context.settings.cache_dir)
     except (DdmError, OSError, RuntimeError, ValueError) as exc:
+        _audit(context, video_id, "ended")
         seconds = time.perf_counter() - start
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with session_scope(factory) as session:
             caches.record_failure(session, video_id, fingerprint, job_id, error, seconds)
         logger.warning("job_id=%s video_id=%s failed: %s", job_id, video_id, error)
         return VideoOutcome(video_id, video.path, Outcome.FAILED, seconds, error=error)
+    _audit(context, video_id, "ended")
     with session_scope(factory) as session:
         caches.record_features(session, video_id, fingerprint, job_id, video.content_hash, facts)
     return VideoOutcome(
         video_id, video.path, Outcome.EXTRACTED, facts.seconds, facts.fallback_frames
+    )
+
+
+def _audit(context: JobContext, video_id: int, event: str) -> None:
+    # Wall-clock times in the message itself, so that the logs of several processes (workers
+    # and inline runs, whatever their log format) show whether two extractions ever overlap.
+    logger.debug(
+        "job_id=%s video_id=%s extraction %s worker=%s at=%.3f",
+        context.job_id,
+        video_id,
+        event,
+        context.worker,
+        time.time(),
     )
 
 
@@ -347,6 +363,7 @@ def _extract_to_cache(
     save_features(target, features)
     frames = int(features["frame_indices"].numel())
     fallback = int(features["num_fallback"])
+    sources = _frame_source_letters(features)
     return caches.ExtractedFacts(
         path=target.relative_to(cache_dir).as_posix(),
         checksum=sha256_of(target),
@@ -355,7 +372,15 @@ def _extract_to_cache(
         faces_detected=frames - fallback,
         fallback_frames=fallback,
         seconds=time.perf_counter() - start,
+        interpolated_frames=int(features["num_interpolated"]),
+        frame_sources=sources,
     )
+
+
+def _frame_source_letters(features: dict[str, Any]) -> str:
+    """Each sampled frame's box source as one letter: d(etected), i(nterpolated), f(allback)."""
+    names = features["frame_source_names"]
+    return "".join(names[int(code)][0] for code in features["frame_source"])
 
 
 def _extractor(params: dict[str, Any], weights_dir: Path | None) -> Any:

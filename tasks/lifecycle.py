@@ -23,9 +23,10 @@ from ddm.catalog.jobs import (
     claim_job,
     finish_job,
     get_job,
-    jobs_to_send_again,
     requeue_stale_jobs,
     resume_job,
+    unclaimed_jobs,
+    unsent_jobs,
 )
 from ddm.config import Settings
 from ddm.db import session_scope
@@ -210,27 +211,52 @@ def sweep_once(
     settings: Settings,
     factory: sessionmaker[Session],
     send: Callable[[list[int]], None],
+    queued_messages: Callable[[str], int],
 ) -> list[int]:
-    """Requeue stale jobs and send them with queued jobs nobody will claim; return the ids sent."""
+    """Send again every job nobody would otherwise ever run; return the ids sent.
+
+    Those are running jobs whose worker went silent (handed back first), queued jobs that
+    never reached the broker, and queued jobs the broker lost. A job sent long ago and
+    still unclaimed is lost only when its queue is empty (`queued_messages(queue)` is 0):
+    while messages wait there, it may be one of them, and sending it again at every sweep
+    would pile copies up behind a long backlog.
+    """
     stale_after = timedelta(seconds=settings.stale_after_seconds)
     with session_scope(factory) as session:
         requeued, failed = requeue_stale_jobs(
             session, stale_after=stale_after, max_attempts=settings.max_attempts
         )
-        unsent = jobs_to_send_again(
-            session,
-            unsent_for=stale_after,
-            unclaimed_for=timedelta(seconds=settings.resend_after_seconds),
+        unsent = unsent_jobs(session, older_than=stale_after)
+        unclaimed = unclaimed_jobs(
+            session, sent_before=timedelta(seconds=settings.resend_after_seconds)
         )
     for job_id in failed:
         logger.warning(
             "job_id=%s failed: its worker was lost %d times", job_id, settings.max_attempts
         )
-    to_send = sorted(set(requeued) | set(unsent))
+    lost = _lost_by_the_broker(unclaimed, queued_messages)
+    to_send = sorted(set(requeued) | set(unsent) | set(lost))
     if to_send:
-        logger.info("re-submitting jobs %s (worker lost, never sent, or lost by the broker)", to_send)
+        logger.info("re-submitting jobs %s (worker lost, or message never sent or lost)", to_send)
         send(to_send)
     return to_send
+
+
+def _lost_by_the_broker(
+    unclaimed: list[tuple[int, str]], queued_messages: Callable[[str], int]
+) -> list[int]:
+    empty: dict[str, bool] = {}
+    lost = []
+    for job_id, kind_name in unclaimed:
+        try:
+            queue = get_kind(kind_name).queue
+        except DdmError:
+            continue  # a kind this process cannot route; a worker that knows it will
+        if queue not in empty:
+            empty[queue] = queued_messages(queue) == 0
+        if empty[queue]:
+            lost.append(job_id)
+    return lost
 
 
 def abandon_stale_jobs(settings: Settings, factory: sessionmaker[Session]) -> list[int]:

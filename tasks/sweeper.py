@@ -26,9 +26,14 @@ class Sweeper:
     """A daemon thread running `sweep_once` now and every `settings.sweep_seconds`."""
 
     def __init__(
-        self, settings: Settings, factory: sessionmaker[Session], send: Callable[[list[int]], None]
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        send: Callable[[list[int]], None],
+        queued_messages: Callable[[str], int],
     ) -> None:
         self._settings, self._factory, self._send = settings, factory, send
+        self._queued_messages = queued_messages
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ddm-sweeper", daemon=True)
 
@@ -42,7 +47,7 @@ class Sweeper:
         logger.info("sweeping for stale jobs every %s s", self._settings.sweep_seconds)
         while True:
             try:
-                sweep_once(self._settings, self._factory, self._send)
+                sweep_once(self._settings, self._factory, self._send, self._queued_messages)
             except DdmError as exc:
                 logger.warning("sweep failed, will retry: %s", exc)
             if self._stop.wait(self._settings.sweep_seconds):

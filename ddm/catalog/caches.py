@@ -31,6 +31,8 @@ class ExtractedFacts:
     faces_detected: int
     fallback_frames: int
     seconds: float
+    interpolated_frames: int = 0
+    frame_sources: str | None = None  # one letter per frame (see FeatureCache)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ def valid_twin(
         faces_detected=row.faces_detected,
         fallback_frames=row.fallback_frames,
         seconds=0.0,
+        interpolated_frames=row.interpolated_frames or 0,
+        frame_sources=row.frame_sources,
     )
 
 
@@ -251,6 +255,8 @@ def record_features(
             frames_sampled=facts.frames_sampled,
             faces_detected=facts.faces_detected,
             fallback_frames=facts.fallback_frames,
+            interpolated_frames=facts.interpolated_frames,
+            frame_sources=facts.frame_sources,
             face_fallback=facts.fallback_frames > 0,
             seconds=facts.seconds,
             video_hash=video_hash,
@@ -331,6 +337,8 @@ def _to_row(row: FeatureCache) -> CacheRow:
         frames_sampled=row.frames_sampled,
         faces_detected=row.faces_detected,
         fallback_frames=row.fallback_frames,
+        interpolated_frames=row.interpolated_frames,
+        frame_sources=row.frame_sources,
         face_fallback=row.face_fallback,
         seconds=row.seconds,
         error=row.error,

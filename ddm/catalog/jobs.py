@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ddm.catalog.models import Job
@@ -196,19 +196,29 @@ def requeue_stale_jobs(
     return requeued, failed
 
 
-def jobs_to_send_again(
-    session: Session, *, unsent_for: timedelta, unclaimed_for: timedelta
-) -> list[int]:
-    """Queued jobs that no worker will ever claim unless they are sent (again).
-
-    Two cases: the process died between commit and send (no task id after `unsent_for`),
-    and the broker lost the message (sent, then nothing for `unclaimed_for`: a Redis
-    restart without persistence, a flushed or purged queue). A queued job's row changes
-    only when it is sent or handed back, so `updated_at` is when that last happened.
-    Sending a job the broker still holds is harmless: the claim runs it once.
-    """
-    now = utcnow()
-    never_sent = and_(Job.celery_task_id.is_(None), Job.created_at < now - unsent_for)
-    lost = and_(Job.celery_task_id.is_not(None), Job.updated_at < now - unclaimed_for)
-    query = select(Job.id).where(Job.status == JobStatus.QUEUED.value, or_(never_sent, lost))
+def unsent_jobs(session: Session, *, older_than: timedelta) -> list[int]:
+    """Queued jobs that never reached the broker (the process died between commit and send)."""
+    cutoff = utcnow() - older_than
+    query = select(Job.id).where(
+        Job.status == JobStatus.QUEUED.value,
+        Job.celery_task_id.is_(None),
+        Job.created_at < cutoff,
+    )
     return list(session.scalars(query.order_by(Job.id)))
+
+
+def unclaimed_jobs(session: Session, *, sent_before: timedelta) -> list[tuple[int, str]]:
+    """(id, kind) of queued jobs sent longer than `sent_before` ago that nobody claimed.
+
+    Either they wait their turn behind others, or the broker lost them (a Redis restart
+    without persistence, a flushed or purged queue); only the broker can tell which. A
+    queued job's row changes only when it is sent or handed back, so `updated_at` is
+    when that last happened.
+    """
+    cutoff = utcnow() - sent_before
+    query = select(Job.id, Job.kind).where(
+        Job.status == JobStatus.QUEUED.value,
+        Job.celery_task_id.is_not(None),
+        Job.updated_at < cutoff,
+    )
+    return [(job_id, kind) for job_id, kind in session.execute(query.order_by(Job.id))]

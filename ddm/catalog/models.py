@@ -79,6 +79,13 @@ class Dataset(Base):
         Integer, default=0, server_default="0", doc="videos the metadata lists but the disk lacks"
     )
     notes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ingest_version: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        doc="ingests recorded so far; an ingest records only if no other did since it read "
+        "the catalog, else it scans again (see catalog.videos.record_ingest)",
+    )
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -153,6 +160,10 @@ class FeatureCache(Base):
     frames_sampled: Mapped[int | None] = mapped_column(Integer)
     faces_detected: Mapped[int | None] = mapped_column(Integer)
     fallback_frames: Mapped[int | None] = mapped_column(Integer)
+    interpolated_frames: Mapped[int | None] = mapped_column(Integer)
+    frame_sources: Mapped[str | None] = mapped_column(
+        Text, doc="one letter per sampled frame: d detected, i interpolated, f fallback"
+    )
     face_fallback: Mapped[bool | None] = mapped_column(Boolean)
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     checksum: Mapped[str | None] = mapped_column(String(64))

@@ -72,6 +72,8 @@ class VideoRecord:
     face_fallback: bool | None
     cache_valid: bool
     fallback_frames: int | None
+    interpolated_frames: int | None
+    frame_sources: str | None  # one letter per sampled frame: d, i or f
     frames_sampled: int | None
     cache_error: str | None
     fingerprint: str | None
@@ -129,6 +131,8 @@ class CacheRow:
     frames_sampled: int | None
     faces_detected: int | None
     fallback_frames: int | None
+    interpolated_frames: int | None
+    frame_sources: str | None
     face_fallback: bool | None
     seconds: float | None
     error: str | None

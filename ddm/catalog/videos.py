@@ -7,11 +7,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.records import VideoRecord
-from ddm.errors import InvalidInput
+from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.records import (
     NOT_PROBED,
     FileFacts,
@@ -22,9 +23,11 @@ from ddm.ingest.records import (
 )
 from ddm.vocab import CacheError, Label, ProbeStatus
 
-# A scan entry's fields are its video's columns, by the same names; the path is the key
-# and `original_path` becomes a link to another row.
-ENTRY_COLUMNS = tuple(f.name for f in fields(VideoEntry) if f.name not in ("path", "original_path"))
+# A scan entry's fields are its video's columns, by the same names; the path is the key,
+# `original_path` becomes a link to another row and `unread_fields` says which to keep.
+ENTRY_COLUMNS = tuple(
+    f.name for f in fields(VideoEntry) if f.name not in ("path", "original_path", "unread_fields")
+)
 
 
 @dataclass(frozen=True)
@@ -48,17 +51,34 @@ class IngestCounts:
     caches_invalidated: int = 0
 
 
-def stored_files(session: Session, dataset_name: str) -> dict[str, StoredFile]:
-    """Every known file of a dataset by relative path (empty for a new dataset)."""
+@dataclass(frozen=True)
+class StoredDataset:
+    """What an ingest read of its dataset before probing.
+
+    Attributes:
+        version: the dataset's `ingest_version`; None when it has never been ingested.
+        files: every known file by relative path.
+    """
+
+    version: int | None
+    files: dict[str, StoredFile]
+
+
+def stored_dataset(session: Session, dataset_name: str) -> StoredDataset:
+    """The dataset's ingest version and known files (None and empty for a new dataset)."""
+    version = session.scalars(
+        select(Dataset.ingest_version).where(Dataset.name == dataset_name)
+    ).one_or_none()
     query = (
         select(Video.path, Video.size_bytes, Video.mtime, Video.is_present)
         .join(Dataset)
         .where(Dataset.name == dataset_name)
     )
-    return {
+    files = {
         path: StoredFile(size, mtime, present)
         for path, size, mtime, present in session.execute(query)
     }
+    return StoredDataset(version, files)
 
 
 def record_ingest(
@@ -66,27 +86,40 @@ def record_ingest(
     name: str,
     scan: LayoutScan,
     facts: Mapping[str, FileFacts],
+    *,
+    seen_version: int | None,
 ) -> IngestCounts:
     """Bring the catalog in line with one scan of a dataset, in the caller's transaction.
 
     Videos are matched on their relative path. A file whose content hash changed is
-    updated and its feature caches are marked invalid; a file no longer on disk is marked
-    missing, never deleted, so its history (caches, predictions) stays.
+    updated and its feature caches are marked invalid; a file no longer on disk (or a
+    dangling symlink) is marked missing, never deleted, so its history (caches,
+    predictions) stays. Fields a scan could not read (`VideoEntry.unread_fields`) keep
+    their recorded values.
+
+    Two ingests of one dataset may scan and probe at once, but only one records per
+    version: the first write here bumps `ingest_version` from `seen_version`, and that
+    row lock (PostgreSQL) or write lock (SQLite) holds until commit. A scan older than
+    the last recorded ingest would mark that ingest's new files missing, so it is refused.
 
     Args:
         name: the dataset name.
         scan: what the layout scanner found.
         facts: probe results for the files that were (re)probed; files absent here are
             unchanged on disk since the last ingest.
+        seen_version: `stored_dataset(...).version` as read before the scan was probed.
 
     Raises:
         InvalidInput: a dataset of that name exists with another format.
+        StaleIngest: another ingest recorded since `seen_version` was read; the session
+            must be rolled back and the scan redone.
     """
-    dataset = _dataset_for(session, name, scan)
+    dataset = _claim_dataset(session, name, scan, seen_version)
     rows = {
         row.path: row
         for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))
     }
+    present_before = {path for path, row in rows.items() if row.is_present}
     counts = IngestCounts()
     invalidate: list[int] = []
     for entry in scan.entries:
@@ -99,7 +132,8 @@ def record_ingest(
         else:
             counts.unchanged += 1
     session.flush()
-    counts.missing = _mark_missing(rows, {entry.path for entry in scan.entries})
+    _mark_missing(rows, {entry.path for entry in scan.entries})
+    counts.missing = sum(1 for path in present_before if not rows[path].is_present)
     _link_originals(scan.entries, rows)
     counts.content_changed = sorted(row.path for row in rows.values() if row.id in invalidate)
     counts.caches_invalidated = _invalidate_caches(session, invalidate)
@@ -109,13 +143,24 @@ def record_ingest(
     return counts
 
 
-def _dataset_for(session: Session, name: str, scan: LayoutScan) -> Dataset:
-    dataset = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
-    if dataset is None:
-        dataset = Dataset(name=name, format=scan.format, root_path=str(scan.root))
-        session.add(dataset)
-        session.flush()
-    elif dataset.format != scan.format:
+def _claim_dataset(
+    session: Session, name: str, scan: LayoutScan, seen_version: int | None
+) -> Dataset:
+    # A write first, so that SQLite takes its write lock before this transaction reads
+    # anything: a read first would pin a snapshot that the other writer may outdate.
+    if seen_version is None:
+        return _create_dataset(session, name, scan)
+    claimed = session.execute(
+        update(Dataset)
+        .where(Dataset.name == name, Dataset.ingest_version == seen_version)
+        .values(ingest_version=Dataset.ingest_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        raise StaleIngest(f"another ingest of dataset {name!r} recorded first")
+    fresh = select(Dataset).where(Dataset.name == name).execution_options(populate_existing=True)
+    dataset = session.scalars(fresh).one()
+    if dataset.format != scan.format:
         raise InvalidInput(
             f"dataset {name!r} is in the catalog as format {dataset.format!r} but "
             f"{scan.root} looks like {scan.format!r}; choose another name with --name"
@@ -124,12 +169,25 @@ def _dataset_for(session: Session, name: str, scan: LayoutScan) -> Dataset:
     return dataset
 
 
+def _create_dataset(session: Session, name: str, scan: LayoutScan) -> Dataset:
+    dataset = Dataset(name=name, format=scan.format, root_path=str(scan.root), ingest_version=1)
+    session.add(dataset)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The name is the only unique key: another first ingest of it committed meanwhile
+        # (SQLite made this insert wait for that commit, PostgreSQL its unique index).
+        session.rollback()
+        raise StaleIngest(f"another ingest of dataset {name!r} created it first") from None
+    return dataset
+
+
 def _insert(session: Session, dataset_id: int, entry: VideoEntry, facts: FileFacts | None) -> Video:
     facts = facts or NOT_PROBED
     row = Video(
         dataset_id=dataset_id,
         path=entry.path,
-        is_present=True,
+        is_present=_is_on_disk(facts),
         **{name: getattr(entry, name) for name in ENTRY_COLUMNS},
         **_probe_columns(facts.probe),
         **_fingerprint_columns(facts.fingerprint),
@@ -141,11 +199,11 @@ def _insert(session: Session, dataset_id: int, entry: VideoEntry, facts: FileFac
 def _update(row: Video, entry: VideoEntry, facts: FileFacts | None, invalidate: list[int]) -> bool:
     changed = False
     for name in ENTRY_COLUMNS:
-        if getattr(row, name) != getattr(entry, name):
+        if name not in entry.unread_fields and getattr(row, name) != getattr(entry, name):
             setattr(row, name, getattr(entry, name))
             changed = True
-    if not row.is_present:
-        row.is_present = True
+    if row.is_present != _is_on_disk(facts):
+        row.is_present = _is_on_disk(facts)
         changed = True
     if facts is not None:
         probed = _probe_columns(facts.probe)
@@ -159,6 +217,12 @@ def _update(row: Video, entry: VideoEntry, facts: FileFacts | None, invalidate: 
         for name, value in (probed | _fingerprint_columns(facts.fingerprint)).items():
             setattr(row, name, value)
     return changed
+
+
+def _is_on_disk(facts: FileFacts | None) -> bool:
+    # Scanners list dangling symlinks so that their rows say why (probe_status 'missing');
+    # the file is no more there than a deleted one. No facts means unchanged since a stat.
+    return facts is None or facts.probe.status != ProbeStatus.MISSING
 
 
 def _probe_columns(probe: ProbeResult) -> dict[str, Any]:
@@ -187,6 +251,8 @@ def _link_originals(entries: tuple[VideoEntry, ...], rows: Mapping[str, Video]) 
     by_id = {row.id: row for row in rows.values()}
     for entry in entries:
         row = rows[entry.path]
+        if "original_path" in entry.unread_fields:
+            continue  # the file that names it is unreadable: keep the link it gave
         original = rows.get(entry.original_path) if entry.original_path else None
         if original is not None:
             row.original_video_id = original.id
@@ -198,11 +264,10 @@ def _link_originals(entries: tuple[VideoEntry, ...], rows: Mapping[str, Video]) 
             row.original_video_id = None
 
 
-def _mark_missing(rows: Mapping[str, Video], on_disk: set[str]) -> int:
-    gone = [row for path, row in rows.items() if path not in on_disk and row.is_present]
-    for row in gone:
-        row.is_present = False
-    return len(gone)
+def _mark_missing(rows: Mapping[str, Video], on_disk: set[str]) -> None:
+    for path, row in rows.items():
+        if path not in on_disk:
+            row.is_present = False
 
 
 def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
@@ -250,7 +315,8 @@ def list_videos(
 
     Args:
         fingerprint: the extractor whose cache rows fill `cache_valid`, `face_fallback`,
-            `fallback_frames` and `frames_sampled`; with None they say "no cache".
+            `fallback_frames`, `interpolated_frames`, `frame_sources` and `frames_sampled`;
+            with None they say "no cache".
     """
     original = aliased(Video)
     cache = aliased(FeatureCache)
@@ -306,6 +372,8 @@ def _to_record(
         face_fallback=cache.face_fallback if cache else None,
         cache_valid=bool(cache and cache.is_valid),
         fallback_frames=cache.fallback_frames if cache else None,
+        interpolated_frames=cache.interpolated_frames if cache else None,
+        frame_sources=cache.frame_sources if cache else None,
         frames_sampled=cache.frames_sampled if cache else None,
         cache_error=cache.error if cache else None,
         fingerprint=fingerprint,

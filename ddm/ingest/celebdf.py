@@ -35,6 +35,10 @@ LIST_DIGIT_LABELS = {"1": Label.REAL, "0": Label.FAKE}
 _CELEB_REAL = re.compile(r"^(id\d+)_(\d+)$")
 _CELEB_FAKE = re.compile(r"^(id\d+)_(id\d+)_(\d+)$")
 _LIST_LINE = re.compile(r"^([01])\s+(\S(?:.*\S)?)$")
+# What the test list gives a video (the label comes from its folder): kept from the last
+# ingest while the list is unreadable.
+_LIST_FIELDS = frozenset({"split", "split_source", "raw_label"})
+_KEPT = "splits kept from the last ingest (new videos get none)"
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ def read_test_list(root: Path) -> TestList:
     """Parse the dataset's own test list, or the shipped v2 copy when the dataset has none.
 
     Tolerates CRLF, blank lines, extra spaces and a missing final newline. Any other line
-    makes the whole list unreadable: the split is then unknown rather than guessed.
+    makes the whole list unreadable: the splits are then kept from the last ingest (or
+    unknown) rather than guessed.
     """
     path = root / TEST_LIST
     if path.exists():
@@ -110,28 +115,26 @@ def read_test_list(root: Path) -> TestList:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            return TestList(
-                {}, source, "", f"{TEST_LIST}: unreadable ({exc.strerror}); splits unknown"
-            )
+            return TestList({}, source, "", f"{TEST_LIST}: unreadable ({exc.strerror}); {_KEPT}")
     else:
         source, data = "shipped", shipped_bytes("celebdf", TEST_LIST)
     sha = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return TestList({}, source, sha, f"{TEST_LIST}: not UTF-8 text; splits unknown")
+        return TestList({}, source, sha, f"{TEST_LIST}: not UTF-8 text; {_KEPT}")
     digits: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         match = _LIST_LINE.match(line.strip())
         if not match:
-            error = f"{TEST_LIST} line {number} malformed ({line.strip()[:60]!r}); splits unknown"
+            error = f"{TEST_LIST} line {number} malformed ({line.strip()[:60]!r}); {_KEPT}"
             return TestList({}, source, sha, error)
         digit, rel = match.groups()
         digits[rel.replace("\\", "/")] = digit
     if not digits:
-        return TestList({}, source, sha, f"{TEST_LIST}: no entries; splits unknown")
+        return TestList({}, source, sha, f"{TEST_LIST}: no entries; {_KEPT}")
     return TestList(digits, source, sha)
 
 
@@ -166,7 +169,7 @@ def _entry(
     split: Split | None
     split_source: SplitSource | None
     if list_error:
-        split, split_source = None, None
+        split, split_source = None, None  # unread: the catalog keeps the last ones
     elif digit is not None:
         split, split_source = Split.TEST, SplitSource.OFFICIAL
     else:
@@ -182,6 +185,7 @@ def _entry(
         identity_group=group,
         raw_label=digit,
         metadata_error=list_error,
+        unread_fields=_LIST_FIELDS if list_error else frozenset(),
     )
 
 

@@ -28,6 +28,14 @@ PREVIEW_DIRS = ("original_videos", "method_A", "method_B")
 _SPLITS = {"validation": Split.VAL, **{split.value: split for split in Split}}
 # Part folders may sit below train/ and inside a wrapper such as dfdc_train_part_00/.
 _MAX_DEPTH = 3
+# What a label file gives its videos; kept from the last ingest while the file is unreadable.
+_LABEL_FILE_FIELDS = frozenset(
+    {"label", "raw_label", "split", "split_source", "method", "original_path", "identity_group"}
+)
+# The longest label text kept as `raw_label` (its column's width).
+_RAW_TEXT_LIMIT = 32
+# An `original` longer than this is no DFDC file name; its group key must fit 128 characters.
+_ORIGINAL_NAME_LIMIT = 120
 
 
 @dataclass(frozen=True)
@@ -163,10 +171,10 @@ def _label_or_report(
     split: Split,
     found: _Found,
 ) -> None:
-    # An unreadable label file leaves its videos unlabelled, never guessed.
+    # An unreadable label file tells nothing new: its videos keep what it said before.
     if error:
-        found.problems.append(f"{error}; {len(rels)} videos of {source.name} left unlabelled")
-        found.entries += [_unlabelled(rel, source.name, error) for rel in rels]
+        found.problems.append(f"{error}; {_kept(len(rels), f'videos of {source.name}')}")
+        found.entries += [_unread(rel, source.name, error) for rel in rels]
         return
     _label_from_records(rels, records, source, label_file, split, found)
 
@@ -191,9 +199,10 @@ def _label_from_records(
         label, raw = _label_of(record)
         if label is None:
             invalid += 1
-        split = _SPLITS.get(str(_field(record, "split")).lower(), split_default)
+        split = _SPLITS.get((_text(_field(record, "split")) or "").lower(), split_default)
         original = _field(record, "original")
-        found.originals[name] = original if isinstance(original, str) else None
+        is_name = isinstance(original, str) and len(original) <= _ORIGINAL_NAME_LIMIT
+        found.originals[name] = original if is_name else None
         found.entries.append(
             VideoEntry(
                 path=rel,
@@ -221,8 +230,8 @@ def _scan_preview(root: Path, found: _Found) -> None:
     for top in sorted((set(PREVIEW_DIRS) | listed_tops) - {"", ".", ".."}):
         rels += _videos(root, root / top, found, recursive=True)
     if error:
-        found.problems.append(f"{error}; {len(rels)} Preview videos left unlabelled")
-        found.entries += [_unlabelled(rel, None, error) for rel in rels]
+        found.problems.append(f"{error}; {_kept(len(rels), 'Preview videos')}")
+        found.entries += [_unread(rel, None, error) for rel in rels]
         return
     unlisted = 0
     for rel in rels:
@@ -232,7 +241,7 @@ def _scan_preview(root: Path, found: _Found) -> None:
             found.entries.append(_unlabelled(rel, None, f"not listed in {PREVIEW_INDEX}"))
             continue
         label, raw = _label_of(record)
-        split = _SPLITS.get(str(_field(record, "set")).lower())
+        split = _SPLITS.get((_text(_field(record, "set")) or "").lower())
         found.entries.append(
             VideoEntry(
                 path=rel,
@@ -260,6 +269,14 @@ def _unlabelled(rel: str, part: str | None, error: str) -> VideoEntry:
     )
 
 
+def _unread(rel: str, part: str | None, error: str) -> VideoEntry:
+    return replace(_unlabelled(rel, part, error), unread_fields=_LABEL_FILE_FIELDS)
+
+
+def _kept(count: int, what: str) -> str:
+    return f"the {count} {what} keep the labels ingested before (new ones get none)"
+
+
 def _field(record: object, key: str) -> object:
     return record.get(key) if isinstance(record, dict) else None
 
@@ -267,15 +284,26 @@ def _field(record: object, key: str) -> object:
 def _label_of(record: object) -> tuple[Label | None, str | None]:
     """(label, raw value) from one metadata record: `label` FAKE/REAL, or `is_fake` 0/1."""
     if isinstance(record, dict) and "label" in record:
-        raw = record["label"]
-        label = _NAMED_LABELS.get(str(raw).lower())
-        return label, str(raw)
+        raw = _text(record["label"])
+        return _NAMED_LABELS.get((raw or "").lower()), raw
     if isinstance(record, dict) and "is_fake" in record:
-        raw = record["is_fake"]
-        return _BINARY_LABELS.get(str(int(raw)) if isinstance(raw, bool) else str(raw)), str(raw)
+        value = record["is_fake"]
+        raw = _text(int(value) if isinstance(value, bool) else value)
+        return _BINARY_LABELS.get(raw or ""), raw
     if isinstance(record, str):  # a labels.csv cell
-        return _BINARY_LABELS.get(record), record
+        return _BINARY_LABELS.get(record), _text(record)
     return None, None
+
+
+def _text(value: object) -> str | None:
+    """A metadata value as short text: a scalar as written (cut to the raw-label width),
+    anything else by its JSON type name. Never the repr of a nested value, which can be
+    huge or recurse past Python's limit."""
+    if value is None:
+        return None
+    if isinstance(value, str | int | float | bool):
+        return str(value)[:_RAW_TEXT_LIMIT]
+    return "list" if isinstance(value, list) else "object"
 
 
 # labels.csv and `is_fake`: 1 = fake, 0 = real.
@@ -292,8 +320,11 @@ def _load_json_object(path: Path, shown: str) -> tuple[dict[str, object], str | 
         return {}, f"{shown}: missing"
     except OSError as exc:
         return {}, f"{shown}: unreadable ({exc.strerror})"
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         return {}, f"{shown}: malformed JSON ({exc})"
+    except RecursionError:
+        # The decoder recurses once per nesting level; a hostile file nests 200,000 deep.
+        return {}, f"{shown}: malformed JSON (nested too deeply)"
     if not isinstance(data, dict):
         return {}, f"{shown}: malformed (expected an object keyed by file name)"
     return data, None
@@ -307,6 +338,13 @@ def _load_labels_csv(path: Path, shown: str) -> tuple[dict[str, object], str | N
         return {}, f"{shown}: unreadable ({exc.strerror})"
     except UnicodeDecodeError:
         return {}, f"{shown}: not UTF-8 text"
+    try:
+        return _parse_labels_csv(text, shown)
+    except csv.Error as exc:  # a cell past the field limit, an unclosed quote, ...
+        return {}, f"{shown}: malformed CSV ({exc})"
+
+
+def _parse_labels_csv(text: str, shown: str) -> tuple[dict[str, object], str | None]:
     reader = csv.reader(io.StringIO(text))
     header = [cell.strip().lower() for cell in next(reader, [])]
     if "filename" not in header or "label" not in header:

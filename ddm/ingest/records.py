@@ -36,6 +36,9 @@ class VideoEntry:
         part: the download part the video came from, e.g. 'dfdc_train_part_0'.
         metadata_error: set when the metadata or split file that should label this video
             is unreadable or does not cover it.
+        unread_fields: the fields above this scan could not learn because the file that
+            gives them is unreadable (they are None here). The catalog keeps what that file
+            gave before: a broken metadata file must not erase a dataset's labels.
     """
 
     path: str
@@ -51,6 +54,7 @@ class VideoEntry:
     raw_label: str | None = None
     part: str | None = None
     metadata_error: str | None = None
+    unread_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def scan(root: Path, format: str | None = None, *, seed: int = 0) -> LayoutScan:
         seed: the seed of derived train/val splits (Celeb-DF, plain folders).
 
     Raises:
-        InvalidInput: bad root, unknown format, or a forced format that finds nothing.
+        InvalidInput: bad root, unknown format, or a forced format whose layout `root`
+            does not hold.
     """
     _check_root(root)
     if format is None:
@@ -63,9 +64,15 @@ def scan(root: Path, format: str | None = None, *, seed: int = 0) -> LayoutScan:
         raise InvalidInput(
             f"unknown dataset format {format!r}; choose one of {', '.join(FORMAT_NAMES)}"
         )
-    result = _BY_NAME[format].scan(root, seed=seed)
+    spec = _BY_NAME[format]
+    # A forced format must still find its own layout: a scanner given a foreign tree can
+    # report plenty (Celeb-DF's shipped test list "misses" all 518 videos) and so pass
+    # for a dataset, an empty one.
+    if not spec.recognises(root):
+        raise InvalidInput(f"{root}: not a {format} dataset (expected {spec.looks_like})")
+    result = spec.scan(root, seed=seed)
     if not (result.entries or result.listed_missing or result.problems):
-        raise InvalidInput(f"{root}: no {format} videos or label files found")
+        raise InvalidInput(f"{root}: not a {format} dataset: no videos or label files found")
     logger.info(
         "scanned root=%s format=%s videos=%d problems=%d",
         root,

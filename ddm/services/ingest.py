@@ -3,11 +3,14 @@
 
 Probing (seconds to hours) happens with no database session open; the catalog is then
 brought in line with the scan in a single transaction, so an ingest that fails part-way
-leaves the catalog as it was.
+leaves the catalog as it was. Two ingests of one dataset may overlap: the one that finds
+the other recorded while it probed scans again and reconciles that newer state, reusing
+its own probes, instead of overwriting it (`catalog.videos.record_ingest`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -18,19 +21,37 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog.datasets import summarize_dataset
 from ddm.catalog.records import DatasetSummary
-from ddm.catalog.videos import IngestCounts, StoredFile, record_ingest, stored_files
+from ddm.catalog.videos import (
+    IngestCounts,
+    StoredDataset,
+    StoredFile,
+    record_ingest,
+    stored_dataset,
+)
 from ddm.db import session_scope
-from ddm.errors import InvalidInput
+from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.probe import probe_many
+from ddm.ingest.records import FileFacts, LayoutScan
 from ddm.ingest.registry import scan
 from ddm.services import ProgressHook
 
+logger = logging.getLogger(__name__)
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Scan-and-record rounds before giving up on a dataset other ingests keep changing; every
+# round after the first probes only what changed meanwhile.
+MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """The outcome of one `ddm ingest`."""
+    """The outcome of one `ddm ingest`.
+
+    Attributes:
+        probed: files this ingest probed (each once, whatever the attempts).
+        attempts: scan-and-record rounds; above 1 when another ingest of the dataset
+            recorded while this one probed.
+    """
 
     name: str
     format: str
@@ -38,6 +59,15 @@ class IngestReport:
     probed: int
     summary: DatasetSummary
     seconds: dict[str, float] = field(default_factory=dict)  # scan, stat, probe, record
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class _Options:
+    workers: int
+    rehash: bool
+    on_start: ProgressHook | None
+    on_advance: ProgressHook | None
 
 
 def ingest_dataset(
@@ -59,14 +89,16 @@ def ingest_dataset(
         name: the dataset name; the format's default ('ff', 'celebdf', ...) when None.
         workers: probe threads.
         rehash: probe and hash every file, even those whose size and mtime are unchanged.
-        on_start: called once with the number of files to probe.
+        on_start: called with the number of files to probe, once per attempt.
         on_advance: called with 1 after each probed file.
 
     Raises:
         InvalidInput: the path holds no recognisable dataset, or the name is not usable.
+        StaleIngest: other ingests of the dataset recorded first MAX_ATTEMPTS times.
     """
     clock = _PhaseClock()
-    layout = scan(Path(root).expanduser().resolve(), format)
+    root = Path(root).expanduser().resolve()
+    layout = scan(root, format)
     dataset_name = name or layout.default_name
     if not NAME_PATTERN.match(dataset_name):
         raise InvalidInput(
@@ -74,32 +106,91 @@ def ingest_dataset(
             "choose one with --name"
         )
     clock.lap("scan")
+    options = _Options(workers, rehash, on_start, on_advance)
+    probed: dict[str, FileFacts] = {}  # this run's probes, by relative path
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            counts, summary = _probe_and_record(
+                factory, dataset_name, layout, probed, options, clock
+            )
+        except StaleIngest:
+            logger.warning(
+                "another ingest of dataset %r recorded while this one probed; scanning again "
+                "to keep its changes (attempt %d of %d)",
+                dataset_name,
+                attempt + 1,
+                MAX_ATTEMPTS,
+            )
+            layout = scan(root, layout.format)
+            clock.lap("scan")
+            continue
+        return IngestReport(
+            dataset_name, layout.format, counts, len(probed), summary, clock.laps, attempt
+        )
+    raise StaleIngest(
+        f"dataset {dataset_name!r}: other ingests of it recorded first {MAX_ATTEMPTS} times; "
+        "run `ddm ingest` again once they are done"
+    )
+
+
+def _probe_and_record(
+    factory: sessionmaker[Session],
+    name: str,
+    layout: LayoutScan,
+    probed: dict[str, FileFacts],
+    options: _Options,
+    clock: _PhaseClock,
+) -> tuple[IngestCounts, DatasetSummary]:
+    """One round: read the catalog, probe what it lacks, record; `probed` gains the probes.
+
+    Raises:
+        StaleIngest: another ingest recorded after the catalog was read.
+    """
     with session_scope(factory) as session:
-        known = stored_files(session, dataset_name)
-    todo = [
-        entry.path
-        for entry in layout.entries
-        if rehash or _needs_probe(layout.root / entry.path, known.get(entry.path))
-    ]
+        stored = stored_dataset(session, name)
+    facts, todo = _plan(layout, stored, probed, options.rehash)
     clock.lap("stat")
-    if on_start:
-        on_start(len(todo))
+    if options.on_start:
+        options.on_start(len(todo))
+    on_advance = options.on_advance
     results = probe_many(
         [layout.root / path for path in todo],
-        workers=workers,
+        workers=options.workers,
         on_done=(lambda *_: on_advance(1)) if on_advance else None,
     )
-    facts = {path: results[layout.root / path] for path in todo}
+    for path in todo:
+        probed[path] = facts[path] = results[layout.root / path]
     clock.lap("probe")
     with session_scope(factory) as session:
-        counts = record_ingest(session, dataset_name, layout, facts)
-        summary = summarize_dataset(session, dataset_name)
+        counts = record_ingest(session, name, layout, facts, seen_version=stored.version)
+        summary = summarize_dataset(session, name)
     clock.lap("record")
-    return IngestReport(dataset_name, layout.format, counts, len(todo), summary, clock.laps)
+    return counts, summary
+
+
+def _plan(
+    layout: LayoutScan, stored: StoredDataset, probed: dict[str, FileFacts], rehash: bool
+) -> tuple[dict[str, FileFacts], list[str]]:
+    """(facts this run already has and can reuse, paths to probe now)."""
+    reuse: dict[str, FileFacts] = {}
+    todo: list[str] = []
+    for entry in layout.entries:
+        path = layout.root / entry.path
+        mine = probed.get(entry.path)
+        if mine is not None and not _needs_probe(path, _as_stored(mine)):
+            reuse[entry.path] = mine  # probed in an earlier attempt, unchanged since
+        elif rehash or _needs_probe(path, stored.files.get(entry.path)):
+            todo.append(entry.path)
+    return reuse, todo
+
+
+def _as_stored(facts: FileFacts) -> StoredFile | None:
+    fingerprint = facts.fingerprint
+    return StoredFile(fingerprint.size, fingerprint.mtime, True) if fingerprint else None
 
 
 class _PhaseClock:
-    """Seconds spent in each phase, for the report and the benchmark."""
+    """Seconds spent in each phase, summed over attempts, for the report and the benchmark."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
@@ -107,7 +198,7 @@ class _PhaseClock:
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
-        self.laps[phase] = now - self._mark
+        self.laps[phase] = self.laps.get(phase, 0.0) + now - self._mark
         self._mark = now
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from ddm.db import create_db_engine, head_revision, upgrade
@@ -70,15 +71,19 @@ def test_unversioned_tables_count_as_a_stale_schema(run_ddm, blank_db_url: str) 
     ]
 
 
+def _stamp_an_unknown_revision(url: str) -> None:
+    """A catalog at head, then marked with a revision from a newer ddm than this one."""
+    engine = create_db_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+    engine.dispose()
+
+
 def test_an_unknown_schema_revision_is_refused_by_every_catalog_command(
     run_ddm, blank_db_url: str
 ) -> None:
-    engine = create_db_engine(blank_db_url)
-    upgrade(engine)
-    with engine.begin() as connection:
-        # A revision from a newer ddm than this one.
-        connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
-    engine.dispose()
+    _stamp_an_unknown_revision(blank_db_url)
     for command in (["datasets"], ["ingest", "x"], ["videos"], ["jobs", "list"], ["cache", "gc"]):
         result = run_ddm(*command, env={"DDM_DATABASE_URL": blank_db_url})
         assert result.exit_code == EXIT_SETUP, (command, result.stderr)
@@ -87,7 +92,7 @@ def test_an_unknown_schema_revision_is_refused_by_every_catalog_command(
 
 
 def test_malformed_database_url(run_ddm) -> None:
-    result = run_ddm("datasets", env={"DDM_DATABASE_URL": "nosuchdb://x/y"})
+    result = run_ddm("datasets", env={"DDM_DATABASE_URL": "not a url"})
     assert result.exit_code == EXIT_SETUP
     assert result.stderr.startswith("error: malformed database URL")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -193,3 +198,73 @@ def test_a_schema_behind_the_code_is_refused_until_upgraded(run_ddm, blank_db_ur
         )
     assert run_ddm("db", "upgrade", env=env).exit_code == 0
     assert run_ddm("datasets", "--json", env=env).exit_code == 0
+
+
+def test_config_show_masks_passwords_in_query_strings(run_ddm, tmp_path: Path) -> None:
+    env = {
+        "DDM_DATABASE_URL": f"postgresql://ddm@/ddm?host={tmp_path}&password=hunter2",
+        "DDM_BROKER_URL": "rediss://localhost:6379/0?password=brokerpw&ssl_cert_reqs=none",
+    }
+    result = run_ddm("config", "show", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["database_url"].endswith("&password=***")
+    assert shown["broker_url"] == "rediss://localhost:6379/0?password=***&ssl_cert_reqs=none"
+    current = run_ddm("db", "current", "--json", env=env)
+    assert "hunter2" not in current.stdout + current.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ddm@/ddm?host={tmp}&port=1&password=hunter2",  # unreachable
+        "postgresql://ddm:hunter2@/ddm?host={tmp}&port=abc",  # malformed
+        "postgresql://ddm@/ddm?host={tmp}&port=abc&password=hunter2",  # malformed
+    ],
+)
+def test_connection_errors_mask_every_credential(run_ddm, tmp_path: Path, url: str) -> None:
+    result = run_ddm("datasets", env={"DDM_DATABASE_URL": url.format(tmp=tmp_path)})
+    assert result.exit_code == EXIT_SETUP
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "hunter2" not in result.stderr and "***" in result.stderr
+
+
+def test_an_unsupported_database_scheme_is_a_setup_error(run_ddm) -> None:
+    result = run_ddm("datasets", env={"DDM_DATABASE_URL": "mysql://ddm:hunter2@db/ddm"})
+    assert result.exit_code == EXIT_SETUP, result.stderr
+    assert result.stderr.strip() == (
+        "error: unsupported database URL mysql://ddm:***@db/ddm: "
+        "ddm keeps its catalog in PostgreSQL (postgresql://...) or SQLite (sqlite:///PATH)"
+    )
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_catalog_is_refused(run_ddm, url: str) -> None:
+    result = run_ddm("datasets", env={"DDM_DATABASE_URL": url})
+    assert result.exit_code == EXIT_SETUP, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "in-memory" in lines[0] and "sqlite:///PATH" in lines[0]
+
+
+def test_upgrading_a_catalog_at_an_unknown_revision_is_a_setup_error(
+    run_ddm, blank_db_url: str
+) -> None:
+    _stamp_an_unknown_revision(blank_db_url)
+    result = run_ddm("db", "upgrade", env={"DDM_DATABASE_URL": blank_db_url})
+    assert result.exit_code == EXIT_SETUP, result.stderr
+    assert result.stderr.strip() == (
+        f"error: database schema revision ffffffffffff is newer than this ddm "
+        f"(head {head_revision()}); upgrade ddm"
+    )
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_a_ddm_config_that_is_not_a_file_exits_3(run_ddm, tmp_path: Path, kind: str) -> None:
+    target = tmp_path / ("absent.toml" if kind == "missing" else "a-folder")
+    if kind == "folder":
+        target.mkdir()
+    result = run_ddm("config", "show", env={"DDM_CONFIG": str(target)})
+    assert result.exit_code == EXIT_SETUP, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(target) in result.stderr

@@ -42,6 +42,10 @@ def test_extract_then_nothing_left(run_ddm, clips_env) -> None:
         assert video["cache_valid"] is True and video["frames_sampled"] == FRAMES
         assert video["face_fallback"] is (video["fallback_frames"] > 0)
         assert video["fingerprint"] == report["fingerprint"]
+        sources = video["frame_sources"]
+        assert len(sources) == FRAMES and set(sources) <= set("dif")
+        assert sources.count("f") == video["fallback_frames"]
+        assert sources.count("i") == video["interpolated_frames"]
 
     again = run_ddm(*EXTRACT)
     assert again.exit_code == 0, again.stderr

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,7 @@ def ingested_ff(run_ddm, db_url: str) -> dict[str, str]:
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["dataset"], report["new"], report["changed"]) == ("ff", 7, 0)
+    assert report["attempts"] == 1
     return env
 
 
@@ -147,3 +151,46 @@ def test_a_corrupt_file_is_recorded_and_the_rest_ingested(run_ddm, tmp_path: Pat
     good = [video for video in videos if video["probe_status"] == "ok"]
     assert [video["path"] for video in good] == ["fake/good clip é.mp4"]
     assert good[0]["frame_count"] == 300
+
+
+@pytest.mark.parametrize("layout", ["celebdf", "dfdc", "folder"])
+def test_a_forced_format_that_is_not_the_tree_is_one_line_and_exit_1(run_ddm, layout) -> None:
+    result = run_ddm("ingest", str(MEDIA / "ff++"), "--format", layout)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith(f"error: {MEDIA / 'ff++'}: not a {layout} dataset")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert run_ddm("datasets", "--json").stdout.strip() == "[]"
+
+
+def test_pathologically_nested_metadata_is_a_problem_of_its_file(run_ddm, tmp_path) -> None:
+    root = tmp_path / "dfdc"
+    shutil.copytree(MEDIA / "dfdc", root)
+    (root / "dfdc_train_part_1/metadata.json").write_text("[" * 200_000 + "]" * 200_000)
+    result = run_ddm("ingest", str(root), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["new"] == 3
+    [problem] = report["summary"]["problems"]
+    assert problem.startswith("dfdc_train_part_1/metadata.json: malformed JSON")
+
+
+def test_two_ingest_processes_at_once_both_succeed(ddm_env, db_url: str, tmp_path) -> None:
+    root = tmp_path / "FaceForensics"
+    shutil.copytree(MEDIA / "ff++", root)
+    env = {**os.environ, **ddm_env, "DDM_DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "cli.main", "ingest", str(root), "--json"]
+    runs = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (_stdout, stderr) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, stderr
+    reports = [json.loads(stdout) for stdout, _stderr in outputs]
+    assert sorted(report["new"] for report in reports) == [0, 7]
+    assert all(report["summary"]["dataset"]["videos"] == 7 for report in reports)
+    # Whoever recorded second (if they overlapped) says so in one line, and nothing else.
+    for report, (_stdout, stderr) in zip(reports, outputs, strict=True):
+        assert len(stderr.strip().splitlines()) == report["attempts"] - 1, stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ddm.config import load_settings, mask_url
+from ddm.config import load_settings, mask_url, quiet_native_logging, redact
 from ddm.errors import SetupError
 
 
@@ -69,7 +69,54 @@ def test_settings_are_frozen() -> None:
         ("postgresql+psycopg://ddm:s3cret@db:5432/ddm", "postgresql+psycopg://ddm:***@db:5432/ddm"),
         ("redis://:pw@localhost/0", "redis://:***@localhost/0"),
         ("sqlite:////tmp/x.sqlite3", "sqlite:////tmp/x.sqlite3"),
+        ("postgresql://u@host/db?password=pw1", "postgresql://u@host/db?password=***"),
+        (
+            "postgresql://u@/db?host=/run/pg&sslpassword=pw2&port=5432",
+            "postgresql://u@/db?host=/run/pg&sslpassword=***&port=5432",
+        ),
+        ("redis://h:6379/0?Password=pw3&db=1", "redis://h:6379/0?Password=***&db=1"),
+        ("rediss://h/0?ssl_keyfile_password=pw4", "rediss://h/0?ssl_keyfile_password=***"),
+        ("sqs://?access_token=pw5&secret_key=pw6", "sqs://?access_token=***&secret_key=***"),
+        ("postgresql://u:pw7@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
+        ("amqp://u:p%40ss@MyHost/vhost", "amqp://u:***@MyHost/vhost"),
+        ("postgresql://u:pa/ss?w@h/db?port=1", "postgresql://u:***@h/db?port=1"),
+        ("postgresql://h/db?options=a@b", "postgresql://h/db?options=a@b"),
     ],
 )
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+def test_redact_removes_every_secret_of_a_url_from_a_message() -> None:
+    url = "postgresql://u:pw1@h/db?password=pw2&port=abc"
+    message = f"cannot parse {url!r}: port 'abc' for password 'pw2' (user pw1)"
+    assert redact(message, url) == (
+        "cannot parse 'postgresql://u:***@h/db?password=***&port=abc': "
+        "port 'abc' for password '***' (user ***)"
+    )
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_a_ddm_config_that_is_not_a_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    target = tmp_path / ("absent.toml" if kind == "missing" else "a-folder")
+    if kind == "folder":
+        target.mkdir()
+    monkeypatch.setenv("DDM_CONFIG", str(target))
+    with pytest.raises(SetupError, match=f"DDM_CONFIG names {target}, which "):
+        load_settings()
+
+
+def test_the_default_ddm_toml_may_be_absent() -> None:
+    assert not Path("ddm.toml").exists()
+    assert load_settings().broker is None
+
+
+def test_native_libraries_are_told_to_stay_quiet() -> None:
+    environ: dict[str, str] = {}
+    quiet_native_logging(environ)
+    assert environ == {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+    chosen = {"OPENCV_LOG_LEVEL": "DEBUG"}
+    quiet_native_logging(chosen)
+    assert chosen["OPENCV_LOG_LEVEL"] == "DEBUG", "an explicit choice is kept"

@@ -10,25 +10,11 @@ from sqlalchemy import select
 
 from ddm.catalog.models import FeatureCache, Video
 from ddm.catalog.videos import list_videos
-from ddm.db import make_session_factory, session_scope
+from ddm.db import session_scope
 from ddm.errors import InvalidInput
 from ddm.services.ingest import ingest_dataset
 from tests.conftest import MEDIA
-
-FF_REAL = "original_sequences/youtube/c23/videos"
-
-
-@pytest.fixture
-def ff_copy(tmp_path: Path) -> Path:
-    """A writable copy of the real FF++ sample tree."""
-    target = tmp_path / "FaceForensics"
-    shutil.copytree(MEDIA / "ff++", target)
-    return target
-
-
-@pytest.fixture
-def factory(engine):
-    return make_session_factory(engine)
+from tests.ddm.conftest import FF_REAL
 
 
 def test_first_ingest_then_a_second_changes_nothing(factory, ff_copy: Path) -> None:
@@ -100,3 +86,21 @@ def test_a_name_taken_by_another_format_is_refused(factory, ff_copy: Path, tmp_p
 def test_bad_names_are_refused(factory, ff_copy: Path) -> None:
     with pytest.raises(InvalidInput, match="--name"):
         ingest_dataset(factory, ff_copy, name="../evil", workers=1)
+
+
+def test_a_broken_symlink_is_not_present(factory, ff_copy: Path) -> None:
+    link = ff_copy / FF_REAL / "998.mp4"
+    link.symlink_to(ff_copy / "nowhere.mp4")
+    report = ingest_dataset(factory, ff_copy, workers=2)
+    assert (report.counts.new, report.summary.dataset.videos) == (8, 7)
+    assert report.summary.dataset.missing == 1
+    with session_scope(factory) as session:
+        video = {v.path: v for v in list_videos(session, dataset="ff")}[f"{FF_REAL}/998.mp4"]
+    assert (video.present, video.probe_status) == (False, "missing")
+    assert "broken symlink" in (video.probe_error or "")
+
+    link.unlink()
+    shutil.copyfile(ff_copy / FF_REAL / "004.mp4", link)
+    repaired = ingest_dataset(factory, ff_copy, workers=2)
+    assert (repaired.counts.changed, repaired.summary.dataset.missing) == (1, 0)
+    assert repaired.summary.dataset.videos == 8

@@ -188,3 +188,41 @@ def test_dfdc_preview_dataset_json(tmp_path: Path, link_videos: LinkVideos) -> N
     assert {entries[p].split_source for p in (fake, real)} == {"official"}
     assert entries[unlisted].label is None
     assert dict(result.listed_missing) == {"dataset.json": 1}
+
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+
+def test_any_unreadable_label_file_is_a_problem_of_that_file(
+    tmp_path: Path, link_videos: LinkVideos
+) -> None:
+    link_videos(tmp_path, ["dfdc_train_part_0/a.mp4", "test/b.mp4", "validation/c.mp4"])
+    _write(tmp_path / "dfdc_train_part_0/metadata.json", DEEP_JSON)  # RecursionError
+    _write(tmp_path / "test/metadata.json", '{"b.mp4": {"is_fake": 1}, "x": ' + DEEP_JSON + "}")
+    # One cell past the csv module's field limit (131072 characters) is a csv.Error.
+    _write(tmp_path / "validation/labels.csv", "filename,label\nc.mp4," + "1" * 200_000 + "\n")
+
+    result = scan(tmp_path)
+
+    errors = {e.path: e.metadata_error or "" for e in result.entries}
+    assert [e.label for e in result.entries] == [None, None, None]
+    assert "dfdc_train_part_0/metadata.json: malformed JSON" in errors["dfdc_train_part_0/a.mp4"]
+    assert "test/metadata.json: malformed JSON" in errors["test/b.mp4"]
+    assert "validation/labels.csv" in errors["validation/c.mp4"]
+    assert len(result.problems) == 3 and all("\n" not in line for line in result.problems)
+
+
+def test_hostile_record_values_never_break_a_scan(tmp_path: Path, link_videos: LinkVideos) -> None:
+    link_videos(tmp_path, ["dfdc_train_part_0/a.mp4", "dfdc_train_part_0/b.mp4"])
+    deep = "[" * 900 + "]" * 900  # parses, but its repr nests as deep
+    metadata = (
+        '{"a.mp4": {"label": "' + "F" * 500 + '", "split": ' + deep + "}, "
+        '"b.mp4": {"label": ' + deep + ', "original": ' + deep + "}}"
+    )
+    _write(tmp_path / "dfdc_train_part_0/metadata.json", metadata)
+
+    entries = _by_path(scan(tmp_path))
+
+    a, b = entries["dfdc_train_part_0/a.mp4"], entries["dfdc_train_part_0/b.mp4"]
+    assert (a.label, a.split, len(a.raw_label or "")) == (None, "train", 32)
+    assert (b.label, b.raw_label, b.original_path) == (None, "list", None)

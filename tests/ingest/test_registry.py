@@ -37,7 +37,7 @@ def test_a_folder_with_no_known_layout(tmp_path: Path, link_videos: LinkVideos) 
 def test_unknown_format_and_forced_format_with_nothing_found(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="unknown dataset format 'ff'"):
         scan(tmp_path, "ff")
-    with pytest.raises(InvalidInput, match="no ffpp videos"):
+    with pytest.raises(InvalidInput, match="not a ffpp dataset"):
         scan(tmp_path, "ffpp")
 
 
@@ -46,3 +46,30 @@ def test_forced_format_overrides_detection(tmp_path: Path, link_videos: LinkVide
     assert detect_format(tmp_path) == "celebdf"
     assert [e.path for e in scan(tmp_path, "folder").entries] == ["real/a.mp4"]
     assert FORMAT_NAMES == ("ffpp", "celebdf", "dfdc", "folder")
+
+
+# One small tree per format, in the shape its `recognises` looks for.
+TREES = {
+    "ffpp": ["original_sequences/youtube/c23/videos/000.mp4"],
+    "celebdf": ["Celeb-real/id0_0000.mp4"],
+    "dfdc": ["dfdc_train_part_0/a.mp4"],
+    "folder": ["real/a.mp4"],
+}
+
+
+@pytest.mark.parametrize("forced", FORMAT_NAMES)
+@pytest.mark.parametrize("actual", FORMAT_NAMES)
+def test_a_forced_format_refuses_a_tree_that_is_not_its_own(
+    tmp_path: Path, link_videos: LinkVideos, forced: str, actual: str
+) -> None:
+    link_videos(tmp_path, TREES[actual])
+    if actual == "dfdc":
+        (tmp_path / "dfdc_train_part_0/metadata.json").write_text('{"a.mp4": {"label": "FAKE"}}')
+    assert detect_format(tmp_path) == actual
+    if forced == actual:
+        assert scan(tmp_path, forced).entries
+        return
+    with pytest.raises(InvalidInput) as error:
+        scan(tmp_path, forced)
+    message = str(error.value)
+    assert "\n" not in message and f"not a {forced} dataset" in message

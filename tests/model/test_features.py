@@ -43,9 +43,18 @@ def test_fingerprint_is_stable_and_names_everything() -> None:
         extractor_fingerprint(replace(SMALL, num_frames=16), REAL),
         extractor_fingerprint(replace(SMALL, levels=(8,)), REAL),
         extractor_fingerprint(replace(SMALL, margin=0.3), REAL),
+        extractor_fingerprint(replace(SMALL, min_face_prob=0.9), REAL),
+        extractor_fingerprint(replace(SMALL, box_smoothing=0), REAL),
         extractor_fingerprint(SMALL, {**REAL, "slow_r50": "c" * 64}),
     }
-    assert base not in others and len(others) == 4
+    assert base not in others and len(others) == 6
+
+
+def test_fingerprint_names_the_extractor_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Version 2 (face tracks) must never share caches with version 1 (per-frame faces).
+    current = extractor_fingerprint(SMALL, REAL)
+    monkeypatch.setattr("model.features.EXTRACTOR_VERSION", "1")
+    assert extractor_fingerprint(SMALL, REAL) != current
 
 
 def test_random_weights_are_marked_in_the_fingerprint() -> None:
@@ -121,8 +130,13 @@ def test_extract_one_real_video(extractor: FeatureExtractor, real_clip: Path) ->
     assert features["fallback_per_frame"].dtype == torch.bool
     assert features["num_fallback"] == int(features["fallback_per_frame"].sum()) <= 1
     assert features["has_fallback"] == (features["num_fallback"] > 0)
+    assert features["frame_source"].shape == (8,) and features["frame_source"].dtype == torch.uint8
+    assert features["frame_source_names"] == ["detected", "interpolated", "fallback"]
+    detected, interpolated = (features["frame_source"] == code for code in (0, 1))
+    assert features["num_interpolated"] == int(interpolated.sum())
+    assert int(detected.sum()) + features["num_interpolated"] == 8  # a face track: no fallback
     assert features["num_video_frames"] == 309
-    assert set(features["timings"]) == {"decode", "detect", "style", "content", "total"}
+    assert set(features["timings"]) == {"decode", "detect", "track", "style", "content", "total"}
     assert features["fingerprint"].startswith("random-")
 
 
@@ -130,6 +144,7 @@ def test_extract_a_faceless_video(extractor: FeatureExtractor, faceless_clip: Pa
     features = extractor.extract(faceless_clip)
     assert features["fallback_per_frame"].all()
     assert features["num_fallback"] == 8 and features["has_fallback"]
+    assert features["frame_source"].tolist() == [2] * 8 and features["num_interpolated"] == 0
     assert features["style"].shape == (8, 1, 512)
 
 
@@ -153,12 +168,15 @@ def sample_features() -> dict:
         "content": torch.randn(2, 2048),
         "style": torch.randn(32, 1, 512),
         "boxes": torch.arange(128).reshape(32, 4),
-        "fallback_per_frame": torch.arange(32) % 5 == 0,
+        "fallback_per_frame": torch.zeros(32, dtype=torch.bool),
+        "frame_source": (torch.arange(32) % 3 == 0).to(torch.uint8),
+        "frame_source_names": ["detected", "interpolated", "fallback"],
         "frame_indices": torch.arange(32),
-        "num_fallback": 7,
-        "has_fallback": True,
+        "num_fallback": 0,
+        "has_fallback": False,
+        "num_interpolated": 11,
         "num_video_frames": 300,
-        "timings": {"decode": 0.5, "detect": 1.25},
+        "timings": {"decode": 0.5, "detect": 1.25, "track": 0.001},
         "fingerprint": "random-abc",
     }
 
@@ -198,7 +216,7 @@ def test_feature_files_need_content_and_style(tmp_path: Path) -> None:
 def test_feature_files_with_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({**sample_features(), "extra": Path("/")}, path)
-    with pytest.raises(IncompatibleFeatures, match="weights_only"):
+    with pytest.raises(IncompatibleFeatures, match="pickled objects other than tensors"):
         load_features(path)
 
 

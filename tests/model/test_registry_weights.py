@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import pytest
@@ -84,9 +85,13 @@ def test_weights_only_refuses_a_pickled_object(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": tiny().state_dict(), "payload": ExecutesOnLoad(marker)}, path)
-    with pytest.raises(IncompatibleWeights, match="weights_only"):
+    with pytest.raises(IncompatibleWeights) as info:
         load_pretrained(tiny(), path)
     assert not marker.exists()
+    message = str(info.value)
+    assert "pickled objects other than tensors (io.open)" in message
+    assert "weights_only=False" not in message and "safe_globals" not in message
+    assert len(message.splitlines()) == 1
     # The payload is real: an unsafe load would have run it.
     torch.load(path, weights_only=False)
     assert marker.exists()
@@ -126,12 +131,38 @@ def test_non_strict_load_reports_and_loads_the_rest(tmp_path: Path) -> None:
     assert torch.equal(target[0].weight, source[0].weight)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a torch file at all"])
-def test_corrupt_files_are_incompatible(tmp_path: Path, content: bytes) -> None:
+def _truncated(path: Path, *, zip_format: bool) -> bytes:
+    torch.save(tiny().state_dict(), path, _use_new_zipfile_serialization=zip_format)
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("empty", "is empty (0 bytes), not a weights file"),
+        ("random", "is not a torch checkpoint"),
+        ("text", "is not a torch checkpoint"),
+        ("truncated zip", "is not a torch checkpoint"),
+        ("truncated legacy", "is a truncated or corrupt torch checkpoint"),
+    ],
+)
+def test_corrupt_files_say_what_they_are(tmp_path: Path, kind: str, expected: str) -> None:
+    content = {
+        "empty": lambda: b"",
+        "random": lambda: bytes(random.Random(0).randbytes(5000)),
+        "text": lambda: b"not a torch file at all",
+        "truncated zip": lambda: _truncated(tmp_path / "full.pt", zip_format=True),
+        "truncated legacy": lambda: _truncated(tmp_path / "full.pt", zip_format=False),
+    }[kind]()
     path = tmp_path / "w.pt"
     path.write_bytes(content)
-    with pytest.raises(IncompatibleWeights):
+    with pytest.raises(IncompatibleWeights) as info:
         read_weights_file(path)
+    message = str(info.value)
+    assert expected in message
+    assert "pickled" not in message and "weights_only" not in message
+    assert len(message.splitlines()) == 1
 
 
 def test_corrupt_safetensors_is_incompatible(tmp_path: Path) -> None:

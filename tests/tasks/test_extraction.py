@@ -61,6 +61,9 @@ def test_extract_fills_a_verified_cache_and_a_second_run_has_nothing_to_do(
         assert features["fingerprint"] == plan.fingerprint
         assert features["video_hash"] == row.video_hash
         assert (row.frames_sampled, row.faces_detected + row.fallback_frames) == (FRAMES, FRAMES)
+        assert features["frame_source"].shape == (FRAMES,)
+        assert row.interpolated_frames == features["num_interpolated"]
+        assert len(row.frame_sources) == FRAMES
     # What extraction learned is on the cache rows; the videos' columns are ingest's.
     assert {v.id: v.frame_count for v in videos} == frame_counts
     assert all(row.face_fallback is (row.fallback_frames > 0) for row in rows)

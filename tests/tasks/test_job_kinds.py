@@ -69,7 +69,7 @@ def test_the_sweeper_hands_back_a_silent_job_of_a_new_kind(factory, job_settings
         old = utcnow() - timedelta(seconds=job_settings.stale_after_seconds * 2)
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
     sent: list[list[int]] = []
-    assert sweep_once(job_settings, factory, sent.append) == [job_id]
+    assert sweep_once(job_settings, factory, sent.append, lambda queue: 0) == [job_id]
     assert sent == [[job_id]] and _job(factory, job_id).status == "queued"
     assert run_job(job_id, job_settings, factory, "w2") == "succeeded"
     assert _job(factory, job_id).attempts == 2
