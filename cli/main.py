@@ -82,6 +82,7 @@ def _register_commands() -> None:
         ingest_cmds,
         job_cmds,
         stubs,
+        train_cmds,
         weights_cmds,
     )
 
@@ -93,6 +94,7 @@ def _register_commands() -> None:
         job_cmds,
         cache_cmds,
         weights_cmds,
+        train_cmds,
         stubs,
     )
     for command in (c for module in modules for c in module.COMMANDS):

@@ -34,8 +34,6 @@ def demo(ctx: click.Context) -> None:
 
 
 COMMANDS = (
-    _stub("train", "Train a detector on cached features."),
     _stub("report", "Report evaluation results and bias statistics."),
-    _stub("runs", "List or show training runs."),
     demo,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.registry import register_model
+from model.standardize import InputStandardizer
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,9 @@ class StyleFlowDetector(nn.Module):
     def __init__(self, cfg: DetectorCfg) -> None:
         super().__init__()
         self.cfg = cfg
+        # Fitted on the training videos before training (see model/standardize.py).
+        flow_dim = cfg.style_levels * cfg.style_dim
+        self.standardize = InputStandardizer(cfg.content_dim, flow_dim)
         self.style_gru = StyleGRU(cfg)
         self.attention = StyleAttention(cfg.content_dim, self.style_gru.out_dim, cfg.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
@@ -164,12 +169,19 @@ class StyleFlowDetector(nn.Module):
             (B,) logits; `torch.sigmoid` gives the probability of fake.
         """
         self._check(content, style)
-        keys = self.style_gru(style_flow(style))  # (B, T-1, H')
+        content, flow = self.standardize(content, style_flow(style))
+        keys = self.style_gru(flow)  # (B, T-1, H')
         tokens = self.attention(content, keys)  # (B, N, dim)
         cls = self.cls_token.expand(len(tokens), -1, -1)
         x = torch.cat([cls, tokens], dim=1) + self.pos_embed[:, : tokens.shape[1] + 1]
         x = self.encoder(self.embed_dropout(x))  # (B, N+1, dim)
         return self.head(self.norm(x[:, 0])).squeeze(-1)
+
+    def fit_input_stats(self, batches: Iterable[Mapping[str, Tensor]]) -> None:
+        """Fit the input standardisation on training batches of {"content", "style"}."""
+        self.standardize.fit(
+            {"content": batch["content"], "flow": style_flow(batch["style"])} for batch in batches
+        )
 
     @torch.no_grad()
     def predict_proba(self, content: Tensor, style: Tensor) -> Tensor:
@@ -193,10 +205,12 @@ def _shape(x: Tensor) -> list[int]:
     return list(x.shape)
 
 
-def bce_loss(logits: Tensor, target: Tensor) -> Tensor:
+def bce_loss(logits: Tensor, target: Tensor, pos_weight: float | None = None) -> Tensor:
     """Binary cross-entropy on logits (the sigmoid is fused in for numerical stability);
-    `target` may be soft, as after mixup."""
-    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+    `target` may be soft, as after mixup. `pos_weight` scales the fake (positive) term:
+    n_real / n_fake balances the classes."""
+    weight = None if pos_weight is None else torch.tensor(pos_weight, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=weight)
 
 
 def build_detector(cfg: DetectorCfg) -> StyleFlowDetector:

@@ -7,6 +7,7 @@ printing. Metrics leave through `on_metrics(epoch, dict)` and TensorBoard scalar
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -45,6 +46,10 @@ class TrainCfg:
         min_lr_ratio: eta_min as a fraction of `lr`.
         seed: seeds weight-independent randomness (dropout, mixup, default shuffling).
         max_grad_norm: clip gradients to this norm; None disables clipping.
+        pos_weight: weight of the fake (positive) term of the loss; n_real / n_fake of
+            the training set balances the classes. None weighs both alike.
+        fit_input_stats: fit the detector's input standardisation on the training
+            loader before the first epoch (model/standardize.py).
     """
 
     epochs: int = 100
@@ -58,6 +63,8 @@ class TrainCfg:
     min_lr_ratio: float = 0.01
     seed: int = 0
     max_grad_norm: float | None = None
+    pos_weight: float | None = None
+    fit_input_stats: bool = True
 
     def __post_init__(self) -> None:
         problems = [
@@ -70,6 +77,7 @@ class TrainCfg:
                 ("patience >= 1", self.patience >= 1),
                 ("restart_period >= 1", self.restart_period >= 1),
                 ("restart_mult >= 1", self.restart_mult >= 1),
+                ("pos_weight > 0", self.pos_weight is None or self.pos_weight > 0),
             )
             if not ok
         ]
@@ -138,6 +146,19 @@ class Mixup:
         perm = torch.randperm(len(target), generator=self.generator).to(target.device)
         return mixup(content, style, target, lam, perm)
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "batches": self.batches,
+            "applied": self.applied,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+        self.batches, self.applied = state["batches"], state["applied"]
+
 
 class EarlyStopping:
     """Tracks the lowest validation loss and a copy of the weights that reached it."""
@@ -163,6 +184,64 @@ class EarlyStopping:
         """True once `patience` epochs in a row brought no improvement."""
         return self.bad_epochs >= self.patience
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+        self.bad_epochs, self.best_state = state["bad_epochs"], dict(state["best_state"])
+
+
+@dataclass
+class TrainHooks:
+    """How a caller follows and steers a run; every field is optional.
+
+    Attributes:
+        on_metrics: called after each epoch with (epoch, {train_loss, train_accuracy,
+            val_loss, val_accuracy, lr}); the tasks layer stores them.
+        on_epoch_end: called after each epoch with the full `TrainState`, to be saved
+            for resuming.
+        should_stop: polled after each epoch; returning True ends training (job
+            cancellation).
+        run_dir: write TensorBoard scalars here.
+        resume: continue from this state (saved by `on_epoch_end`) instead of epoch 1.
+    """
+
+    on_metrics: MetricsCallback | None = None
+    on_epoch_end: Callable[[TrainState], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    run_dir: str | os.PathLike[str] | None = None
+    resume: TrainState | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run after its last finished epoch, exactly as if it
+    had never stopped: weights, optimiser, schedule, early stopping, mixup's and torch's
+    random streams, and the history. `as_dict` holds only tensors and builtins, so it
+    saves and loads with `torch.load(weights_only=True)`."""
+
+    epoch: int
+    model: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    stopper: dict[str, Any]
+    mixer: dict[str, Any]
+    torch_rng: Tensor
+    history: list[dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainState:
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
 
 def train(
     model: nn.Module,
@@ -171,6 +250,7 @@ def train(
     cfg: TrainCfg,
     *,
     device: str | torch.device = "cpu",
+    hooks: TrainHooks | None = None,
     on_metrics: MetricsCallback | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -183,78 +263,124 @@ def train(
         val_loader: validation batches, used for early stopping.
         cfg: hyperparameters.
         device: where to train.
-        on_metrics: called after each epoch with (epoch, {train_loss, train_accuracy,
-            val_loss, val_accuracy, lr}); the tasks layer stores them.
-        run_dir: write TensorBoard scalars here when given.
-        should_stop: polled after each epoch; returning True ends training (job
-            cancellation).
+        hooks: callbacks, cancellation, TensorBoard folder and a state to resume from.
+        on_metrics, run_dir, should_stop: shorthands for the `hooks` fields of those names.
 
     Returns:
         The best epoch, history and weights.
     """
+    hooks = hooks or TrainHooks()
+    hooks = dataclasses.replace(
+        hooks,
+        on_metrics=on_metrics or hooks.on_metrics,
+        run_dir=run_dir or hooks.run_dir,
+        should_stop=should_stop or hooks.should_stop,
+    )
     device = torch.device(device)
     # Seed inside a forked RNG state so the caller's global RNG is left untouched.
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(cfg.seed)
-        return _fit(model, train_loader, val_loader, cfg, device, on_metrics, run_dir, should_stop)
+        trainer = _Trainer(model, cfg, device)
+        if hooks.resume is not None:
+            trainer.restore(hooks.resume)
+        elif cfg.fit_input_stats and hasattr(model, "fit_input_stats"):
+            model.fit_input_stats(train_loader)
+        return trainer.fit(train_loader, val_loader, hooks)
 
 
-def _fit(
-    model: nn.Module,
-    train_loader: Iterable[Batch],
-    val_loader: Iterable[Batch],
-    cfg: TrainCfg,
-    device: torch.device,
-    on_metrics: MetricsCallback | None,
-    run_dir: str | os.PathLike[str] | None,
-    should_stop: Callable[[], bool] | None,
-) -> TrainResult:
-    model.to(device)
-    optimizer = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = CosineAnnealingWarmRestarts(
-        optimizer,
-        T_0=cfg.restart_period,
-        T_mult=cfg.restart_mult,
-        eta_min=cfg.lr * cfg.min_lr_ratio,
-    )
-    mixer = Mixup(cfg.mixup_alpha, cfg.mixup_prob, cfg.seed)
-    stopper = EarlyStopping(cfg.patience)
-    writer = _summary_writer(run_dir)
-    history: list[dict[str, float]] = []
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            lr = optimizer.param_groups[0]["lr"]
-            train_loss, train_acc = _train_epoch(model, train_loader, optimizer, mixer, device, cfg)
-            val_loss, val_acc = _validate(model, val_loader, device)
-            scheduler.step()  # once per epoch, as the seed schedules it
-            metrics = {
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "lr": lr,
-            }
-            history.append({"epoch": epoch, **metrics})
-            _report(epoch, metrics, on_metrics, writer)
-            stopper.update(epoch, val_loss, model)
-            if stopper.should_stop or (should_stop is not None and should_stop()):
-                break
-    finally:
-        if writer is not None:
-            writer.close()
-    if stopper.best_state:
-        model.load_state_dict(stopper.best_state)
-    logger.info("training done epochs=%d best_epoch=%d", len(history), stopper.best_epoch)
-    return TrainResult(
-        best_epoch=stopper.best_epoch,
-        best_val_loss=stopper.best_loss,
-        epochs_run=len(history),
-        stopped_early=stopper.should_stop,
-        history=history,
-        best_state_dict=stopper.best_state,
-        optimizer_state=optimizer.state_dict(),
-    )
+class _Trainer:
+    """The optimiser, schedule, mixup and early stopping of one run, and their state."""
+
+    def __init__(self, model: nn.Module, cfg: TrainCfg, device: torch.device) -> None:
+        self.model, self.cfg, self.device = model.to(device), cfg, device
+        self.optimizer = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = CosineAnnealingWarmRestarts(
+            self.optimizer,
+            T_0=cfg.restart_period,
+            T_mult=cfg.restart_mult,
+            eta_min=cfg.lr * cfg.min_lr_ratio,
+        )
+        self.mixer = Mixup(cfg.mixup_alpha, cfg.mixup_prob, cfg.seed)
+        self.stopper = EarlyStopping(cfg.patience)
+        self.history: list[dict[str, float]] = []
+
+    def fit(
+        self, train_loader: Iterable[Batch], val_loader: Iterable[Batch], hooks: TrainHooks
+    ) -> TrainResult:
+        writer = _summary_writer(hooks.run_dir)
+        try:
+            for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
+                if self.stopper.should_stop:
+                    break  # a resumed run whose patience had already run out
+                metrics = self._epoch(train_loader, val_loader)
+                self.history.append({"epoch": epoch, **metrics})
+                _report(epoch, metrics, hooks.on_metrics, writer)
+                self.stopper.update(epoch, metrics["val_loss"], self.model)
+                if hooks.on_epoch_end is not None:
+                    hooks.on_epoch_end(self.state())
+                if self.stopper.should_stop or (hooks.should_stop and hooks.should_stop()):
+                    break
+        finally:
+            if writer is not None:
+                writer.close()
+        return self._result()
+
+    def _epoch(self, train_loader: Iterable[Batch], val_loader: Iterable[Batch]) -> dict:
+        model, cfg = self.model, self.cfg
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = _train_epoch(
+            model, train_loader, self.optimizer, self.mixer, self.device, cfg
+        )
+        val_loss, val_acc = _validate(model, val_loader, self.device, cfg.pos_weight)
+        self.scheduler.step()  # once per epoch, as the seed schedules it
+        return {
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": lr,
+        }
+
+    def _result(self) -> TrainResult:
+        stopper = self.stopper
+        if stopper.best_state:
+            self.model.load_state_dict(stopper.best_state)
+        logger.info("training done epochs=%d best_epoch=%d", len(self.history), stopper.best_epoch)
+        return TrainResult(
+            best_epoch=stopper.best_epoch,
+            best_val_loss=stopper.best_loss,
+            epochs_run=len(self.history),
+            stopped_early=stopper.should_stop,
+            history=list(self.history),
+            best_state_dict=stopper.best_state,
+            optimizer_state=self.optimizer.state_dict(),
+        )
+
+    def state(self) -> TrainState:
+        return TrainState(
+            epoch=len(self.history),
+            model=_cpu(self.model.state_dict()),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            stopper=self.stopper.state(),
+            mixer=self.mixer.state(),
+            torch_rng=torch.get_rng_state(),
+            history=[dict(row) for row in self.history],
+        )
+
+    def restore(self, state: TrainState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.stopper.restore(state.stopper)
+        self.mixer.restore(state.mixer)
+        torch.set_rng_state(state.torch_rng)
+        self.history = [dict(row) for row in state.history]
+
+
+def _cpu(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.detach().cpu().clone() for key, value in tensors.items()}
 
 
 def _train_epoch(
@@ -275,7 +401,7 @@ def _train_epoch(
             batch["label"].float().to(device),
         )
         logits = model(content, style)  # (B,)
-        loss = bce_loss(logits, target)
+        loss = bce_loss(logits, target, cfg.pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
@@ -291,13 +417,13 @@ def _train_epoch(
 
 
 def _validate(
-    model: nn.Module, loader: Iterable[Batch], device: torch.device
+    model: nn.Module, loader: Iterable[Batch], device: torch.device, pos_weight: float | None
 ) -> tuple[float, float]:
     logits, labels = predict_logits(model, loader, device)
     if len(labels) == 0:
         return math.nan, math.nan
     accuracy = ((logits >= 0) == (labels >= 0.5)).float().mean().item()
-    return bce_loss(logits, labels).item(), accuracy
+    return bce_loss(logits, labels, pos_weight).item(), accuracy
 
 
 def _summary_writer(run_dir: str | os.PathLike[str] | None) -> Any:

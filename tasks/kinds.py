@@ -89,6 +89,7 @@ def load_job_modules(modules: list[str]) -> None:
         importlib.import_module(module)
 
 
+TRAIN = register(JobKind("train", "tasks.training:run_training", queue=GPU_QUEUE))
 EXTRACT = register(
     JobKind(
         "extract", "tasks.extraction:run_extraction", queue=GPU_QUEUE, task="ddm.features.extract"

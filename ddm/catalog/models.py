@@ -8,6 +8,7 @@ adding a value a one-line migration.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -32,6 +33,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from ddm.catalog.types import UTCDateTime, utcnow
 from ddm.vocab import Compression, JobStatus, Label, ProbeStatus, Split, SplitSource
 
+# The splits a training run reads, and so the roles of its members; never `test`.
+MEMBER_ROLES = (Split.TRAIN, Split.VAL)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -41,7 +45,7 @@ NAMING_CONVENTION = {
 }
 
 
-def _one_of(column: str, enum: type[StrEnum], *, nullable: bool = False) -> CheckConstraint:
+def _one_of(column: str, enum: Iterable[StrEnum], *, nullable: bool = False) -> CheckConstraint:
     values = ", ".join(f"'{member.value}'" for member in enum)
     condition = f"{column} IN ({values})"
     if nullable:
@@ -227,6 +231,42 @@ class Run(Base):
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str | None] = mapped_column(
+        String(80), doc="the extractor fingerprint of every member's feature cache"
+    )
+    train_videos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    val_videos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    run_dir: Mapped[str | None] = mapped_column(Text, doc="checkpoints and TensorBoard files")
+    last_state_path: Mapped[str | None] = mapped_column(
+        Text, doc="the full state of the last finished epoch, to resume from"
+    )
+
+
+class RunMember(Base):
+    """One video a run trained or validated on, with the cache it read: the run's frozen
+    dataset version, which later ingests and re-extractions leave as it is."""
+
+    __tablename__ = "run_members"
+    __table_args__ = (
+        UniqueConstraint("run_id", "video_id"),
+        _one_of("role", MEMBER_ROLES),
+        _one_of("label", Label),
+        # `ddm runs show` and the training loader: one role of one run.
+        Index(None, "run_id", "role"),
+        # The leakage guard: was this evaluated file (in any dataset) in a run's membership?
+        Index(None, "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8))
+    label: Mapped[str] = mapped_column(String(8))
+    cache_path: Mapped[str] = mapped_column(Text, doc="relative to the cache dir")
+    cache_checksum: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(
+        String(80), doc="the video's content hash when the run was created"
+    )
 
 
 class RunEpoch(Base):

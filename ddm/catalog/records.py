@@ -148,3 +148,76 @@ class VideoToExtract:
     path: str
     content_hash: str | None
     is_present: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run; `ddm runs list|show --json` prints it."""
+
+    id: int
+    name: str
+    datasets: list[str]
+    config: dict[str, Any]
+    fingerprint: str | None
+    status: str
+    job_id: int | None
+    best_epoch: int | None
+    checkpoint_path: str | None
+    run_dir: str | None
+    last_state_path: str | None
+    train_videos: int
+    val_videos: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float | None
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """One video of a run's frozen membership, with the cache the run read."""
+
+    video_id: int
+    role: str  # train or val
+    label: str
+    cache_path: str  # relative to the cache dir
+    cache_checksum: str
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class MemberCandidate:
+    """A video that may join a run: labelled, readable, with a valid cache of one extractor."""
+
+    video_id: int
+    dataset: str
+    path: str
+    label: str
+    cache_path: str  # relative to the cache dir
+    cache_checksum: str
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class TrainingSelection:
+    """The train and val videos of some datasets that a run may use, and those left out.
+
+    `coverage` counts, per extractor fingerprint, the eligible videos with a valid cache;
+    `left_out` counts the train/val videos left out per reason (see `catalog.runs`).
+    """
+
+    fingerprint: str
+    coverage: dict[str, int]
+    train: list[MemberCandidate]
+    val: list[MemberCandidate]
+    left_out: dict[str, int]

@@ -139,9 +139,9 @@ def test_usage_errors_exit_2(run_ddm) -> None:
 
 
 def test_commands_not_yet_built_say_so(run_ddm) -> None:
-    result = run_ddm("train", "--datasets", "ff")
+    result = run_ddm("report", "--eval", "ff")
     assert result.exit_code == EXIT_DOMAIN
-    assert result.stderr.strip() == "error: `ddm train` is not implemented yet"
+    assert result.stderr.strip() == "error: `ddm report` is not implemented yet"
 
 
 def test_help_lists_every_command_without_importing_torch() -> None:

@@ -220,3 +220,40 @@ def test_training_and_evaluation_on_cuda(loaders) -> None:
     assert result.epochs_run == 2 and next(model.parameters()).is_cuda
     evaluation = evaluate(model, loaders[1], device="cuda")
     assert evaluation.scores.shape == (8,) and np.isfinite(evaluation.loss)
+
+
+def test_a_resumed_run_ends_exactly_as_an_uninterrupted_one(loaders, tmp_path: Path) -> None:
+    from model.train import TrainHooks, TrainState
+
+    cfg = replace(FAST, epochs=4)
+    whole = train(fresh_model(), *loaders, cfg)
+
+    saved = tmp_path / "last.pt"
+
+    def save(state: TrainState) -> None:
+        torch.save(state.as_dict(), saved)
+
+    def stop_after_two_epochs() -> bool:
+        return len(torch.load(saved, weights_only=True)["history"]) >= 2
+
+    interrupted = train(
+        fresh_model(),
+        *loaders,
+        cfg,
+        hooks=TrainHooks(on_epoch_end=save, should_stop=stop_after_two_epochs),
+    )
+    assert interrupted.epochs_run == 2
+    state = TrainState.from_dict(torch.load(saved, weights_only=True))  # a new process
+    resumed = train(build_detector(TINY), *loaders, cfg, hooks=TrainHooks(resume=state))
+    assert resumed.history == whole.history
+    assert resumed.best_epoch == whole.best_epoch
+    for key, value in whole.best_state_dict.items():
+        assert torch.equal(value, resumed.best_state_dict[key]), key
+
+
+def test_class_weights_scale_the_fake_term_of_the_loss() -> None:
+    from model.detector import bce_loss
+
+    logits, fake, real = torch.zeros(1), torch.ones(1), torch.zeros(1)
+    assert bce_loss(logits, fake, pos_weight=0.25).item() == pytest.approx(0.25 * math.log(2))
+    assert bce_loss(logits, real, pos_weight=0.25).item() == pytest.approx(math.log(2))

@@ -1,0 +1,230 @@
+"""Training runs: plan one from the catalog, run it as the `train` job kind (jobs layer).
+
+`plan_training` is `ddm train`: it chooses the run's videos (the `train` and `val` splits
+of the named datasets, with a valid cache of one extractor), freezes them as the run's
+membership, and queues one `train` job. `run_training` is that kind's run function:
+it reads exactly the frozen cache files (checking their checksums), trains, and stores
+every epoch, the best checkpoint and the full last state, from which a run whose worker
+died resumes instead of starting again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+import ddm
+from ddm.catalog import runs
+from ddm.catalog.jobs import create_job
+from ddm.config import Settings
+from ddm.db import session_scope
+from ddm.errors import InvalidInput
+from ddm.fs import sha256_of
+from ddm.vocab import JobStatus, Label
+from tasks.dispatch import Dispatched, dispatch
+from tasks.kinds import TRAIN
+from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
+
+logger = logging.getLogger(__name__)
+
+DETECTOR = "style_flow_detector"
+BEST, LAST = "best.pt", "last.pt"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What `ddm train` queued: the run, its job, and how its videos were chosen."""
+
+    run: Any  # RunRecord
+    job_id: int
+    selection: Any  # TrainingSelection
+    class_counts: dict[str, dict[str, int]]  # role -> label -> videos
+
+
+def plan_training(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    datasets: list[str],
+    *,
+    train_cfg: Any,
+    name: str | None = None,
+    fingerprint: str | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    class_balance: bool = True,
+) -> TrainingPlan:
+    """Freeze the run's membership and queue its `train` job; commit both.
+
+    Raises:
+        NotFound: an unknown dataset.
+        InvalidInput: no valid cache, an empty split, or a split with one class.
+    """
+    with session_scope(factory) as session:
+        selection = runs.training_selection(session, datasets, fingerprint)
+        counts = {role: _labels(getattr(selection, role)) for role in ("train", "val")}
+        _check_splits(datasets, selection.fingerprint, counts)
+        if class_balance:
+            pos_weight = counts["train"][Label.REAL] / counts["train"][Label.FAKE]
+            train_cfg = dataclasses.replace(train_cfg, pos_weight=pos_weight)
+        config = _config(train_cfg, selection.fingerprint, device, class_balance)
+        config["batch_size"] = batch_size
+        run = runs.create_run(
+            session,
+            name=name or runs.next_run_name(session, datasets),
+            datasets=datasets,
+            config=config,
+            fingerprint=selection.fingerprint,
+            train=selection.train,
+            val=selection.val,
+        )
+        job = create_job(session, TRAIN.name, {"run_id": run.id}, total=train_cfg.epochs)
+        runs.set_run_job(session, run.id, job.id)
+    return TrainingPlan(run, job.id, selection, counts)
+
+
+def _labels(members: list[Any]) -> dict[str, int]:
+    return {label.value: sum(m.label == label for m in members) for label in Label}
+
+
+def _check_splits(datasets: list[str], fingerprint: str, counts: dict[str, dict[str, int]]) -> None:
+    names = ", ".join(datasets)
+    for role, by_label in counts.items():
+        if not sum(by_label.values()):
+            raise InvalidInput(
+                f"the {role} split of {names} has no video with a valid cache of extractor "
+                f"{fingerprint[:19]}; run `ddm extract` for it first"
+            )
+        missing = [label for label, count in by_label.items() if count == 0]
+        if missing:
+            raise InvalidInput(
+                f"the {role} split of {names} has only {_other(missing[0])} videos "
+                f"({by_label}); a detector needs both classes"
+            )
+
+
+def _other(label: str) -> str:
+    return Label.FAKE.value if label == Label.REAL else Label.REAL.value
+
+
+def _config(train_cfg: Any, fingerprint: str, device: str, class_balance: bool) -> dict:
+    return {
+        "train": dataclasses.asdict(train_cfg),
+        "fingerprint": fingerprint,
+        "device": device,
+        "class_balance": "weighted loss (n_real / n_fake)" if class_balance else "none",
+        "code_version": ddm.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What `ddm train` did: the plan, and its job run here or sent to a worker."""
+
+    plan: TrainingPlan
+    dispatched: Dispatched
+
+
+def train_datasets(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    datasets: list[str],
+    *,
+    on_plan: Callable[[TrainingPlan], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> TrainingRun:
+    """Plan a run on `datasets` and train it: here without a broker (`on_epoch` hears of
+    each epoch's metrics), on a worker with one. `options` are `plan_training`'s."""
+    if not settings.broker:
+        abandon_stale_jobs(settings, factory)
+    plan = plan_training(settings, factory, datasets, **options)
+    if on_plan is not None:
+        on_plan(plan)
+    return TrainingRun(plan, dispatch(settings, factory, [plan.job_id], on_epoch))
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_training(context: JobContext) -> JobOutcome:
+    """The `train` kind: train the run's detector on its frozen membership."""
+    run_id = context.params["run_id"]
+    with session_scope(context.factory) as session:
+        run = runs.get_run(session, run_id)
+        members = runs.run_members(session, run_id)
+    run_dir = Path(context.settings.home) / "runs" / str(run_id)
+    with session_scope(context.factory) as session:
+        runs.start_run(session, run_id, str(run_dir))
+    try:
+        result = _train(context, run, members, run_dir)
+    except BaseException as exc:
+        _finish_stopped(context, run_id, run_dir, exc)
+        raise
+    if context.lost.is_set():
+        _finish_stopped(context, run_id, run_dir, None)
+        context.check()
+    with session_scope(context.factory) as session:
+        runs.finish_run(
+            session,
+            run_id,
+            JobStatus.SUCCEEDED.value,
+            best_epoch=result.best_epoch,
+            checkpoint_path=str(run_dir / BEST),
+        )
+    return JobOutcome(JobStatus.SUCCEEDED.value, _summary(run_id, result))
+
+
+def _summary(run_id: int, result: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+    }
+
+
+def _finish_stopped(
+    context: JobContext, run_id: int, run_dir: Path, exc: BaseException | None
+) -> None:
+    """A cancelled or interrupted run keeps its best checkpoint; a failed one says why."""
+    stopped = exc is None or isinstance(exc, KeyboardInterrupt)
+    status = JobStatus.CANCELLED.value if stopped else JobStatus.FAILED.value
+    best = run_dir / BEST
+    with session_scope(context.factory) as session:
+        runs.finish_run(
+            session,
+            run_id,
+            status,
+            checkpoint_path=str(best) if best.is_file() else None,
+            error=None if exc is None else f"{type(exc).__name__}: {exc}".splitlines()[0],
+        )
+
+
+def _train(context: JobContext, run: Any, members: list[Any], run_dir: Path) -> Any:
+    from tasks.training_loop import train_run
+
+    cache_dir = Path(context.settings.cache_dir or "")
+    items = {role: _items(members, role, cache_dir) for role in ("train", "val")}
+    return train_run(context, run, items, run_dir)
+
+
+def _items(members: list[Any], role: str, cache_dir: Path) -> list[tuple[Path, float]]:
+    """(cache file, 0/1 label) of the run's members in `role`, each checked against the
+    checksum frozen with the run: a run trains on what it says it trained on, or not at all."""
+    items = []
+    for member in (m for m in members if m.role == role):
+        path = cache_dir / member.cache_path
+        if not path.is_file() or sha256_of(path) != member.cache_checksum:
+            raise InvalidInput(
+                f"the cache file of video {member.video_id} ({path}) changed or vanished "
+                "since the run was planned; plan a new run (`ddm train`)"
+            )
+        items.append((path, float(member.label == Label.FAKE)))
+    return items

@@ -1,0 +1,128 @@
+"""The torch side of a `train` job: loaders from the frozen membership, the detector, and
+the hooks that store epochs and checkpoints as they happen (jobs layer).
+
+Kept apart from tasks/training.py so that planning a run imports no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ddm.catalog import runs
+from ddm.db import session_scope
+from ddm.errors import InvalidInput
+from ddm.fs import atomic_write
+from model.checkpoint import save_checkpoint
+from model.data import CachedFeatureDataset, make_loader
+from model.detector import DetectorCfg, build_detector
+from model.train import TrainCfg, TrainHooks, TrainResult, TrainState, train
+from tasks.lifecycle import JobContext
+from tasks.training import BEST, DETECTOR, LAST
+
+logger = logging.getLogger(__name__)
+
+
+def train_run(
+    context: JobContext, run: Any, items: dict[str, list[tuple[Path, float]]], run_dir: Path
+) -> TrainResult:
+    """Train the run's detector; resume from its last saved epoch when there is one."""
+    config = run.config
+    train_cfg = TrainCfg(**config["train"])
+    train_set = CachedFeatureDataset(items["train"], preload=True)
+    val_set = CachedFeatureDataset(items["val"], preload=True)
+    detector_cfg = _detector_cfg(train_set, config.get("detector", {}))
+    device = resolve_device(config.get("device", "auto"))
+    model = build_detector(detector_cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    hooks = TrainHooks(
+        on_metrics=lambda epoch, metrics: _record_epoch(context, run.id, epoch, metrics),
+        on_epoch_end=lambda state: _save(context, run.id, run_dir, model, detector_cfg, state),
+        should_stop=context.lost.is_set,
+        run_dir=run_dir / "tensorboard",
+        resume=_resume_state(run),
+    )
+    if hooks.resume is not None:
+        logger.info("run_id=%s resumes after epoch %d", run.id, hooks.resume.epoch)
+        context.advance(units=hooks.resume.epoch)
+    return train(
+        model,
+        make_loader(train_set, batch_size=_batch_size(config), shuffle=True),
+        make_loader(val_set, batch_size=_batch_size(config), shuffle=False),
+        train_cfg,
+        device=device,
+        hooks=hooks,
+    )
+
+
+def resolve_device(device: str) -> str:
+    """'auto' is the first GPU when there is one; 'cuda[:N]' must exist."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInput(f"--device {device}: this machine has no CUDA device")
+    return device
+
+
+def _batch_size(config: dict[str, Any]) -> int:
+    return int(config.get("batch_size", 16))
+
+
+def _detector_cfg(dataset: CachedFeatureDataset, overrides: dict[str, Any]) -> DetectorCfg:
+    """The detector's sizes, fitted to the features: style levels, and room for the clips."""
+    sample = dataset[0]
+    levels = int(sample["style"].shape[1])
+    clips = int(sample["content"].shape[0])
+    values = {"style_levels": levels, "max_clips": max(clips, DetectorCfg.max_clips)}
+    return DetectorCfg(**{**values, **overrides})
+
+
+def _resume_state(run: Any) -> TrainState | None:
+    path = run.last_state_path
+    if not path or not Path(path).is_file():
+        return None
+    return TrainState.from_dict(torch.load(path, weights_only=True))
+
+
+def _record_epoch(context: JobContext, run_id: int, epoch: int, metrics: dict) -> None:
+    with session_scope(context.factory) as session:
+        runs.record_epoch(
+            session,
+            run_id,
+            epoch,
+            train_loss=metrics["train_loss"],
+            train_accuracy=metrics["train_accuracy"],
+            val_loss=metrics["val_loss"],
+            val_accuracy=metrics["val_accuracy"],
+            learning_rate=metrics["lr"],
+        )
+    context.advance(event={"run_id": run_id, "epoch": epoch, **metrics})
+
+
+def _save(
+    context: JobContext,
+    run_id: int,
+    run_dir: Path,
+    model: torch.nn.Module,
+    detector_cfg: DetectorCfg,
+    state: TrainState,
+) -> None:
+    """After each epoch: the best checkpoint when this epoch is the best so far (the model
+    holds its weights right now), then the full state to resume from."""
+    if state.stopper["best_epoch"] == state.epoch:
+        best = state.history[-1]
+        save_checkpoint(
+            run_dir / BEST,
+            model,
+            model_name=DETECTOR,
+            model_cfg=detector_cfg,
+            epoch=state.epoch,
+            metrics={key: value for key, value in best.items() if key != "epoch"},
+        )
+    with atomic_write(run_dir / LAST) as handle:
+        torch.save(state.as_dict(), handle)
+    with session_scope(context.factory) as session:
+        runs.set_last_state(session, run_id, str(run_dir / LAST))

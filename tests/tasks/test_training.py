@@ -1,0 +1,227 @@
+"""`train` jobs end to end: a catalog of cached features, the frozen membership, epochs,
+checkpoints, resuming after a dead worker, and the `ddm train` / `ddm runs` commands."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy import update
+
+from ddm.catalog.jobs import get_job
+from ddm.catalog.models import Dataset, FeatureCache, Job, Video
+from ddm.catalog.runs import get_run, run_epochs, run_members
+from ddm.catalog.types import utcnow
+from ddm.config import load_settings
+from ddm.db import session_scope
+from ddm.fs import cache_path, sha256_of
+from model.checkpoint import model_from_checkpoint
+from model.features import save_features
+from model.train import TrainCfg
+from tasks.lifecycle import run_job, sweep_once
+from tasks.training import plan_training
+
+FINGERPRINT = "random-" + "c" * 40
+TINY_DETECTOR = {
+    "gru_hidden": 16,
+    "gru_layers": 1,
+    "dim": 32,
+    "num_heads": 4,
+    "mlp_dim": 64,
+    "head_hidden": 16,
+}
+QUICK = TrainCfg(epochs=4, lr=3e-3, mixup_alpha=0.2, patience=100, seed=0)
+SPLITS = {"train": 12, "val": 6, "test": 4}
+
+
+def _add_video(session, settings, dataset, name: str, split: str, label: str, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    video = Video(
+        dataset_id=dataset.id,
+        path=f"{split}/{name}.mp4",
+        content_hash=f"{seed:064x}",
+        split=split,
+        label=label,
+        probe_status="ok",
+        is_present=True,
+    )
+    session.add(video)
+    session.flush()
+    # Fakes jitter from frame to frame, reals drift: the style flow carries the label.
+    steps = torch.randn(8, 1, 512, generator=generator)
+    style = torch.randn(1, 1, 512, generator=generator) + (
+        steps if label == "fake" else 0.05 * steps
+    )
+    target = cache_path(settings.cache_dir, FINGERPRINT, video.content_hash)
+    save_features(target, {"content": torch.randn(1, 2048, generator=generator), "style": style})
+    session.add(
+        FeatureCache(
+            video_id=video.id,
+            fingerprint=FINGERPRINT,
+            path=target.relative_to(settings.cache_dir).as_posix(),
+            is_valid=True,
+            checksum=sha256_of(target),
+            bytes=target.stat().st_size,
+            video_hash=video.content_hash,
+        )
+    )
+
+
+@pytest.fixture
+def synth(job_settings, factory) -> str:
+    """Dataset `synth`: cached features for train, val and test videos, both classes."""
+    with session_scope(factory) as session:
+        dataset = Dataset(name="synth", format="folder", root_path="/data/synth")
+        session.add(dataset)
+        session.flush()
+        seed = 0
+        for split, count in SPLITS.items():
+            for index in range(count):
+                label = "fake" if index % 3 else "real"  # twice as many fakes
+                seed += 1
+                _add_video(session, job_settings, dataset, f"v{index}", split, label, seed)
+    return "synth"
+
+
+def _plan(job_settings, factory, dataset: str, cfg: TrainCfg = QUICK):
+    return plan_training(job_settings, factory, [dataset], train_cfg=cfg, batch_size=4)
+
+
+def _with_tiny_detector(factory, run_id: int) -> None:
+    from ddm.catalog.models import Run
+
+    with session_scope(factory) as session:
+        run = session.get(Run, run_id)
+        run.config = {**run.config, "detector": TINY_DETECTOR}
+
+
+def test_a_run_trains_on_its_frozen_train_and_val_videos(job_settings, factory, synth) -> None:
+    plan = _plan(job_settings, factory, synth)
+    assert plan.class_counts == {"train": {"real": 4, "fake": 8}, "val": {"real": 2, "fake": 4}}
+    _with_tiny_detector(factory, plan.run.id)
+    seen: list[dict] = []
+    assert run_job(plan.job_id, job_settings, factory, "w1", on_event=seen.append) == "succeeded"
+
+    with session_scope(factory) as session:
+        run = get_run(session, plan.run.id)
+        members = run_members(session, run.id)
+        epochs = run_epochs(session, run.id)
+        job = get_job(session, plan.job_id)
+    assert run.status == "succeeded" and job.status == "succeeded"
+    assert {m.role for m in members} == {"train", "val"} and len(members) == 18  # never test
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4] == [event["epoch"] for event in seen]
+    assert run.config["train"]["pos_weight"] == pytest.approx(4 / 8)  # n_real / n_fake
+    assert run.config["class_balance"].startswith("weighted")
+    model, checkpoint = model_from_checkpoint(run.checkpoint_path)
+    assert checkpoint.epoch == run.best_epoch and bool(model.standardize.fitted)
+    assert Path(run.last_state_path).is_file() and job.progress_done == 4
+
+
+def _train_then_die(settings_kwargs: dict, job_id: int, epochs_before_death: int) -> None:
+    """A worker process that SIGKILLs itself after some epochs, as a lost GPU node would."""
+    from tasks.context import session_factory
+
+    settings = load_settings(**settings_kwargs)
+
+    def die_after(event: dict) -> None:
+        if event["epoch"] >= epochs_before_death:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run_job(job_id, settings, session_factory(settings.db_url), "doomed", on_event=die_after)
+
+
+def test_a_run_whose_worker_died_resumes_from_its_last_epoch(job_settings, factory, synth) -> None:
+    plan = _plan(job_settings, factory, synth)
+    _with_tiny_detector(factory, plan.run.id)
+    kwargs = {
+        "home": str(job_settings.home),
+        "database_url": job_settings.db_url,
+        "heartbeat_seconds": job_settings.heartbeat_seconds,
+        "stale_after_seconds": job_settings.stale_after_seconds,
+    }
+    child = multiprocessing.get_context("spawn").Process(
+        target=_train_then_die, args=(kwargs, plan.job_id, 2)
+    )
+    child.start()
+    child.join(300)
+    assert child.exitcode == -signal.SIGKILL
+    with session_scope(factory) as session:
+        old = utcnow() - timedelta(seconds=job_settings.stale_after_seconds * 2)
+        session.execute(update(Job).where(Job.id == plan.job_id).values(heartbeat_at=old))
+    assert sweep_once(job_settings, factory, lambda ids: None, lambda queue: 0) == [plan.job_id]
+
+    seen: list[dict] = []
+    assert run_job(plan.job_id, job_settings, factory, "w2", on_event=seen.append) == "succeeded"
+    # It died as epoch 2 was being recorded, before that epoch's state was saved: the run
+    # goes on from the state after epoch 1, not from the start.
+    assert [event["epoch"] for event in seen] == [2, 3, 4]
+    with session_scope(factory) as session:
+        assert [e.epoch for e in run_epochs(session, plan.run.id)] == [1, 2, 3, 4]
+        assert get_run(session, plan.run.id).status == "succeeded"
+        assert get_job(session, plan.job_id).attempts == 2
+
+
+def test_a_cancelled_run_keeps_its_best_checkpoint(job_settings, factory, synth) -> None:
+    from ddm.catalog.jobs import cancel_job
+
+    plan = _plan(job_settings, factory, synth, replace(QUICK, epochs=50))
+    _with_tiny_detector(factory, plan.run.id)
+
+    def cancel_after_two(event: dict) -> None:
+        if event["epoch"] == 2:
+            with session_scope(factory) as session:
+                cancel_job(session, plan.job_id)
+            time.sleep(job_settings.heartbeat_seconds * 3)  # a heartbeat notices
+
+    assert run_job(plan.job_id, job_settings, factory, "w1", on_event=cancel_after_two) == (
+        "cancelled"
+    )
+    with session_scope(factory) as session:
+        run = get_run(session, plan.run.id)
+        epochs = run_epochs(session, run.id)
+    assert run.status == "cancelled" and Path(run.checkpoint_path).is_file()
+    assert 2 <= len(epochs) < 50
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def _cli_env(job_settings) -> dict[str, str]:
+    return {"DDM_HOME": str(job_settings.home), "DDM_DATABASE_URL": job_settings.db_url}
+
+
+def test_ddm_train_and_runs_through_the_cli(run_ddm, job_settings, synth) -> None:
+    env = _cli_env(job_settings)
+    result = run_ddm(
+        "train", "--datasets", synth, "--epochs", "2", "--batch-size", "4", "--json", env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["status"] == "succeeded" and [e["epoch"] for e in run["epochs"]] == [1, 2]
+    assert (run["train_videos"], run["val_videos"]) == (12, 6)
+    assert f"extractor {FINGERPRINT[:19]}" in result.stderr
+    assert "train: 4 real, 8 fake" in result.stderr and "epoch 2:" in result.stderr
+    listed = json.loads(run_ddm("runs", "list", "--json", env=env).stdout)
+    assert [r["id"] for r in listed] == [run["id"]]
+    shown = run_ddm("runs", "show", run["name"], env=env)
+    assert shown.exit_code == 0 and "training curve" in shown.stdout
+
+
+def test_bad_training_requests_are_one_line_and_exit_1(run_ddm, job_settings, synth, factory):
+    env = _cli_env(job_settings)
+    unknown = run_ddm("train", "--datasets", "nope", env=env)
+    assert unknown.exit_code == 1 and unknown.stderr.startswith("error: ")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    with session_scope(factory) as session:
+        session.execute(update(Video).where(Video.split == "val").values(label="fake"))
+    one_class = run_ddm("train", "--datasets", synth, env=env)
+    assert one_class.exit_code == 1
+    assert "the val split of synth has only fake videos" in one_class.stderr
