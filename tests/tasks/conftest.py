@@ -1,8 +1,13 @@
-"""Fixtures for job tests: a small real dataset in the catalog and settings for jobs."""
+"""Fixtures for job tests: a small real dataset in the catalog, settings for jobs, and a
+catalog on PostgreSQL with a Redis broker for real worker processes."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +61,52 @@ def clips(tmp_path: Path, factory: sessionmaker[Session]) -> str:
     report = ingest_dataset(factory, make_clips(tmp_path / "clips"), format="folder", workers=2)
     assert report.counts.new == 3
     return report.name
+
+
+@pytest.fixture
+def broker_env(tmp_path: Path, pg_server, pg_template):
+    """A catalog on PostgreSQL, a Redis broker, and the environment of a worker for both."""
+    from tests.redis_server import start_redis
+
+    redis = start_redis()
+    url = pg_server.create_database(template=pg_template)
+    env = {
+        **os.environ,
+        "DDM_DATABASE_URL": url,
+        "DDM_BROKER_URL": redis.url,
+        "DDM_HOME": str(tmp_path / "home"),
+        "DDM_JOB_MODULES": "tests.tasks.echo_kind",  # a throwaway kind (test_job_kinds.py)
+        "DDM_HEARTBEAT_SECONDS": "0.5",
+        "DDM_STALE_AFTER_SECONDS": "30",
+        "DDM_SWEEP_SECONDS": "1",
+        "DDM_RESEND_AFTER_SECONDS": "3",
+    }
+    yield env, redis
+    redis.stop()
+
+
+def broker_settings_and_factory(env: dict[str, str]):
+    from tasks.context import session_factory
+
+    settings = load_settings(
+        database_url=env["DDM_DATABASE_URL"],
+        broker_url=env["DDM_BROKER_URL"],
+        home=env["DDM_HOME"],
+    )
+    return settings, session_factory(settings.db_url)
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=30)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +14,11 @@ from sqlalchemy import update
 from ddm.catalog.jobs import cancel_job, claim_job, create_job, get_job
 from ddm.catalog.models import Job
 from ddm.catalog.types import utcnow
-from ddm.config import load_settings
 from ddm.db import session_scope
 from ddm.errors import InvalidInput
 from tasks.dispatch import dispatch
 from tasks.lifecycle import run_job, sweep_once
+from tests.tasks.conftest import broker_settings_and_factory, start_worker, stop_worker
 from tests.tasks.echo_kind import ECHO
 
 
@@ -99,72 +95,23 @@ def test_a_job_of_an_unknown_kind_fails_with_one_line(factory, job_settings) -> 
 # --------------------------------------------------------------------------- a real worker
 
 
-@pytest.fixture
-def broker_env(tmp_path: Path, pg_server, pg_template):
-    """A catalog on PostgreSQL, a Redis broker, and the environment of a worker for both."""
-    from tests.redis_server import start_redis
-
-    redis = start_redis()
-    url = pg_server.create_database(template=pg_template)
-    env = {
-        **os.environ,
-        "DDM_DATABASE_URL": url,
-        "DDM_BROKER_URL": redis.url,
-        "DDM_HOME": str(tmp_path / "home"),
-        "DDM_JOB_MODULES": "tests.tasks.echo_kind",
-        "DDM_HEARTBEAT_SECONDS": "0.5",
-        "DDM_STALE_AFTER_SECONDS": "30",
-        "DDM_SWEEP_SECONDS": "1",
-        "DDM_RESEND_AFTER_SECONDS": "3",
-    }
-    yield env, redis
-    redis.stop()
-
-
-def _settings_and_factory(env: dict[str, str]):
-    from tasks.context import session_factory
-
-    settings = load_settings(
-        database_url=env["DDM_DATABASE_URL"],
-        broker_url=env["DDM_BROKER_URL"],
-        home=env["DDM_HOME"],
-    )
-    return settings, session_factory(settings.db_url)
-
-
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    os.killpg(worker.pid, signal.SIGTERM)
-    worker.wait(timeout=30)
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(broker_env, tmp_path) -> None:
     from celery import Celery
 
     env, redis = broker_env
-    settings, factory = _settings_and_factory(env)
+    settings, factory = broker_settings_and_factory(env)
     events: list[dict] = []
     stop_listening = _listen_for_task_events(Celery(broker=redis.url), events)
     log = tmp_path / "worker.log"
-    worker = _start_worker(env, log)
+    worker = start_worker(env, log)
     try:
         job_id = _echo_job(factory, flaky_marker=str(tmp_path / "failed-once"))
         assert dispatch(settings, factory, [job_id]).sent
         job = _wait(lambda: _finished(factory, job_id), 120, log)
     finally:
-        _stop(worker)
+        stop_worker(worker)
         stop_listening()
     assert job.status == "succeeded", log.read_text()[-3000:]
     # The first delivery failed after its claim; the retry resumed the job, not skipped it.
@@ -181,17 +128,17 @@ def test_a_queued_job_the_broker_lost_is_sent_again_and_runs(broker_env, tmp_pat
     import redis as redis_client
 
     env, redis = broker_env
-    settings, factory = _settings_and_factory(env)
+    settings, factory = broker_settings_and_factory(env)
     job_id = _echo_job(factory)
     assert dispatch(settings, factory, [job_id]).sent  # no worker yet: it waits in Redis
     first_task = _job(factory, job_id).celery_task_id
     redis_client.Redis.from_url(redis.url).flushall()  # a restart without persistence
     log = tmp_path / "worker.log"
-    worker = _start_worker(env, log)
+    worker = start_worker(env, log)
     try:
         job = _wait(lambda: _finished(factory, job_id), 120, log)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     assert job.status == "succeeded" and job.attempts == 1
     assert job.celery_task_id != first_task  # it ran from the message sent again
 

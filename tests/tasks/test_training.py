@@ -78,6 +78,10 @@ def _add_video(session, settings, dataset, name: str, split: str, label: str, se
 @pytest.fixture
 def synth(job_settings, factory) -> str:
     """Dataset `synth`: cached features for train, val and test videos, both classes."""
+    return make_synth(job_settings, factory)
+
+
+def make_synth(settings, factory) -> str:
     with session_scope(factory) as session:
         dataset = Dataset(name="synth", format="folder", root_path="/data/synth")
         session.add(dataset)
@@ -87,7 +91,7 @@ def synth(job_settings, factory) -> str:
             for index in range(count):
                 label = "fake" if index % 3 else "real"  # twice as many fakes
                 seed += 1
-                _add_video(session, job_settings, dataset, f"v{index}", split, label, seed)
+                _add_video(session, settings, dataset, f"v{index}", split, label, seed)
     return "synth"
 
 
@@ -225,3 +229,57 @@ def test_bad_training_requests_are_one_line_and_exit_1(run_ddm, job_settings, sy
     one_class = run_ddm("train", "--datasets", synth, env=env)
     assert one_class.exit_code == 1
     assert "the val split of synth has only fake videos" in one_class.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp_path) -> None:
+    from tasks.dispatch import dispatch
+    from tests.tasks.conftest import broker_settings_and_factory, start_worker, stop_worker
+
+    env, _ = broker_env
+    env = {**env, "DDM_STALE_AFTER_SECONDS": "6"}
+    settings, factory = broker_settings_and_factory(env)
+    plan = _plan(settings, factory, make_synth(settings, factory), replace(QUICK, epochs=30))
+    _with_tiny_detector(factory, plan.run.id)
+    assert dispatch(settings, factory, [plan.job_id]).sent
+    log = tmp_path / "worker.log"
+
+    def epochs_done() -> int:
+        with session_scope(factory) as session:
+            return len(run_epochs(session, plan.run.id))
+
+    first = start_worker(env, log)
+    try:
+        _wait_for(lambda: epochs_done() >= 2, 300, log)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    killed_after = epochs_done()
+    assert killed_after < 30, "killed too late to test anything"
+    second = start_worker(env, log)
+    try:
+        _wait_for(lambda: _job_finished(factory, plan.job_id), 300, log)
+    finally:
+        stop_worker(second)
+    with session_scope(factory) as session:
+        job = get_job(session, plan.job_id)
+        run = get_run(session, plan.run.id)
+        epochs = [e.epoch for e in run_epochs(session, run.id)]
+    assert (job.status, run.status, job.attempts) == ("succeeded", "succeeded", 2)
+    assert epochs == list(range(1, 31))
+    assert "resumes after epoch" in log.read_text()
+
+
+def _job_finished(factory, job_id: int) -> bool:
+    with session_scope(factory) as session:
+        return get_job(session, job_id).status in ("succeeded", "failed", "cancelled")
+
+
+def _wait_for(condition, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s\n{log.read_text()[-3000:]}")
