@@ -140,6 +140,8 @@ def _done(
     """Print what the jobs did; exit 1 with the count when any of it did not succeed."""
     from dataclasses import asdict
 
+    from ddm.catalog.records import to_json
+
     counts = counts or {
         status: sum(o.status == status for o in outcomes) for status in values(VideoOutcomeStatus)
     }
@@ -151,7 +153,7 @@ def _done(
                 "videos": plan.videos,
                 "jobs": {str(k): v for k, v in statuses.items()},
                 **counts,
-                "leased": [_leased_json(video) for video in plan.leased],
+                "leased": [to_json(video) for video in plan.leased],
                 "results": [asdict(o) for o in outcomes],
             }
         )
@@ -180,12 +182,6 @@ def _print_results(app: App, plan: Any, outcomes: list[Any], counts: dict[str, i
             title=f"{plan.dataset}: extractor {plan.fingerprint[:19]}",
         )
     app.out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
-
-
-def _leased_json(video: Any) -> dict[str, Any]:
-    from ddm.catalog.records import to_json
-
-    return to_json(video)
 
 
 def _warn_leased(app: App, leased: list[Any]) -> None:

@@ -158,7 +158,7 @@ def _end_after(
     if isinstance(exc, KeyboardInterrupt):
         status, error = JobStatus.CANCELLED.value, "interrupted"
     else:
-        status, error = JobStatus.FAILED.value, _error_line(exc)
+        status, error = JobStatus.FAILED.value, error_line(exc)
     try:
         finish(factory, job_id, worker, status, error=error)
     except DdmError as db_error:
@@ -166,7 +166,8 @@ def _end_after(
         logger.warning("job_id=%s could not be marked %s: %s", job_id, status, db_error)
 
 
-def _error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """The one line a job (or its run) records for an error that stopped it."""
     # ddm's own errors are written for users; anything else is named by its type.
     text = str(exc) if isinstance(exc, DdmError) else f"{type(exc).__name__}: {exc}"
     return (text.strip() or type(exc).__name__).splitlines()[0]

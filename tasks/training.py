@@ -29,7 +29,7 @@ from ddm.fs import sha256_of
 from ddm.vocab import JobStatus, Label
 from tasks.dispatch import Dispatched, dispatch
 from tasks.kinds import TRAIN
-from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
+from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs, error_line
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _finish_stopped(
             run_id,
             status,
             checkpoint_path=str(best) if best.is_file() else None,
-            error=None if exc is None else f"{type(exc).__name__}: {exc}".splitlines()[0],
+            error=None if exc is None else error_line(exc),
         )
 
 

@@ -50,8 +50,8 @@ def train_run(
         context.advance(units=hooks.resume.epoch)
     return train(
         model,
-        make_loader(train_set, batch_size=_batch_size(config), shuffle=True),
-        make_loader(val_set, batch_size=_batch_size(config), shuffle=False),
+        make_loader(train_set, batch_size=config["batch_size"], shuffle=True),
+        make_loader(val_set, batch_size=config["batch_size"], shuffle=False),
         train_cfg,
         device=device,
         hooks=hooks,
@@ -65,10 +65,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidInput(f"--device {device}: this machine has no CUDA device")
     return device
-
-
-def _batch_size(config: dict[str, Any]) -> int:
-    return int(config.get("batch_size", 16))
 
 
 def _detector_cfg(dataset: CachedFeatureDataset, overrides: dict[str, Any]) -> DetectorCfg:

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
 from ddm.catalog.models import Dataset, FeatureCache, Video
-from ddm.db import make_session_factory, session_scope
+from ddm.db import session_scope
 from ddm.fs import atomic_write, cache_path, sha256_of
 from ddm.vocab import CacheError, ProbeStatus
+from tests.cli.conftest import ok_json, one_error_line
 
 FP = "fp-" + "a" * 20
-
-
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
-
-
-@pytest.fixture
-def env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"DDM_DATABASE_URL": db_url, "DDM_CACHE_DIR": str(tmp_path / "cache")}
-
-
-def _json(result):
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def _one_error_line(result, code: int, text: str) -> None:
-    assert result.exit_code == code, result.stdout + result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert text in result.stderr
 
 
 def _cached_video(factory, cache_dir: Path, name: str) -> tuple[int, Path]:
@@ -78,7 +55,7 @@ def test_cache_verify(run_ddm, env, factory) -> None:
     broken, file = _cached_video(factory, cache_dir, "bb")
     file.write_bytes(b"x")
 
-    report = _json(run_ddm("cache", "verify", "--json", env=env))
+    report = ok_json(run_ddm("cache", "verify", "--json", env=env))
     assert {k: report[k] for k in ("checked", "ok", "invalidated", "revalidated")} == {
         "checked": 2,
         "ok": 1,
@@ -94,7 +71,7 @@ def test_cache_verify(run_ddm, env, factory) -> None:
     table = run_ddm("cache", "verify", "--dataset", "ff", env=env)
     assert table.exit_code == 0, table.stderr
     assert "size mismatch" in table.stdout and "still invalid" in table.stdout
-    _one_error_line(
+    one_error_line(
         run_ddm("cache", "verify", "--dataset", "nope", env=env), 1, "no dataset named 'nope'"
     )
     assert run_ddm("cache", "verify", "--bogus", env=env).exit_code == 2
@@ -104,7 +81,7 @@ def test_cache_verify_json_keys_are_stable(run_ddm, env, factory) -> None:
     """Scripts read these keys: renaming one is a breaking change."""
     _, file = _cached_video(factory, Path(env["DDM_CACHE_DIR"]), "aa")
     file.unlink()
-    report = _json(run_ddm("cache", "verify", "--json", env=env))
+    report = ok_json(run_ddm("cache", "verify", "--json", env=env))
     assert list(report) == [
         "checked",
         "ok",
@@ -144,7 +121,7 @@ def test_cache_gc(run_ddm, env, factory) -> None:
     with atomic_write(orphan) as handle:
         handle.write(b"z" * 2048)
 
-    dry = _json(run_ddm("cache", "gc", "--dry-run", "--json", env=env))
+    dry = ok_json(run_ddm("cache", "gc", "--dry-run", "--json", env=env))
     assert dry["dry_run"] is True
     assert dry["files_removed"] == [orphan.relative_to(cache_dir).as_posix()]
     assert dry["bytes_freed"] == 2048 and orphan.exists()
@@ -157,5 +134,5 @@ def test_cache_gc(run_ddm, env, factory) -> None:
     assert result.exit_code == 0, result.stderr
     assert "1 files, 2.0 KiB freed" in result.stderr
     assert not orphan.exists() and not (cache_dir / "fp-old").exists() and kept.exists()
-    assert _json(run_ddm("cache", "gc", "--json", env=env))["files_removed"] == []
+    assert ok_json(run_ddm("cache", "gc", "--json", env=env))["files_removed"] == []
     assert run_ddm("cache", "gc", "extra-arg", env=env).exit_code == 2

@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
-
-import pytest
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog.jobs import claim_job, create_job, finish_job, heartbeat
 from ddm.catalog.models import Job
-from ddm.db import make_session_factory, session_scope
+from ddm.db import session_scope
 from ddm.vocab import JobStatus
-
-
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
-
-
-@pytest.fixture
-def env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"DDM_DATABASE_URL": db_url, "DDM_CACHE_DIR": str(tmp_path / "cache")}
-
-
-def _json(result):
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def _one_error_line(result, code: int, text: str) -> None:
-    assert result.exit_code == code, result.stdout + result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert text in result.stderr
+from tests.cli.conftest import ok_json, one_error_line
 
 
 def _last_line_is_error(result, text: str) -> None:
@@ -68,17 +42,17 @@ def test_jobs_list_filters_and_json(run_ddm, env, factory) -> None:
     queued = _job(factory, JobStatus.QUEUED)
     failed = _job(factory, JobStatus.FAILED, kind="train", error="CUDA out of memory")
 
-    jobs = _json(run_ddm("jobs", "list", "--json", env=env))
+    jobs = ok_json(run_ddm("jobs", "list", "--json", env=env))
     assert [job["id"] for job in jobs] == [failed, queued, done]
     assert jobs[2]["status"] == "succeeded" and jobs[2]["progress_done"] == 100
     assert jobs[2]["finished_at"].endswith("Z")
     assert [
-        j["id"] for j in _json(run_ddm("jobs", "list", "--status", "queued", "--json", env=env))
+        j["id"] for j in ok_json(run_ddm("jobs", "list", "--status", "queued", "--json", env=env))
     ] == [queued]
     assert [
-        j["id"] for j in _json(run_ddm("jobs", "list", "--kind", "train", "--json", env=env))
+        j["id"] for j in ok_json(run_ddm("jobs", "list", "--kind", "train", "--json", env=env))
     ] == [failed]
-    assert len(_json(run_ddm("jobs", "list", "--limit", "1", "--json", env=env))) == 1
+    assert len(ok_json(run_ddm("jobs", "list", "--limit", "1", "--json", env=env))) == 1
 
     listing = run_ddm("jobs", "list", env=env)
     assert listing.exit_code == 0, listing.stderr
@@ -95,14 +69,14 @@ def test_jobs_show_summarises_video_ids_except_in_json(run_ddm, env, factory) ->
     assert "37, 38" not in shown.stdout
     assert "running" in shown.stdout and "0/40" in shown.stdout
 
-    data = _json(run_ddm("jobs", "show", str(job_id), "--json", env=env))
+    data = ok_json(run_ddm("jobs", "show", str(job_id), "--json", env=env))
     assert data["params"]["video_ids"] == list(range(40))
     assert (data["id"], data["status"], data["worker"]) == (job_id, "running", "w1")
 
 
 def test_jobs_show_and_cancel_errors(run_ddm, env, factory) -> None:
-    _one_error_line(run_ddm("jobs", "show", "999", env=env), 1, "no job with id 999")
-    _one_error_line(run_ddm("jobs", "cancel", "999", env=env), 1, "no job with id 999")
+    one_error_line(run_ddm("jobs", "show", "999", env=env), 1, "no job with id 999")
+    one_error_line(run_ddm("jobs", "cancel", "999", env=env), 1, "no job with id 999")
     assert run_ddm("jobs", "show", "abc", env=env).exit_code == 2
     assert run_ddm("jobs", "cancel", env=env).exit_code == 2
     assert run_ddm("jobs", "frobnicate", env=env).exit_code == 2
@@ -116,9 +90,9 @@ def test_jobs_cancel(run_ddm, env, factory) -> None:
     with session_scope(factory) as session:
         assert session.get(Job, job_id).status == "cancelled"
     again = run_ddm("jobs", "cancel", str(job_id), env=env)
-    _one_error_line(again, 1, f"job {job_id} has already finished (cancelled)")
+    one_error_line(again, 1, f"job {job_id} has already finished (cancelled)")
     done = _job(factory, JobStatus.SUCCEEDED)
-    _one_error_line(run_ddm("jobs", "cancel", str(done), env=env), 1, "already finished")
+    one_error_line(run_ddm("jobs", "cancel", str(done), env=env), 1, "already finished")
 
 
 def test_watch_finished_jobs(run_ddm, env, factory) -> None:
@@ -141,7 +115,7 @@ def test_watch_with_nothing_to_watch_and_bad_arguments(run_ddm, env, factory) ->
     nothing = run_ddm("jobs", "watch", env=env)
     assert nothing.exit_code == 0, nothing.stderr
     assert "no queued or running jobs" in nothing.stderr
-    _one_error_line(run_ddm("jobs", "watch", "999", env=env), 1, "no job with id 999")
+    one_error_line(run_ddm("jobs", "watch", "999", env=env), 1, "no job with id 999")
     assert run_ddm("jobs", "watch", "--interval", "0", env=env).exit_code == 2
 
 

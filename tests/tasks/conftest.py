@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,22 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    os.killpg(worker.pid, signal.SIGTERM)
+def kill_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Signal the whole group, the worker's main process and its prefork child, and reap it."""
+    try:
+        os.killpg(worker.pid, sig)
+    except ProcessLookupError:
+        return
     worker.wait(timeout=30)
+
+
+def wait_for(condition, timeout: float, what: str, log: Path | None = None):  # noqa: ANN201
+    """Poll `condition` until it returns something truthy (returned), or fail with the log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -18,7 +17,12 @@ from ddm.db import session_scope
 from ddm.errors import InvalidInput
 from tasks.dispatch import dispatch
 from tasks.lifecycle import run_job, sweep_once
-from tests.tasks.conftest import broker_settings_and_factory, start_worker, stop_worker
+from tests.tasks.conftest import (
+    broker_settings_and_factory,
+    kill_worker,
+    start_worker,
+    wait_for,
+)
 from tests.tasks.echo_kind import ECHO
 
 
@@ -109,9 +113,9 @@ def test_a_real_worker_runs_a_new_kind_with_retry_and_task_events(broker_env, tm
     try:
         job_id = _echo_job(factory, flaky_marker=str(tmp_path / "failed-once"))
         assert dispatch(settings, factory, [job_id]).sent
-        job = _wait(lambda: _finished(factory, job_id), 120, log)
+        job = wait_for(lambda: _finished(factory, job_id), 120, "the job to finish", log)
     finally:
-        stop_worker(worker)
+        kill_worker(worker, signal.SIGTERM)
         stop_listening()
     assert job.status == "succeeded", log.read_text()[-3000:]
     # The first delivery failed after its claim; the retry resumed the job, not skipped it.
@@ -136,9 +140,9 @@ def test_a_queued_job_the_broker_lost_is_sent_again_and_runs(broker_env, tmp_pat
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
     try:
-        job = _wait(lambda: _finished(factory, job_id), 120, log)
+        job = wait_for(lambda: _finished(factory, job_id), 120, "the job to finish", log)
     finally:
-        stop_worker(worker)
+        kill_worker(worker, signal.SIGTERM)
     assert job.status == "succeeded" and job.attempts == 1
     assert job.celery_task_id != first_task  # it ran from the message sent again
 
@@ -146,15 +150,6 @@ def test_a_queued_job_the_broker_lost_is_sent_again_and_runs(broker_env, tmp_pat
 def _finished(factory, job_id: int):
     job = _job(factory, job_id)
     return job if job.status in ("succeeded", "failed", "cancelled") else None
-
-
-def _wait(condition, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s\n{log.read_text()[-3000:]}")
 
 
 def _listen_for_task_events(app, events: list[dict]) -> Callable[[], None]:

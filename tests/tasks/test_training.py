@@ -235,7 +235,12 @@ def test_bad_training_requests_are_one_line_and_exit_1(run_ddm, job_settings, sy
 @pytest.mark.slow
 def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp_path) -> None:
     from tasks.dispatch import dispatch
-    from tests.tasks.conftest import broker_settings_and_factory, start_worker, stop_worker
+    from tests.tasks.conftest import (
+        broker_settings_and_factory,
+        kill_worker,
+        start_worker,
+        wait_for,
+    )
 
     env, _ = broker_env
     env = {**env, "DDM_STALE_AFTER_SECONDS": "6"}
@@ -245,23 +250,26 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
     assert dispatch(settings, factory, [plan.job_id]).sent
     log = tmp_path / "worker.log"
 
+    def job_finished() -> bool:
+        with session_scope(factory) as session:
+            return get_job(session, plan.job_id).status in ("succeeded", "failed", "cancelled")
+
     def epochs_done() -> int:
         with session_scope(factory) as session:
             return len(run_epochs(session, plan.run.id))
 
     first = start_worker(env, log)
     try:
-        _wait_for(lambda: epochs_done() >= 2, 300, log)
+        wait_for(lambda: epochs_done() >= 2, 300, "two epochs", log)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
+        kill_worker(first)
     killed_after = epochs_done()
     assert killed_after < 30, "killed too late to test anything"
     second = start_worker(env, log)
     try:
-        _wait_for(lambda: _job_finished(factory, plan.job_id), 300, log)
+        wait_for(lambda: job_finished(), 300, "the resumed job to finish", log)
     finally:
-        stop_worker(second)
+        kill_worker(second, signal.SIGTERM)
     with session_scope(factory) as session:
         job = get_job(session, plan.job_id)
         run = get_run(session, plan.run.id)
@@ -269,17 +277,3 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
     assert (job.status, run.status, job.attempts) == ("succeeded", "succeeded", 2)
     assert epochs == list(range(1, 31))
     assert "resumes after epoch" in log.read_text()
-
-
-def _job_finished(factory, job_id: int) -> bool:
-    with session_scope(factory) as session:
-        return get_job(session, job_id).status in ("succeeded", "failed", "cancelled")
-
-
-def _wait_for(condition, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s\n{log.read_text()[-3000:]}")

@@ -22,7 +22,7 @@ from ddm.catalog.models import FeatureCache, Job
 from ddm.db import create_db_engine, make_session_factory, session_scope
 from ddm.fs import TEMP_PREFIX, sha256_of
 from tests.redis_server import RedisServer, start_redis
-from tests.tasks.conftest import FRAMES, make_clips
+from tests.tasks.conftest import FRAMES, kill_worker, make_clips, start_worker, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -69,39 +69,8 @@ def _ddm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _kill(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    # The whole group: the worker's main process and its prefork child.
-    try:
-        os.killpg(worker.pid, sig)
-    except ProcessLookupError:
-        return
-    worker.wait(timeout=30)
-
-
 def _factory(env: dict[str, str]):
     return make_session_factory(create_db_engine(env["DDM_DATABASE_URL"]))
-
-
-def _wait_for(condition, timeout: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    tail = log.read_text(errors="replace")[-3000:] if log else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
 
 
 def _jobs(factory) -> list[Job]:
@@ -129,7 +98,7 @@ def _ingest_and_submit(env: dict[str, str], root: Path) -> list[int]:
 def test_extract_wait_follows_a_worker_to_the_end(env, tmp_path: Path) -> None:
     root = make_clips(tmp_path / "clips")
     assert _ddm(env, "ingest", str(root), "--format", "folder").returncode == 0
-    worker = _start_worker(env, tmp_path / "worker.log")
+    worker = start_worker(env, tmp_path / "worker.log")
     try:
         result = _ddm(
             env,
@@ -143,7 +112,7 @@ def test_extract_wait_follows_a_worker_to_the_end(env, tmp_path: Path) -> None:
             "--json",
         )
     finally:
-        _kill(worker, signal.SIGTERM)
+        kill_worker(worker, signal.SIGTERM)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["extracted"], report["failed"]) == (3, 0)
@@ -158,22 +127,22 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_pat
     _ingest_and_submit(env, tmp_path / "clips")
     factory = _factory(env)
     log = tmp_path / "worker.log"
-    first = _start_worker(env, log)
+    first = start_worker(env, log)
     try:
-        _wait_for(
+        wait_for(
             lambda: any(j.status == "running" and j.progress_done >= 1 for j in _jobs(factory)),
             300,
             "the first video of the batch",
         )
     finally:
-        _kill(first)
+        kill_worker(first)
     killed_at = time.monotonic()
     [job] = _jobs(factory)
     assert job.status == "running" and job.progress_done < 3, "killed too late to test anything"
 
-    second = _start_worker(env, log)
+    second = start_worker(env, log)
     try:
-        _wait_for(
+        wait_for(
             lambda: _jobs(factory)[0].status == "succeeded",
             RECOVERY_BOUND_S,
             "the restarted worker to finish the job",
@@ -181,7 +150,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_pat
         )
         recovered_in = time.monotonic() - killed_at
     finally:
-        _kill(second, signal.SIGTERM)
+        kill_worker(second, signal.SIGTERM)
     [job] = _jobs(factory)
     assert job.attempts == 2 and recovered_in < RECOVERY_BOUND_S
     with session_scope(factory) as session:
