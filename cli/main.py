@@ -81,6 +81,7 @@ def _register_commands() -> None:
         extract_cmds,
         ingest_cmds,
         job_cmds,
+        report_cmds,
         stubs,
         train_cmds,
         weights_cmds,
@@ -95,6 +96,7 @@ def _register_commands() -> None:
         cache_cmds,
         weights_cmds,
         train_cmds,
+        report_cmds,
         stubs,
     )
     for command in (c for module in modules for c in module.COMMANDS):

@@ -1,26 +1,8 @@
-"""Commands whose issue has not landed yet: they check the catalog, then say so (CLI layer)."""
+"""`ddm demo`, until its issue lands: it prints the help and says so (CLI layer)."""
 
 from __future__ import annotations
 
 import click
-
-from cli.app import App
-from ddm.errors import DdmError
-
-
-class NotImplementedYet(DdmError):
-    """The command exists in the interface but its implementation has not landed."""
-
-
-def _stub(name: str, summary: str) -> click.Command:
-    @click.command(name, help=summary, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    @click.pass_obj
-    def command(app: App, args: tuple[str, ...]) -> None:
-        _ = app.session_factory  # refuses a stale schema before anything else
-        raise NotImplementedYet(f"`ddm {name}` is not implemented yet")
-
-    return command
 
 
 @click.command("demo")
@@ -33,7 +15,4 @@ def demo(ctx: click.Context) -> None:
     )
 
 
-COMMANDS = (
-    _stub("report", "Report evaluation results and bias statistics."),
-    demo,
-)
+COMMANDS = (demo,)

@@ -111,11 +111,15 @@ class StyleAttention(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, content: Tensor, style: Tensor) -> Tensor:
+    def weights(self, content: Tensor, style: Tensor) -> Tensor:
+        """(B, N, T-1) softmax weights each content clip puts on each style-flow step."""
         q = self.query(content)  # (B, N, dim)
-        k, v = self.key(style), self.value(style)  # (B, T-1, dim)
-        weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
-        return self.content(content) + self.out(weights @ v)  # (B, N, dim)
+        k = self.key(style)  # (B, T-1, dim)
+        return torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+
+    def forward(self, content: Tensor, style: Tensor) -> Tensor:
+        weights = self.weights(content, style)
+        return self.content(content) + self.out(weights @ self.value(style))  # (B, N, dim)
 
 
 class StyleFlowDetector(nn.Module):
@@ -168,14 +172,23 @@ class StyleFlowDetector(nn.Module):
         Returns:
             (B,) logits; `torch.sigmoid` gives the probability of fake.
         """
-        self._check(content, style)
-        content, flow = self.standardize(content, style_flow(style))
-        keys = self.style_gru(flow)  # (B, T-1, H')
+        content, keys = self._attention_inputs(content, style)
         tokens = self.attention(content, keys)  # (B, N, dim)
         cls = self.cls_token.expand(len(tokens), -1, -1)
         x = torch.cat([cls, tokens], dim=1) + self.pos_embed[:, : tokens.shape[1] + 1]
         x = self.encoder(self.embed_dropout(x))  # (B, N+1, dim)
         return self.head(self.norm(x[:, 0])).squeeze(-1)
+
+    def attention_weights(self, content: Tensor, style: Tensor) -> Tensor:
+        """(B, N, T-1) weights each content clip puts on each style-flow step, computed
+        exactly as `forward` computes them; arguments as for `forward`."""
+        return self.attention.weights(*self._attention_inputs(content, style))
+
+    def _attention_inputs(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+        # Standardised content and StyleGRU outputs: shared by forward and the weights.
+        self._check(content, style)
+        content, flow = self.standardize(content, style_flow(style))
+        return content, self.style_gru(flow)  # (B, N, content_dim), (B, T-1, H')
 
     def fit_input_stats(self, batches: Iterable[Mapping[str, Tensor]]) -> None:
         """Fit the input standardisation on training batches of {"content", "style"}."""

@@ -95,3 +95,4 @@ EXTRACT = register(
         "extract", "tasks.extraction:run_extraction", queue=GPU_QUEUE, task="ddm.features.extract"
     )
 )
+EVALUATE = register(JobKind("evaluate", "tasks.evaluation:run_evaluation", queue=GPU_QUEUE))

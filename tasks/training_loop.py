@@ -36,7 +36,10 @@ def train_run(
     val_set = CachedFeatureDataset(items["val"], preload=True)
     detector_cfg = _detector_cfg(train_set, config.get("detector", {}))
     device = resolve_device(config.get("device", "auto"))
-    model = build_detector(detector_cfg)
+    # The run's seed fixes the initial weights too: one seed, one run (`ddm train --seed`).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_cfg.seed)
+        model = build_detector(detector_cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     hooks = TrainHooks(
         on_metrics=lambda epoch, metrics: _record_epoch(context, run.id, epoch, metrics),

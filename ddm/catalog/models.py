@@ -26,7 +26,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -291,6 +293,8 @@ class Evaluation(Base):
         # `ddm report --eval NAME`: every evaluation of one dataset.
         Index(None, "dataset_id", "split"),
         Index(None, "run_id"),
+        # Reuse: the stored evaluation of one run on one dataset split.
+        Index(None, "run_id", "dataset_id", "split"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -300,6 +304,21 @@ class Evaluation(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _created()
+    fingerprint: Mapped[str | None] = mapped_column(
+        String(80), doc="the extractor of every scored feature cache (the run's)"
+    )
+    caches_digest: Mapped[str | None] = mapped_column(
+        String(64), doc="sha256 of the evaluated videos' ids and cache checksums: reuse key"
+    )
+    n_videos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    leaked_videos: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", doc="evaluated videos the run trained on"
+    )
+    is_held_out: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    threshold: Mapped[float | None] = mapped_column(Float)
+    left_out: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="videos of the split not scored, per reason"
+    )
 
 
 class Prediction(Base):
@@ -307,6 +326,7 @@ class Prediction(Base):
     __table_args__ = (
         UniqueConstraint("evaluation_id", "video_id"),
         _one_of("predicted_label", Label),
+        _one_of("label", Label, nullable=True),
         # Bias statistics join predictions back to videos.
         Index(None, "video_id"),
     )
@@ -316,3 +336,7 @@ class Prediction(Base):
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     score: Mapped[float] = mapped_column(Float, doc="probability that the video is fake")
     predicted_label: Mapped[str] = mapped_column(String(8))
+    label: Mapped[str | None] = mapped_column(String(8), doc="the true label when scored")
+    is_leaked: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), doc="the run trained on this file"
+    )

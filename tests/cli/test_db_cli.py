@@ -138,10 +138,12 @@ def test_usage_errors_exit_2(run_ddm) -> None:
     assert run_ddm("datasets", "--no-such-flag").exit_code == EXIT_USAGE
 
 
-def test_commands_not_yet_built_say_so(run_ddm) -> None:
+def test_report_on_an_unknown_dataset_is_one_line(run_ddm) -> None:
     result = run_ddm("report", "--eval", "ff")
     assert result.exit_code == EXIT_DOMAIN
-    assert result.stderr.strip() == "error: `ddm report` is not implemented yet"
+    assert result.stderr.strip() == (
+        "error: no dataset named 'ff' (known: none yet); run `ddm ingest PATH` first"
+    )
 
 
 def test_help_lists_every_command_without_importing_torch() -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ddm.config import Settings, load_settings
 from ddm.services.ingest import ingest_dataset
 from tests.conftest import MEDIA
+from tests.tasks.synth import make_synth
 
 # Two frames keep a CPU extraction to a few seconds per video; the pipeline is the same.
 FRAMES = 2
@@ -127,3 +128,9 @@ def wait_for(condition, timeout: float, what: str, log: Path | None = None):  # 
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log else ""
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+@pytest.fixture
+def synth(job_settings: Settings, factory: sessionmaker[Session]) -> str:
+    """Dataset `synth`: cached features for train, val and test videos, both classes."""
+    return make_synth(job_settings, factory)

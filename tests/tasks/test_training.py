@@ -13,104 +13,34 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import torch
 from sqlalchemy import update
 
 from ddm.catalog.jobs import get_job
-from ddm.catalog.models import Dataset, FeatureCache, Job, Video
+from ddm.catalog.models import Job, Video
 from ddm.catalog.runs import get_run, run_epochs, run_members
 from ddm.catalog.types import utcnow
 from ddm.config import load_settings
 from ddm.db import session_scope
-from ddm.fs import cache_path, sha256_of
 from model.checkpoint import model_from_checkpoint
-from model.features import save_features
 from model.train import TrainCfg
 from tasks.lifecycle import run_job, sweep_once
 from tasks.training import plan_training
-
-FINGERPRINT = "random-" + "c" * 40
-TINY_DETECTOR = {
-    "gru_hidden": 16,
-    "gru_layers": 1,
-    "dim": 32,
-    "num_heads": 4,
-    "mlp_dim": 64,
-    "head_hidden": 16,
-}
-QUICK = TrainCfg(epochs=4, lr=3e-3, mixup_alpha=0.2, patience=100, seed=0)
-SPLITS = {"train": 12, "val": 6, "test": 4}
-
-
-def _add_video(session, settings, dataset, name: str, split: str, label: str, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    video = Video(
-        dataset_id=dataset.id,
-        path=f"{split}/{name}.mp4",
-        content_hash=f"{seed:064x}",
-        split=split,
-        label=label,
-        probe_status="ok",
-        is_present=True,
-    )
-    session.add(video)
-    session.flush()
-    # Fakes jitter from frame to frame, reals drift: the style flow carries the label.
-    steps = torch.randn(8, 1, 512, generator=generator)
-    style = torch.randn(1, 1, 512, generator=generator) + (
-        steps if label == "fake" else 0.05 * steps
-    )
-    target = cache_path(settings.cache_dir, FINGERPRINT, video.content_hash)
-    save_features(target, {"content": torch.randn(1, 2048, generator=generator), "style": style})
-    session.add(
-        FeatureCache(
-            video_id=video.id,
-            fingerprint=FINGERPRINT,
-            path=target.relative_to(settings.cache_dir).as_posix(),
-            is_valid=True,
-            checksum=sha256_of(target),
-            bytes=target.stat().st_size,
-            video_hash=video.content_hash,
-        )
-    )
-
-
-@pytest.fixture
-def synth(job_settings, factory) -> str:
-    """Dataset `synth`: cached features for train, val and test videos, both classes."""
-    return make_synth(job_settings, factory)
-
-
-def make_synth(settings, factory) -> str:
-    with session_scope(factory) as session:
-        dataset = Dataset(name="synth", format="folder", root_path="/data/synth")
-        session.add(dataset)
-        session.flush()
-        seed = 0
-        for split, count in SPLITS.items():
-            for index in range(count):
-                label = "fake" if index % 3 else "real"  # twice as many fakes
-                seed += 1
-                _add_video(session, settings, dataset, f"v{index}", split, label, seed)
-    return "synth"
+from tests.tasks.synth import (
+    FINGERPRINT,
+    QUICK,
+    make_synth,
+    with_tiny_detector,
+)
 
 
 def _plan(job_settings, factory, dataset: str, cfg: TrainCfg = QUICK):
     return plan_training(job_settings, factory, [dataset], train_cfg=cfg, batch_size=4)
 
 
-def _with_tiny_detector(factory, run_id: int) -> None:
-    from ddm.catalog.models import Run
-
-    with session_scope(factory) as session:
-        run = session.get(Run, run_id)
-        run.config = {**run.config, "detector": TINY_DETECTOR}
-
-
 def test_a_run_trains_on_its_frozen_train_and_val_videos(job_settings, factory, synth) -> None:
     plan = _plan(job_settings, factory, synth)
     assert plan.class_counts == {"train": {"real": 4, "fake": 8}, "val": {"real": 2, "fake": 4}}
-    _with_tiny_detector(factory, plan.run.id)
+    with_tiny_detector(factory, plan.run.id)
     seen: list[dict] = []
     assert run_job(plan.job_id, job_settings, factory, "w1", on_event=seen.append) == "succeeded"
 
@@ -144,7 +74,7 @@ def _train_then_die(settings_kwargs: dict, job_id: int, epochs_before_death: int
 
 def test_a_run_whose_worker_died_resumes_from_its_last_epoch(job_settings, factory, synth) -> None:
     plan = _plan(job_settings, factory, synth)
-    _with_tiny_detector(factory, plan.run.id)
+    with_tiny_detector(factory, plan.run.id)
     kwargs = {
         "home": str(job_settings.home),
         "database_url": job_settings.db_url,
@@ -177,7 +107,7 @@ def test_a_cancelled_run_keeps_its_best_checkpoint(job_settings, factory, synth)
     from ddm.catalog.jobs import cancel_job
 
     plan = _plan(job_settings, factory, synth, replace(QUICK, epochs=50))
-    _with_tiny_detector(factory, plan.run.id)
+    with_tiny_detector(factory, plan.run.id)
 
     def cancel_after_two(event: dict) -> None:
         if event["epoch"] == 2:
@@ -246,7 +176,7 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
     env = {**env, "DDM_STALE_AFTER_SECONDS": "6"}
     settings, factory = broker_settings_and_factory(env)
     plan = _plan(settings, factory, make_synth(settings, factory), replace(QUICK, epochs=30))
-    _with_tiny_detector(factory, plan.run.id)
+    with_tiny_detector(factory, plan.run.id)
     assert dispatch(settings, factory, [plan.job_id]).sent
     log = tmp_path / "worker.log"
 

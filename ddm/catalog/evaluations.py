@@ -1,0 +1,401 @@
+"""Evaluations and their per-video predictions: which videos a run is scored on, the
+leakage guard, reuse, and the stored scores every reported number comes from (catalog
+layer).
+
+An evaluation scores one run on one dataset split with the run's own extractor. Its
+`caches_digest` hashes every scored video's id and cache checksum, so an evaluation is
+reused exactly when run, dataset, split and caches are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, RunMember, Video
+from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
+from ddm.errors import InvalidInput, NotFound
+from ddm.vocab import Label, ProbeStatus, Split
+
+ALL_SPLITS = "all"
+SPLIT_CHOICES = (*(split.value for split in Split), ALL_SPLITS)
+
+
+@dataclass(frozen=True)
+class EvalCandidate:
+    """A video to score: labelled, readable, with a valid cache of the run's extractor."""
+
+    video_id: int
+    path: str
+    label: str
+    cache_path: str  # relative to the cache dir
+    cache_checksum: str
+    is_leaked: bool  # in the run's train/val membership, by video or by content hash
+
+
+@dataclass(frozen=True)
+class EvaluationSelection:
+    """What an evaluation of one run on one dataset split scores, and what it leaves out.
+
+    `split` is the stored split (None: every video); `note` says why it differs from the
+    one asked for, if it does.
+    """
+
+    run_id: int
+    dataset: str
+    dataset_id: int
+    split: str | None
+    fingerprint: str
+    videos: list[EvalCandidate]
+    left_out: dict[str, int]
+    note: str | None
+
+    @property
+    def caches_digest(self) -> str:
+        lines = sorted(f"{v.video_id}:{v.cache_checksum}" for v in self.videos)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    @property
+    def leaked_videos(self) -> int:
+        return sum(video.is_leaked for video in self.videos)
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    id: int
+    run_id: int
+    dataset: str
+    split: str | None
+    job_id: int | None
+    fingerprint: str | None
+    n_videos: int
+    leaked_videos: int
+    is_held_out: bool
+    threshold: float | None
+    left_out: dict[str, int] | None
+    metrics: dict[str, Any]
+    created_at: Any
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One stored score, with the facts of its video the bias statistics break it down by."""
+
+    evaluation_id: int
+    video_id: int
+    path: str
+    label: str | None
+    score: float
+    predicted_label: str
+    is_leaked: bool
+    method: str | None
+    compression: str | None
+    frame_count: int | None
+    width: int | None
+    height: int | None
+    fallback_frames: int | None  # of the scored cache
+    frame_sources: str | None
+    cache_path: str | None
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def dataset_id(session: Session, name: str) -> int:
+    """The id of a dataset by name.
+
+    Raises:
+        NotFound: no such dataset (the known ones are named).
+    """
+    found = session.scalars(select(Dataset.id).where(Dataset.name == name)).first()
+    if found is None:
+        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name)))
+        raise NotFound(
+            f"no dataset named {name!r} (known: {known or 'none yet'}); run `ddm ingest PATH` first"
+        )
+    return found
+
+
+def resolve_split(session: Session, dataset: int, split: str | None) -> tuple[str | None, str]:
+    """The stored split to evaluate and its name: `test` by default, or every video when
+    the dataset has no test split (DFDC's training parts, for instance).
+
+    Raises:
+        InvalidInput: an unknown split, or an explicit one without videos.
+    """
+    if split is not None and split not in SPLIT_CHOICES:
+        raise InvalidInput(f"no split {split!r}: one of {', '.join(SPLIT_CHOICES)}")
+    if split == ALL_SPLITS:
+        return None, ALL_SPLITS
+    wanted = split or Split.TEST.value
+    count = session.scalar(
+        select(func.count(Video.id)).where(Video.dataset_id == dataset, Video.split == wanted)
+    )
+    if count:
+        return wanted, wanted
+    if split is None:
+        return None, ALL_SPLITS
+    raise InvalidInput(f"the dataset has no video in split {wanted!r}; try --split all")
+
+
+def evaluation_selection(
+    session: Session, run: int | str, dataset: str, split: str | None = None
+) -> EvaluationSelection:
+    """The videos of `dataset` (one split, see `resolve_split`) that `run` can be scored on.
+
+    Raises:
+        NotFound: an unknown run or dataset.
+        InvalidInput: an unknown or empty split, or no valid cache of the run's extractor.
+    """
+    record = get_run(session, run)
+    if not record.fingerprint:
+        raise InvalidInput(f"run {record.id} has no extractor fingerprint; it cannot be scored")
+    ds_id = dataset_id(session, dataset)
+    stored, name = resolve_split(session, ds_id, split)
+    note = None
+    if split is None and stored is None:
+        note = f"{dataset} has no test split: every video is evaluated"
+    rows = session.execute(_videos_with_cache(ds_id, stored, record.fingerprint)).all()
+    leaked_ids, leaked_hashes = _membership(session, record.id)
+    videos: list[EvalCandidate] = []
+    left_out = dict.fromkeys(("missing", "unreadable", "unlabelled", "no valid cache"), 0)
+    for row in rows:
+        reason = _left_out_reason(row)
+        if reason is not None:
+            left_out[reason] += 1
+            continue
+        is_leaked = row.id in leaked_ids or (
+            row.content_hash is not None and row.content_hash in leaked_hashes
+        )
+        videos.append(
+            EvalCandidate(row.id, row.path, row.label, row.cache_path, row.checksum, is_leaked)
+        )
+    if not videos:
+        raise InvalidInput(
+            f"no video of {dataset} (split {name}) has a valid cache of run {record.id}'s "
+            f"extractor {record.fingerprint[:SHORT_FINGERPRINT]}; run "
+            f"`ddm extract --dataset {dataset}` with the same weights first"
+        )
+    return EvaluationSelection(
+        record.id, dataset, ds_id, stored, record.fingerprint, videos, left_out, note
+    )
+
+
+def _videos_with_cache(dataset: int, split: str | None, fingerprint: str) -> Any:
+    cache = (
+        select(FeatureCache.video_id, FeatureCache.path, FeatureCache.checksum)
+        .where(FeatureCache.fingerprint == fingerprint, FeatureCache.is_valid.is_(True))
+        .subquery()
+    )
+    query = (
+        select(
+            Video.id,
+            Video.path,
+            Video.label,
+            Video.is_present,
+            Video.probe_status,
+            Video.content_hash,
+            cache.c.path.label("cache_path"),
+            cache.c.checksum,
+        )
+        .outerjoin(cache, cache.c.video_id == Video.id)
+        .where(Video.dataset_id == dataset)
+        .order_by(Video.id)
+    )
+    return query if split is None else query.where(Video.split == split)
+
+
+def _left_out_reason(row: Any) -> str | None:
+    if not row.is_present:
+        return "missing"
+    if row.probe_status != ProbeStatus.OK.value:
+        return "unreadable"
+    if row.label is None:
+        return "unlabelled"
+    if row.cache_path is None or row.checksum is None:
+        return "no valid cache"
+    return None
+
+
+def _membership(session: Session, run_id: int) -> tuple[set[int], set[str]]:
+    rows = session.execute(
+        select(RunMember.video_id, RunMember.content_hash).where(RunMember.run_id == run_id)
+    ).all()
+    return {row.video_id for row in rows}, {row.content_hash for row in rows if row.content_hash}
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def find_evaluation(session: Session, selection: EvaluationSelection) -> EvaluationRecord | None:
+    """The stored evaluation of the same run, dataset, split and caches, if any."""
+    query = (
+        select(Evaluation)
+        .where(
+            Evaluation.run_id == selection.run_id,
+            Evaluation.dataset_id == selection.dataset_id,
+            _split_is(selection.split),
+            Evaluation.caches_digest == selection.caches_digest,
+        )
+        .order_by(Evaluation.id.desc())
+    )
+    row = session.scalars(query).first()
+    return None if row is None else _to_record(row, selection.dataset)
+
+
+def _split_is(split: str | None) -> Any:
+    return Evaluation.split.is_(None) if split is None else Evaluation.split == split
+
+
+def record_evaluation(
+    session: Session,
+    selection: EvaluationSelection,
+    scores: Sequence[float],
+    *,
+    threshold: float,
+    metrics: dict[str, Any],
+    job_id: int | None = None,
+) -> EvaluationRecord:
+    """Store one evaluation and a prediction per selected video (scores in selection order);
+    the caller commits.
+
+    Raises:
+        InvalidInput: not one score per video, or a score outside [0, 1].
+    """
+    if len(scores) != len(selection.videos):
+        raise InvalidInput(f"{len(scores)} scores for {len(selection.videos)} videos")
+    if any(not 0.0 <= float(score) <= 1.0 for score in scores):
+        raise InvalidInput("a score is not a probability in [0, 1]")
+    leaked = selection.leaked_videos
+    row = Evaluation(
+        run_id=selection.run_id,
+        dataset_id=selection.dataset_id,
+        split=selection.split,
+        job_id=job_id,
+        metrics=metrics,
+        fingerprint=selection.fingerprint,
+        caches_digest=selection.caches_digest,
+        n_videos=len(selection.videos),
+        leaked_videos=leaked,
+        is_held_out=leaked == 0,
+        threshold=threshold,
+        left_out=selection.left_out,
+    )
+    session.add(row)
+    session.flush()
+    session.execute(
+        insert(Prediction),
+        [
+            {
+                "evaluation_id": row.id,
+                "video_id": video.video_id,
+                "score": float(score),
+                "predicted_label": _label_of(float(score), threshold),
+                "label": video.label,
+                "is_leaked": video.is_leaked,
+            }
+            for video, score in zip(selection.videos, scores, strict=True)
+        ],
+    )
+    return _to_record(row, selection.dataset)
+
+
+def _label_of(score: float, threshold: float) -> str:
+    return Label.FAKE.value if score >= threshold else Label.REAL.value
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def get_evaluation(session: Session, evaluation_id: int) -> EvaluationRecord:
+    """Raises NotFound when there is no such evaluation."""
+    row = session.get(Evaluation, evaluation_id)
+    if row is None:
+        raise NotFound(f"no evaluation {evaluation_id}")
+    name = session.scalars(select(Dataset.name).where(Dataset.id == row.dataset_id)).one()
+    return _to_record(row, name)
+
+
+def latest_evaluations(
+    session: Session, run_ids: Sequence[int] | None = None
+) -> list[EvaluationRecord]:
+    """The newest evaluation per (run, dataset, split), oldest run first."""
+    query = (
+        select(Evaluation, Dataset.name)
+        .join(Dataset, Dataset.id == Evaluation.dataset_id)
+        .order_by(Evaluation.id.desc())
+    )
+    if run_ids is not None:
+        query = query.where(Evaluation.run_id.in_(list(run_ids)))
+    newest: dict[tuple[int, str, str | None], EvaluationRecord] = {}
+    for row, name in session.execute(query):
+        newest.setdefault((row.run_id, name, row.split), _to_record(row, name))
+    return sorted(newest.values(), key=lambda e: (e.run_id, e.dataset, e.split or ""))
+
+
+def evaluation_predictions(session: Session, evaluation_id: int) -> list[PredictionRecord]:
+    """The evaluation's stored scores, joined with the facts of each video and the cache
+    that was scored, in video id order."""
+    evaluation = session.get(Evaluation, evaluation_id)
+    if evaluation is None:
+        raise NotFound(f"no evaluation {evaluation_id}")
+    cache = (
+        select(
+            FeatureCache.video_id,
+            FeatureCache.fallback_frames,
+            FeatureCache.frame_sources,
+            FeatureCache.path,
+        )
+        .where(FeatureCache.fingerprint == (evaluation.fingerprint or ""))
+        .subquery()
+    )
+    query = (
+        select(Prediction, Video, cache.c.fallback_frames, cache.c.frame_sources, cache.c.path)
+        .join(Video, Video.id == Prediction.video_id)
+        .outerjoin(cache, cache.c.video_id == Prediction.video_id)
+        .where(Prediction.evaluation_id == evaluation_id)
+        .order_by(Prediction.video_id)
+    )
+    return [
+        PredictionRecord(
+            evaluation_id=evaluation_id,
+            video_id=video.id,
+            path=video.path,
+            label=prediction.label,
+            score=prediction.score,
+            predicted_label=prediction.predicted_label,
+            is_leaked=bool(prediction.is_leaked),
+            method=video.method,
+            compression=video.compression,
+            frame_count=video.frame_count,
+            width=video.width,
+            height=video.height,
+            fallback_frames=fallback,
+            frame_sources=sources,
+            cache_path=path,
+        )
+        for prediction, video, fallback, sources, path in session.execute(query)
+    ]
+
+
+def _to_record(row: Evaluation, dataset: str) -> EvaluationRecord:
+    return EvaluationRecord(
+        id=row.id,
+        run_id=row.run_id,
+        dataset=dataset,
+        split=row.split,
+        job_id=row.job_id,
+        fingerprint=row.fingerprint,
+        n_videos=row.n_videos,
+        leaked_videos=row.leaked_videos,
+        is_held_out=bool(row.is_held_out),
+        threshold=row.threshold,
+        left_out=row.left_out,
+        metrics=row.metrics or {},
+        created_at=row.created_at,
+    )

@@ -1,0 +1,95 @@
+"""Per-video facts for the catalog's bias statistics: what a detector could learn instead of
+the manipulation (catalog layer). No run is needed; the statistics themselves are computed
+by the jobs layer (tasks/bias.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ddm.catalog.evaluations import dataset_id
+from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.vocab import ProbeStatus
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """One labelled, readable video as the bias statistics see it.
+
+    `fallback_frames` and `frames_sampled` come from the video's newest valid feature
+    cache (None without one).
+    """
+
+    video_id: int
+    dataset: str
+    label: str
+    split: str | None
+    method: str | None
+    compression: str | None
+    frame_count: int | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    duration_s: float | None
+    size_bytes: int | None
+    fallback_frames: int | None
+    frames_sampled: int | None
+
+
+def video_facts(session: Session, datasets: Sequence[str] | None = None) -> list[VideoFacts]:
+    """Facts of every present, readable, labelled video of `datasets` (default: all).
+
+    Raises:
+        NotFound: an unknown dataset name.
+    """
+    query = (
+        select(Video, Dataset.name)
+        .join(Dataset, Dataset.id == Video.dataset_id)
+        .where(
+            Video.is_present.is_(True),
+            Video.probe_status == ProbeStatus.OK.value,
+            Video.label.is_not(None),
+        )
+        .order_by(Dataset.name, Video.id)
+    )
+    if datasets:
+        query = query.where(Video.dataset_id.in_([dataset_id(session, n) for n in datasets]))
+    caches = _newest_valid_caches(session)
+    facts = []
+    for video, name in session.execute(query):
+        fallback, sampled = caches.get(video.id, (None, None))
+        facts.append(
+            VideoFacts(
+                video_id=video.id,
+                dataset=name,
+                label=video.label,
+                split=video.split,
+                method=video.method,
+                compression=video.compression,
+                frame_count=video.frame_count,
+                width=video.width,
+                height=video.height,
+                fps=video.fps,
+                duration_s=video.duration_s,
+                size_bytes=video.size_bytes,
+                fallback_frames=fallback,
+                frames_sampled=sampled,
+            )
+        )
+    return facts
+
+
+def _newest_valid_caches(session: Session) -> dict[int, tuple[int | None, int | None]]:
+    query = (
+        select(FeatureCache.video_id, FeatureCache.fallback_frames, FeatureCache.frames_sampled)
+        .where(FeatureCache.is_valid.is_(True))
+        .order_by(FeatureCache.updated_at, FeatureCache.id)
+    )
+    # Later rows overwrite earlier ones: the newest valid cache of each video wins.
+    return {
+        row.video_id: (row.fallback_frames, row.frames_sampled) for row in session.execute(query)
+    }

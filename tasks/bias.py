@@ -1,0 +1,172 @@
+"""Bias statistics: of the catalog (what a detector could learn instead of the manipulation)
+and of stored predictions (where a run errs), each strong skew said in one sentence (jobs
+layer: catalog facts in, `model.bias` numbers out).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ddm.vocab import Label, Split
+
+# An attribute separating real from fake at least this well is called a shortcut.
+SHORTCUT_SEPARATION = 0.75
+# Fewer videos of a class than this and no sentence is made of a separation: with three
+# clips anything "separates" them.
+MIN_PER_CLASS = 5
+# A group whose error rate exceeds the run's overall rate by this much is called out.
+GROUP_SKEW = 0.25
+MIN_GROUP = 5
+
+ATTRIBUTES: dict[str, Callable[[Any], float | None]] = {
+    "frame count": lambda v: v.frame_count,
+    "width": lambda v: v.width,
+    "height": lambda v: v.height,
+    "fps": lambda v: v.fps,
+    "duration": lambda v: v.duration_s,
+    "file size": lambda v: v.size_bytes,
+    "bitrate": lambda v: v.size_bytes * 8 / v.duration_s if v.size_bytes and v.duration_s else None,
+    "fallback rate": lambda v: (
+        v.fallback_frames / v.frames_sampled
+        if v.frames_sampled and v.fallback_frames is not None
+        else None
+    ),
+}
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def catalog_bias(facts: Sequence[Any]) -> dict[str, Any]:
+    """Per dataset: per-label summaries, and how well each attribute alone separates the
+    labels (`model.bias.attribute_separation`), with a sentence per shortcut."""
+    by_dataset: dict[str, list[Any]] = {}
+    for fact in facts:
+        by_dataset.setdefault(fact.dataset, []).append(fact)
+    datasets = {name: _dataset_bias(name, videos) for name, videos in by_dataset.items()}
+    sentences = [s for entry in datasets.values() for s in entry.pop("sentences")]
+    return {"datasets": datasets, "sentences": sentences}
+
+
+def _dataset_bias(name: str, videos: list[Any]) -> dict[str, Any]:
+    from model.bias import attribute_separation
+
+    labels = [int(v.label == Label.FAKE) for v in videos]
+    separation = {}
+    sentences = []
+    for attribute, value_of in ATTRIBUTES.items():
+        result = attribute_separation(labels, [value_of(v) for v in videos])
+        separation[attribute] = result
+        if _is_shortcut(result):
+            sentences.append(
+                f"{name}: {attribute} alone separates real from fake with AUC "
+                f"{result['separation']:.2f} ({result['direction']}); a detector can learn "
+                "it instead of the manipulation"
+            )
+    by_label = {
+        label.value: _label_summary([v for v in videos if v.label == label]) for label in Label
+    }
+    return {"by_label": by_label, "separation": separation, "sentences": sentences}
+
+
+def _is_shortcut(result: dict[str, Any] | None) -> bool:
+    return bool(
+        result
+        and min(result["n_real"], result["n_fake"]) >= MIN_PER_CLASS
+        and result["separation"] >= SHORTCUT_SEPARATION
+    )
+
+
+def _label_summary(videos: list[Any]) -> dict[str, Any]:
+    with_cache = [v for v in videos if v.frames_sampled]
+    return {
+        "videos": len(videos),
+        "splits": _splits(videos),
+        "frame_count": _median([v.frame_count for v in videos]),
+        "resolution": _most_common([_resolution(v) for v in videos]),
+        "fps": _median([v.fps for v in videos]),
+        "duration_s": _median([v.duration_s for v in videos]),
+        "with_cache": len(with_cache),
+        "fallback_rate": _share(with_cache, lambda v: bool(v.fallback_frames)),
+    }
+
+
+def _splits(videos: list[Any]) -> dict[str, int]:
+    counts = Counter(v.split or "none" for v in videos)
+    return {name: counts.get(name, 0) for name in (*(s.value for s in Split), "none")}
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def _most_common(values: list[str | None]) -> str | None:
+    present = Counter(value for value in values if value is not None)
+    return present.most_common(1)[0][0] if present else None
+
+
+def _resolution(video: Any) -> str | None:
+    return f"{video.width}x{video.height}" if video.width and video.height else None
+
+
+def _share(videos: list[Any], predicate: Callable[[Any], bool]) -> float | None:
+    return sum(map(predicate, videos)) / len(videos) if videos else None
+
+
+# --------------------------------------------------------------------------- predictions
+
+GROUPINGS: dict[str, Callable[[Any], str | None]] = {
+    "label": lambda p: p.label,
+    "method": lambda p: p.method or ("none" if p.label == Label.REAL else None),
+    "compression": lambda p: p.compression,
+    "fallback": lambda p: (
+        None
+        if p.fallback_frames is None
+        else ("any fallback frame" if p.fallback_frames else "none")
+    ),
+}
+
+
+def prediction_bias(predictions: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Predicted-fake rate and error rate per group, for every grouping of the videos."""
+    from model.bias import frame_count_bucket, prediction_breakdown, resolution_bucket
+
+    groupings = {
+        **GROUPINGS,
+        "frame_count": lambda p: frame_count_bucket(p.frame_count),
+        "resolution": lambda p: resolution_bucket(p.width, p.height),
+    }
+    labels = [int(p.label == Label.FAKE) for p in predictions]
+    predicted = [int(p.predicted_label == Label.FAKE) for p in predictions]
+    return {
+        name: prediction_breakdown(labels, predicted, [group_of(p) for p in predictions])
+        for name, group_of in groupings.items()
+    }
+
+
+def prediction_sentences(entry: dict[str, Any], by: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Plain sentences for a run's strong skews on one evaluated dataset."""
+    who = f"run {entry['run_id']} ({'+'.join(entry['train_datasets'])})"
+    dataset = entry["eval_dataset"]
+    c = entry["confusion"]
+    sentences = []
+    fakes, reals = c["tp"] + c["fn"], c["tn"] + c["fp"]
+    if fakes and c["fn"] * 2 >= fakes:
+        sentences.append(f"{who} predicts real for {c['fn']} of {fakes} {dataset} fakes")
+    if reals and c["fp"] * 2 >= reals:
+        sentences.append(f"{who} predicts fake for {c['fp']} of {reals} {dataset} reals")
+    overall = 1 - entry["accuracy"]
+    for grouping, groups in by.items():
+        if grouping == "label":
+            continue
+        for group in groups:
+            if group["n"] >= MIN_GROUP and group["error_rate"] >= overall + GROUP_SKEW:
+                sentences.append(
+                    f"{who} errs on {group['errors']} of {group['n']} {dataset} videos with "
+                    f"{grouping} {group['group']} (overall error rate {overall:.0%})"
+                )
+    return sentences

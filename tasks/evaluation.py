@@ -1,0 +1,227 @@
+"""Evaluations: score runs on a dataset split as the `evaluate` job kind, storing every
+per-video score (jobs layer).
+
+`plan_evaluations` is the first half of `ddm report`: it picks the runs, reuses a stored
+evaluation whose run, dataset, split and caches are unchanged, and queues one `evaluate`
+job per run that needs one. `run_evaluation` is that kind's run function: it scores the
+run's best checkpoint on exactly the selected cache files (checked against the checksums
+it selected) and stores the evaluation with its predictions in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ddm.catalog import evaluations, runs
+from ddm.catalog.jobs import create_job
+from ddm.config import Settings
+from ddm.db import session_scope
+from ddm.errors import InvalidInput
+from ddm.fs import sha256_of
+from ddm.vocab import JobStatus, Label
+from tasks.dispatch import Dispatched, dispatch
+from tasks.kinds import EVALUATE
+from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD = 0.5
+LATEST, ALL_RUNS = "latest", "all"
+
+
+@dataclass(frozen=True)
+class PlannedEvaluation:
+    """One run's evaluation: stored already (`evaluation_id`) or queued as `job_id`."""
+
+    run: Any  # RunRecord
+    selection: evaluations.EvaluationSelection
+    evaluation_id: int | None = None
+    job_id: int | None = None
+
+    @property
+    def is_reused(self) -> bool:
+        return self.evaluation_id is not None
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    dataset: str
+    split: str  # as named to the user: test, val, train or all
+    planned: list[PlannedEvaluation]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def job_ids(self) -> list[int]:
+        return [p.job_id for p in self.planned if p.job_id is not None]
+
+
+def select_runs(session: Session, spec: str) -> list[Any]:
+    """The runs `--runs` names: `latest` (the newest succeeded run), `all` (every succeeded
+    run) or ids and names separated by commas (each must have a best checkpoint).
+
+    Raises:
+        NotFound: a named run does not exist.
+        InvalidInput: no run has succeeded yet, or a named run has no checkpoint.
+    """
+    if spec in (LATEST, ALL_RUNS):
+        found = runs.list_runs(session, limit=1_000_000, status=JobStatus.SUCCEEDED.value)
+        if not found:
+            raise InvalidInput("no trained run to report on; run `ddm train --datasets NAME` first")
+        return found[:1] if spec == LATEST else sorted(found, key=lambda run: run.id)
+    named = [runs.get_run(session, ref) for ref in _refs(spec)]
+    for run in named:
+        if not run.checkpoint_path:
+            raise InvalidInput(
+                f"run {run.id} ({run.name}) has no checkpoint (status {run.status}); "
+                "only a run that finished an epoch can be evaluated"
+            )
+    return list({run.id: run for run in named}.values())
+
+
+def _refs(spec: str) -> list[int | str]:
+    refs = [part.strip() for part in spec.split(",") if part.strip()]
+    if not refs:
+        raise InvalidInput("--runs: name runs by id or name, or use latest or all")
+    return [int(ref) if ref.isdigit() else ref for ref in refs]
+
+
+def plan_evaluations(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    dataset: str,
+    *,
+    split: str | None = None,
+    run_spec: str = LATEST,
+) -> EvaluationPlan:
+    """Reuse or queue one evaluation per selected run; commits the queued jobs.
+
+    Raises:
+        NotFound: an unknown dataset or run.
+        InvalidInput: nothing to evaluate (no run, no valid cache for any selected run).
+    """
+    with session_scope(factory) as session:
+        evaluations.dataset_id(session, dataset)
+        selected = select_runs(session, run_spec)
+        planned, notes = [], []
+        for run in selected:
+            try:
+                selection = evaluations.evaluation_selection(session, run.id, dataset, split)
+            except InvalidInput as exc:
+                if run_spec not in (LATEST, ALL_RUNS) or len(selected) == 1:
+                    raise
+                notes.append(f"run {run.id} ({run.name}) not evaluated: {exc}")
+                continue
+            planned.append(_plan_one(session, run, selection))
+            if selection.note and selection.note not in notes:
+                notes.append(selection.note)
+        if not planned:
+            raise InvalidInput(f"no selected run can be scored on {dataset}: {'; '.join(notes)}")
+        split_name = (
+            evaluations.ALL_SPLITS
+            if planned[0].selection.split is None
+            else (planned[0].selection.split)
+        )
+    return EvaluationPlan(dataset, split_name, planned, notes)
+
+
+def _plan_one(session: Session, run: Any, selection: Any) -> PlannedEvaluation:
+    stored = evaluations.find_evaluation(session, selection)
+    if stored is not None:
+        return PlannedEvaluation(run, selection, evaluation_id=stored.id)
+    params = {"run_id": run.id, "dataset": selection.dataset, "split": selection.split}
+    params["all_splits"] = selection.split is None
+    job = create_job(session, EVALUATE.name, params, total=len(selection.videos))
+    return PlannedEvaluation(run, selection, job_id=job.id)
+
+
+def evaluate_runs(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    dataset: str,
+    *,
+    split: str | None = None,
+    run_spec: str = LATEST,
+) -> tuple[EvaluationPlan, Dispatched]:
+    """Plan the evaluations and run the queued ones here (no broker) or send them."""
+    if not settings.broker:
+        abandon_stale_jobs(settings, factory)
+    plan = plan_evaluations(settings, factory, dataset, split=split, run_spec=run_spec)
+    return plan, dispatch(settings, factory, plan.job_ids)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_evaluation(context: JobContext) -> JobOutcome:
+    """The `evaluate` kind: score the run's best checkpoint and store the predictions."""
+    params = context.params
+    split = evaluations.ALL_SPLITS if params.get("all_splits") else params["split"]
+    with session_scope(context.factory) as session:
+        run = runs.get_run(session, params["run_id"])
+        selection = evaluations.evaluation_selection(session, run.id, params["dataset"], split)
+        stored = evaluations.find_evaluation(session, selection)
+    if stored is not None:  # another job stored the same evaluation meanwhile
+        return JobOutcome(JobStatus.SUCCEEDED.value, {"evaluation_id": stored.id, "reused": True})
+    items = _items(selection, Path(context.settings.cache_dir or ""))
+    scores = _score(context, run, items)
+    context.check()
+    metrics = _metrics(selection, scores)
+    with session_scope(context.factory) as session:
+        record = evaluations.record_evaluation(
+            session,
+            selection,
+            scores,
+            threshold=THRESHOLD,
+            metrics=metrics,
+            job_id=context.job_id,
+        )
+    summary = {"evaluation_id": record.id, "n_videos": record.n_videos}
+    summary.update(held_out=record.is_held_out, auc=metrics["roc_auc"])
+    return JobOutcome(JobStatus.SUCCEEDED.value, summary)
+
+
+def _items(selection: Any, cache_dir: Path) -> list[tuple[Path, float]]:
+    """(cache file, label) per selected video, each checked against its selected checksum."""
+    items = []
+    for video in selection.videos:
+        path = cache_dir / video.cache_path
+        if not path.is_file() or sha256_of(path) != video.cache_checksum:
+            raise InvalidInput(
+                f"the cache file of video {video.video_id} ({path}) changed or vanished "
+                "while it was being evaluated; run `ddm cache verify`, then report again"
+            )
+        items.append((path, float(video.label == Label.FAKE)))
+    return items
+
+
+def _score(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> list[float]:
+    import torch
+
+    from model.checkpoint import model_from_checkpoint
+    from model.data import CachedFeatureDataset, make_loader
+    from tasks.training_loop import resolve_device
+
+    if not run.checkpoint_path or not Path(run.checkpoint_path).is_file():
+        raise InvalidInput(f"run {run.id}'s checkpoint {run.checkpoint_path} is missing")
+    device = resolve_device(run.config.get("device", "auto"))
+    model, _ = model_from_checkpoint(run.checkpoint_path, device=device)
+    loader = make_loader(CachedFeatureDataset(items), batch_size=64, shuffle=False)
+    scores: list[float] = []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch["content"].to(device), batch["style"].to(device))
+            scores.extend(torch.sigmoid(logits).double().cpu().tolist())
+            context.advance(units=len(logits))
+    return scores
+
+
+def _metrics(selection: Any, scores: list[float]) -> dict[str, Any]:
+    from model.metrics import binary_metrics
+
+    labels = [int(video.label == Label.FAKE) for video in selection.videos]
+    return binary_metrics(labels, scores, threshold=THRESHOLD)

@@ -1,0 +1,154 @@
+"""`ddm report --out DIR`: the figures (PNG) and a Markdown report linking them, each
+written atomically (jobs layer: catalog rows and cache files in, `model.figures` out)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ddm.catalog import evaluations, runs
+from ddm.catalog.records import to_json
+from ddm.db import session_scope
+from ddm.fs import atomic_write
+from ddm.vocab import Label
+
+# The style-pattern figure reads at most this many cache files per class.
+PATTERN_VIDEOS = 200
+
+
+def write_report_files(
+    report: dict[str, Any], out: Path, factory: sessionmaker[Session], cache_dir: Path
+) -> list[Path]:
+    """Write the figures, report.md and report.json into `out`; returns the paths."""
+    from model import figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    entries = report["runs"]
+    for entry in entries:
+        tag = f"run{entry['run_id']}"
+        written.append(
+            figures.confusion_figure(
+                out / f"confusion_{tag}.png", entry["confusion"], _title(entry, report)
+            )
+        )
+        epochs = _epochs(factory, entry["run_id"])
+        if epochs:
+            written.append(
+                figures.training_curves_figure(
+                    out / f"training_{tag}.png", epochs, f"run {entry['run_id']} training"
+                )
+            )
+    curves = [
+        (_legend(entry), _labels(entry), [p["score"] for p in entry["predictions"]])
+        for entry in entries
+    ]
+    written.append(figures.roc_figure(out / "roc.png", curves, f"ROC on {report['eval_dataset']}"))
+    pattern = _style_pattern(factory, entries, cache_dir)
+    if pattern is not None:
+        written.append(
+            figures.style_pattern_figure(
+                out / "style_pattern.png",
+                *pattern,
+                f"style-flow magnitude over time, {report['eval_dataset']}",
+            )
+        )
+    written.append(_write_text(out / "report.json", json.dumps(report, indent=2, default=str)))
+    written.append(_write_text(out / "report.md", markdown(report, [p.name for p in written])))
+    return written
+
+
+def _title(entry: dict[str, Any], report: dict[str, Any]) -> str:
+    return f"{_legend(entry)} on {report['eval_dataset']} ({entry['split']})"
+
+
+def _legend(entry: dict[str, Any]) -> str:
+    return f"run {entry['run_id']} ({'+'.join(entry['train_datasets'])})"
+
+
+def _labels(entry: dict[str, Any]) -> list[int]:
+    return [int(p["label"] == Label.FAKE) for p in entry["predictions"]]
+
+
+def _epochs(factory: sessionmaker[Session], run_id: int) -> list[dict[str, Any]]:
+    with session_scope(factory) as session:
+        return [to_json(epoch) for epoch in runs.run_epochs(session, run_id)]
+
+
+def _style_pattern(
+    factory: sessionmaker[Session], entries: list[dict[str, Any]], cache_dir: Path
+) -> tuple[list[Any], list[Any]] | None:
+    """Flow magnitude over time of the evaluated videos, real and fake, from the caches
+    the first evaluation scored."""
+    from model.bias import flow_magnitude
+    from model.features import load_features
+
+    if not entries:
+        return None
+    with session_scope(factory) as session:
+        predictions = evaluations.evaluation_predictions(session, entries[0]["evaluation_id"])
+    groups: dict[str, list[Any]] = {Label.REAL.value: [], Label.FAKE.value: []}
+    for p in predictions:
+        group = groups.get(p.label or "")
+        if group is None or p.cache_path is None or len(group) >= PATTERN_VIDEOS:
+            continue
+        path = cache_dir / p.cache_path
+        if path.is_file():
+            group.append(flow_magnitude(load_features(path)["style"].float().numpy()))
+    if not any(groups.values()):
+        return None
+    return groups[Label.REAL.value], groups[Label.FAKE.value]
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_write(path) as handle:
+        handle.write(text.encode())
+    return path
+
+
+def markdown(report: dict[str, Any], files: list[str]) -> str:
+    """The report as Markdown, linking the figures written next to it."""
+    lines = [f"# Evaluation on {report['eval_dataset']} (split {report['split']})", ""]
+    lines += [f"- {note}" for note in report["notes"]]
+    lines += ["", "## Results", "", _results_table(report["runs"]), ""]
+    lines += ["## Cross-dataset matrix (AUC / accuracy)", "", _matrix(report), ""]
+    sentences = report["bias"]["sentences"]
+    lines += ["## Skews", ""]
+    lines += [f"- {s}" for s in sentences] or ["- none found"]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}]({name})" for name in files if name.endswith(".png")]
+    return "\n".join(lines) + "\n"
+
+
+def _results_table(entries: list[dict[str, Any]]) -> str:
+    head = "| run | trained on | held out | videos | accuracy | precision | recall | F1 | AUC |"
+    rows = [head, "|" + "---|" * 9]
+    for e in entries:
+        cells = [e["accuracy"], e["precision"], e["recall"], e["f1"], e["auc"]]
+        rows.append(
+            f"| {e['run_id']} | {'+'.join(e['train_datasets'])} | "
+            f"{'yes' if e['held_out'] else 'NO'} | {e['n_videos']} | "
+            + " | ".join(_number(c) for c in cells)
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def _matrix(report: dict[str, Any]) -> str:
+    matrix = report["cross_dataset"]
+    columns = matrix["datasets"]
+    rows = ["| run | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for row in matrix["rows"]:
+        cells = [row["cells"].get(c) for c in columns]
+        text = [f"{_number(c['auc'])} / {_number(c['accuracy'])}" if c else "-" for c in cells]
+        rows.append(
+            f"| {row['run_id']} ({'+'.join(row['train_datasets'])}) | " + " | ".join(text) + " |"
+        )
+    return "\n".join(rows)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
