@@ -81,6 +81,7 @@ def _register_commands() -> None:
         extract_cmds,
         ingest_cmds,
         job_cmds,
+        predict_cmds,
         report_cmds,
         stubs,
         train_cmds,
@@ -97,6 +98,7 @@ def _register_commands() -> None:
         weights_cmds,
         train_cmds,
         report_cmds,
+        predict_cmds,
         stubs,
     )
     for command in (c for module in modules for c in module.COMMANDS):

@@ -252,7 +252,7 @@ def run_extraction(context: JobContext) -> JobOutcome:
     params, result = context.params, BatchResult()
     # Fail in a second, not after the first video's extraction, when nothing can be written.
     check_writable_dir(context.settings.cache_dir, "DDM_CACHE_DIR")
-    extractor = _extractor(params, context.settings.weights_dir)
+    extractor = extractor_for(params, context.settings.weights_dir)
     for video_id in params["video_ids"]:
         context.check()
         outcome = _one_video(context, extractor, video_id)
@@ -383,7 +383,7 @@ def _frame_source_letters(features: dict[str, Any]) -> str:
     return "".join(names[int(code)][0] for code in features["frame_source"])
 
 
-def _extractor(params: dict[str, Any], weights_dir: Path | None) -> Any:
+def extractor_for(params: dict[str, Any], weights_dir: Path | None) -> Any:
     """The job's extractor, from this machine's weights; they must give the job's fingerprint."""
     cfg = extractor_cfg(**params["extractor"])
     extractor = _build_extractor(cfg, str(weights_dir), params["allow_random_weights"])

@@ -102,16 +102,32 @@ def ddm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {"DDM_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
 
 
-@pytest.fixture
-def run_ddm(ddm_env: dict[str, str]):
-    """Run `ddm ARGS...` in-process through `cli.main.main`, the console script's entry."""
+def invoke_ddm(env: dict[str, str | None], *args: str) -> CliResult:
+    """Run `ddm ARGS...` in-process through `cli.main.main`, the console script's entry,
+    with `env` set (None unsets a variable)."""
     from cli.main import main
 
+    with CliRunner().isolation(env=env) as streams:
+        code = main(list(args))
+        stdout, stderr = streams[0].getvalue(), streams[1].getvalue()
+    return CliResult(code, stdout.decode(), stderr.decode())
+
+
+def private_ddm_env(home: Path) -> dict[str, str | None]:
+    """A DDM_HOME of its own, and every other DDM_ variable of this process unset."""
+    stray = {
+        name: None
+        for name in os.environ
+        if name.startswith("DDM_") and not name.startswith("DDM_TEST_")
+    }
+    return {**stray, "DDM_HOME": str(home), "COLUMNS": "200"}
+
+
+@pytest.fixture
+def run_ddm(ddm_env: dict[str, str]):
+    """Run `ddm ARGS...` in-process (see `invoke_ddm`) in the test's private environment."""
+
     def invoke(*args: str, env: dict[str, str] | None = None) -> CliResult:
-        runner = CliRunner()
-        with runner.isolation(env={**ddm_env, **(env or {})}) as streams:
-            code = main(list(args))
-            stdout, stderr = streams[0].getvalue(), streams[1].getvalue()
-        return CliResult(code, stdout.decode(), stderr.decode())
+        return invoke_ddm({**ddm_env, **(env or {})}, *args)
 
     return invoke

@@ -126,23 +126,22 @@ def _live_lease(stale_after: timedelta) -> ColumnElement[bool]:
 
 
 def valid_twin(
-    session: Session, fingerprint: str, content_hash: str, video_id: int
+    session: Session, fingerprint: str, content_hash: str, video_id: int | None = None
 ) -> ExtractedFacts | None:
-    """The valid cache of another video with the same content, if one exists.
+    """The valid cache of a video with this content (other than `video_id`), if any.
 
     Identical files (a clip shipped in two datasets, a copy under two names) share one
-    content-addressed cache file: the second is recorded, not extracted again.
+    content-addressed cache file: the second is recorded, not extracted again, and
+    `ddm predict` scores a known file from its cache.
     """
-    row = session.scalars(
-        select(FeatureCache)
-        .where(
-            FeatureCache.fingerprint == fingerprint,
-            FeatureCache.video_hash == content_hash,
-            FeatureCache.is_valid.is_(True),
-            FeatureCache.video_id != video_id,
-        )
-        .limit(1)
-    ).one_or_none()
+    query = select(FeatureCache).where(
+        FeatureCache.fingerprint == fingerprint,
+        FeatureCache.video_hash == content_hash,
+        FeatureCache.is_valid.is_(True),
+    )
+    if video_id is not None:
+        query = query.where(FeatureCache.video_id != video_id)
+    row = session.scalars(query.limit(1)).one_or_none()
     if row is None:
         return None
     return ExtractedFacts(

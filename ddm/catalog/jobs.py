@@ -74,6 +74,16 @@ def list_jobs(
     return [to_record(row) for row in session.scalars(query)]
 
 
+def latest_job_params(session: Session, kind: str, **match: Any) -> dict[str, Any] | None:
+    """The parameters of the newest job of `kind` whose parameters contain `match`, e.g.
+    the extract job that defined an extractor fingerprint."""
+    query = select(Job.params).where(Job.kind == kind).order_by(Job.id.desc())
+    for params in session.scalars(query):
+        if all(params.get(key) == value for key, value in match.items()):
+            return dict(params)
+    return None
+
+
 def set_task_id(session: Session, job_id: int, task_id: str) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(celery_task_id=task_id))
 

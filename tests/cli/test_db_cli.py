@@ -152,6 +152,8 @@ def test_help_lists_every_command_without_importing_torch() -> None:
         "extract",
         "train",
         "report",
+        "stats",
+        "predict",
         "db",
         "datasets",
         "videos",

@@ -1,0 +1,83 @@
+"""`ddm predict VIDEO...` (CLI layer): the probability that each file is fake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.app import App
+from cli.output import output_options, table, write_json
+from ddm.errors import DdmError
+
+COLUMNS = ["video", "p_fake", "label", "frames", "fallback", "features"]
+
+
+class SomeVideosFailed(DdmError):
+    """At least one video could not be scored; the others were."""
+
+
+@click.command("predict")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_ref", help="Run id or name [default: the newest succeeded run].")
+@click.option(
+    "--explain",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a timeline PNG per video here: style flow, attention, fallback frames.",
+)
+@output_options
+@click.pass_obj
+def predict(
+    app: App, videos: tuple[Path, ...], run_ref: str | None, explain: Path | None, as_json: bool
+) -> None:
+    """Score video files with a trained run: probability of fake and label.
+
+    A file the catalog knows is scored from its feature cache; any other is extracted
+    with the run's extractor first. An unreadable file gets one line of error and exit
+    status 1 at the end; the other files are still scored.
+
+    \b
+    Examples:
+      ddm predict suspicious.mp4
+      ddm predict clips/*.mp4 --run ff-1 --json
+      ddm predict clip.mp4 --explain explain/
+    """
+    from tasks.predict import explanation_paths, load_predictor, predict_video
+
+    predictor = load_predictor(app.settings, app.session_factory, run_ref)
+    targets = explanation_paths(list(videos), explain) if explain else [None] * len(videos)
+    answers = []
+    with app.err.status(f"scoring with run {predictor.run.id} ({predictor.run.name})"):
+        for path, target in zip(videos, targets, strict=True):
+            answers.append(predict_video(predictor, path, target))
+    _show(app, answers, as_json)
+    failed = [answer for answer in answers if answer.error]
+    for answer in failed:
+        app.err.print(f"error: {answer.path}: {answer.error}", markup=False, highlight=False)
+    if failed:
+        raise SomeVideosFailed(f"{len(failed)} of {len(answers)} videos could not be scored")
+
+
+def _show(app: App, answers: list, as_json: bool) -> None:
+    if as_json:
+        write_json([answer.as_json() for answer in answers])
+        return
+    rows = [
+        {
+            "video": answer.path,
+            "p_fake": answer.score,
+            "label": answer.label,
+            "frames": answer.frames_sampled,
+            "fallback": answer.fallback_frames,
+            "features": answer.source,
+        }
+        for answer in answers
+        if answer.error is None
+    ]
+    table(app.out, rows, COLUMNS, empty="no video could be scored")
+    for answer in answers:
+        if answer.explanation:
+            app.err.print(f"timeline: {answer.explanation}", markup=False, highlight=False)
+
+
+COMMANDS = (predict,)

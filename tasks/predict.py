@@ -1,0 +1,184 @@
+"""`ddm predict`: score video files with a run's best checkpoint, no catalog rows needed
+(jobs layer).
+
+Features come from the run's own extractor: a file the catalog already knows (by content
+hash) is scored from its valid cache, any other is extracted here. Each video is answered
+on its own: an unreadable file gets its one-line error and the others are still scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ddm.catalog import caches, jobs, runs
+from ddm.config import Settings
+from ddm.db import session_scope
+from ddm.errors import DdmError, InvalidInput
+from ddm.fs import sha256_of
+from ddm.ingest.probe import fingerprint_file
+from ddm.vocab import Label
+from tasks.evaluation import LATEST, THRESHOLD, select_runs
+from tasks.kinds import EXTRACT
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoPrediction:
+    """One video's answer: a score, or the error that prevented one."""
+
+    path: str
+    score: float | None = None
+    label: str | None = None
+    frames_sampled: int | None = None
+    fallback_frames: int | None = None
+    frame_sources: str | None = None
+    source: str | None = None  # "cache" (a known file) or "extracted"
+    explanation: str | None = None  # the timeline figure, with --explain
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items()}
+
+
+@dataclass
+class Predictor:
+    """A run's detector and, built on first need, its extractor."""
+
+    run: Any  # RunRecord
+    settings: Settings
+    factory: sessionmaker[Session]
+    model: Any = None
+    extractor: Any = None
+    extractor_params: dict[str, Any] | None = field(default=None, repr=False)
+
+    def features(self, path: Path) -> tuple[dict[str, Any], str]:
+        """The video's features and where they came from: its cache, or extracted now."""
+        from model.features import load_features
+
+        content_hash = fingerprint_file(path).sha256
+        cached = self._cached(content_hash)
+        if cached is not None:
+            return load_features(cached), "cache"
+        return self._extractor().extract(path), "extracted"
+
+    def _cached(self, content_hash: str) -> Path | None:
+        with session_scope(self.factory) as session:
+            twin = caches.valid_twin(session, self.run.fingerprint, content_hash)
+        if twin is None or twin.path is None:
+            return None
+        path = Path(self.settings.cache_dir or "") / twin.path
+        return path if path.is_file() and sha256_of(path) == twin.checksum else None
+
+    def _extractor(self) -> Any:
+        from tasks.extraction import extractor_for
+
+        if self.extractor is None:
+            self.extractor = extractor_for(self._extractor_params(), self.settings.weights_dir)
+        return self.extractor
+
+    def _extractor_params(self) -> dict[str, Any]:
+        with session_scope(self.factory) as session:
+            params = jobs.latest_job_params(session, EXTRACT.name, fingerprint=self.run.fingerprint)
+        if params is None:
+            raise InvalidInput(
+                f"the catalog has no extract job of run {self.run.id}'s extractor "
+                f"{(self.run.fingerprint or '')[:19]}, so its settings are unknown"
+            )
+        return params
+
+
+def load_predictor(
+    settings: Settings, factory: sessionmaker[Session], run_ref: str | None = None
+) -> Predictor:
+    """The run to predict with: the given one, or the newest succeeded run.
+
+    Raises:
+        NotFound: no such run.
+        InvalidInput: no run has succeeded yet, or the run has no checkpoint.
+    """
+    from model.checkpoint import model_from_checkpoint
+    from tasks.training_loop import resolve_device
+
+    with session_scope(factory) as session:
+        (run,) = select_runs(session, run_ref or LATEST)
+        run = runs.get_run(session, run.id)
+    if not run.checkpoint_path or not Path(run.checkpoint_path).is_file():
+        raise InvalidInput(f"run {run.id}'s checkpoint {run.checkpoint_path} is missing")
+    device = resolve_device(run.config.get("device", "auto"))
+    model, _ = model_from_checkpoint(run.checkpoint_path, device=device)
+    return Predictor(run, settings, factory, model=model)
+
+
+def predict_video(
+    predictor: Predictor, path: Path, explain_as: Path | None = None
+) -> VideoPrediction:
+    """Score one file (and draw its timeline to `explain_as`); a problem with the file
+    becomes its `error`, not an exception."""
+    try:
+        if not path.is_file():
+            raise InvalidInput("no such file")
+        return _predict(predictor, path, explain_as)
+    except (DdmError, OSError) as exc:
+        return VideoPrediction(str(path), error=str(exc).splitlines()[0] or type(exc).__name__)
+
+
+def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> VideoPrediction:
+    from model.explain import explain_video
+
+    features, source = predictor.features(path)
+    content, style = features["content"].float(), features["style"].float()
+    explained = explain_video(predictor.model, content, style, device=_device(predictor.model))
+    score = float(explained["score"])
+    sources = _frame_sources(features)
+    figure = None
+    if explain_as is not None:
+        figure = _timeline(explain_as, path.name, explained, sources, score)
+    return VideoPrediction(
+        path=str(path),
+        score=score,
+        label=Label.FAKE.value if score >= THRESHOLD else Label.REAL.value,
+        frames_sampled=int(style.shape[0]),
+        fallback_frames=sources.count("f") if sources else None,
+        frame_sources=sources,
+        source=source,
+        explanation=None if figure is None else str(figure),
+    )
+
+
+def _device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def _frame_sources(features: dict[str, Any]) -> str | None:
+    names, codes = features.get("frame_source_names"), features.get("frame_source")
+    if names is None or codes is None:
+        return None
+    return "".join(names[int(code)][0] for code in codes)
+
+
+def _timeline(
+    target: Path, title: str, explained: dict[str, Any], sources: str | None, score: float
+) -> Path:
+    from model.figures import timeline_figure
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return timeline_figure(
+        target, explained["flow_magnitude"], explained["attention"], sources or "", title, score
+    )
+
+
+def explanation_paths(paths: list[Path], explain_dir: Path) -> list[Path]:
+    """One PNG per video, named after it; repeated names are numbered, never overwritten."""
+    seen: dict[str, int] = {}
+    targets = []
+    for path in paths:
+        count = seen[path.stem] = seen.get(path.stem, 0) + 1
+        suffix = "" if count == 1 else f"-{count}"
+        targets.append(explain_dir / f"{path.stem}{suffix}.png")
+    return targets
