@@ -23,7 +23,9 @@ from ddm.config import load_settings
 from ddm.db import session_scope
 from model.checkpoint import model_from_checkpoint
 from model.train import TrainCfg
+from tasks.evaluation import evaluate_runs
 from tasks.lifecycle import run_job, sweep_once
+from tasks.report import build_report
 from tasks.training import plan_training
 from tests.tasks.synth import (
     FINGERPRINT,
@@ -180,10 +182,6 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
     assert dispatch(settings, factory, [plan.job_id]).sent
     log = tmp_path / "worker.log"
 
-    def job_finished() -> bool:
-        with session_scope(factory) as session:
-            return get_job(session, plan.job_id).status in ("succeeded", "failed", "cancelled")
-
     def epochs_done() -> int:
         with session_scope(factory) as session:
             return len(run_epochs(session, plan.run.id))
@@ -197,13 +195,27 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
     assert killed_after < 30, "killed too late to test anything"
     second = start_worker(env, log)
     try:
-        wait_for(lambda: job_finished(), 300, "the resumed job to finish", log)
+        wait_for(lambda: _finished(factory, plan.job_id), 300, "the resumed job to finish", log)
+        # The resumed run is then scored on its test split by an `evaluate` job there.
+        evaluation, dispatched = evaluate_runs(settings, factory, "synth")
+        assert dispatched.sent
+        (evaluate_job,) = evaluation.job_ids
+        wait_for(lambda: _finished(factory, evaluate_job), 120, "the evaluation", log)
     finally:
         kill_worker(second, signal.SIGTERM)
     with session_scope(factory) as session:
         job = get_job(session, plan.job_id)
         run = get_run(session, plan.run.id)
         epochs = [e.epoch for e in run_epochs(session, run.id)]
+        evaluated = get_job(session, evaluate_job)
     assert (job.status, run.status, job.attempts) == ("succeeded", "succeeded", 2)
     assert epochs == list(range(1, 31))
     assert "resumes after epoch" in log.read_text()
+    assert evaluated.status == "succeeded" and evaluated.worker not in (None, "")
+    (entry,) = build_report(factory, evaluation)["runs"]
+    assert (entry["run_id"], entry["n_videos"], entry["held_out"]) == (run.id, 4, True)
+
+
+def _finished(factory, job_id: int) -> bool:
+    with session_scope(factory) as session:
+        return get_job(session, job_id).status in ("succeeded", "failed", "cancelled")
