@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog import evaluations, runs
+from ddm.catalog.datasets import list_datasets
 from ddm.catalog.stats import video_facts
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput
@@ -45,7 +46,8 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
             entries.append(run_entry(planned.run, evaluation, predictions, planned.is_reused))
         run_ids = [planned.run.id for planned in plan.planned]
         matrix = cross_dataset(session, run_ids)
-        datasets = _datasets_of(plan, entries)
+        known = {dataset.name for dataset in list_datasets(session)}
+        datasets = [name for name in _datasets_of(plan, entries) if name in known]
         catalog = catalog_bias(video_facts(session, datasets))
     sentences = [s for entry in entries for s in entry.pop("sentences")]
     return {
