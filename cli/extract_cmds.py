@@ -27,6 +27,13 @@ MAX_LEASES_SHOWN = 10
     show_default=True,
     help="Frames sampled per video (the seed uses 32 for FF++, 64 for Celeb-DF).",
 )
+@click.option(
+    "--backbones",
+    type=click.Choice(["full", "small"]),
+    default="full",
+    show_default=True,
+    help="full: pSp and Slow R50 as published; small: CPU-sized variants (demo, random weights).",
+)
 @click.option("--force", is_flag=True, help="Extract again even where a valid cache exists.")
 @click.option(
     "--weights-dir",
@@ -47,6 +54,7 @@ def extract(
     split: str | None,
     limit: int | None,
     frames: int,
+    backbones: str,
     force: bool,
     weights_dir: Path | None,
     allow_random_weights: bool,
@@ -85,6 +93,7 @@ def extract(
             app.session_factory,
             dataset,
             frames=frames,
+            backbones=backbones,
             split=split,
             limit=limit,
             force=force,

@@ -66,6 +66,9 @@ class ExtractorCfg:
         clip_len: frames per content clip (16 in the seed).
         add_latent_avg: add pSp's `latent_avg` to the codes, as the StyleFlow authors'
             code does; it cancels in style flows either way.
+        style_model: the registered style backbone (`psp_encoder`, or the CPU-sized
+            `psp_encoder_small` of `ddm demo`).
+        content_model: the registered content backbone (`slow_r50` or `slow_r50_small`).
     """
 
     num_frames: int = 32
@@ -78,6 +81,8 @@ class ExtractorCfg:
     content_size: int = 112
     clip_len: int = 16
     add_latent_avg: bool = True
+    style_model: str = STYLE_MODEL
+    content_model: str = CONTENT_MODEL
 
     def __post_init__(self) -> None:
         # Configs arrive from JSON job rows with lists; keep them hashable and canonical.
@@ -110,7 +115,13 @@ def extractor_fingerprint(cfg: ExtractorCfg, weights_sha256: Mapping[str, str | 
     payload = {
         "extractor": EXTRACTOR_NAME,
         "version": EXTRACTOR_VERSION,
-        "cfg": dataclasses.asdict(cfg),
+        # The backbones' names are hashed as the keys of `weights`; leaving them out of
+        # `cfg` keeps the fingerprints (and caches) made before they were configurable.
+        "cfg": {
+            key: value
+            for key, value in dataclasses.asdict(cfg).items()
+            if key not in ("style_model", "content_model")
+        },
         "weights": {name: sha or "random" for name, sha in sorted(weights_sha256.items())},
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -265,17 +276,17 @@ def build_extractor(
     """
     cfg = cfg or ExtractorCfg()
     style, style_sha = _backbone(
-        STYLE_MODEL, psp_weights, weights_dir, allow_random_weights, levels=cfg.levels
+        cfg.style_model, psp_weights, weights_dir, allow_random_weights, levels=cfg.levels
     )
     content, content_sha = _backbone(
-        CONTENT_MODEL, slow_r50_weights, weights_dir, allow_random_weights
+        cfg.content_model, slow_r50_weights, weights_dir, allow_random_weights
     )
     return FeatureExtractor(
         cfg,
         style,
         content,
         FaceDetector(cfg.face_cfg(), device=device),
-        {STYLE_MODEL: style_sha, CONTENT_MODEL: content_sha},
+        {cfg.style_model: style_sha, cfg.content_model: content_sha},
         device=device,
         batch_size=batch_size,
     )

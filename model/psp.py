@@ -29,8 +29,9 @@ COARSE_END = 3
 MIDDLE_END = 7
 # (in channels, out channels, units) of the four IR-SE-50 stages; each starts with stride 2.
 _IR_SE_50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
-# Body indices whose outputs feed the FPN-like merge: end of stages 2, 3 and 4.
-_TAP_C1, _TAP_C2, _TAP_C3 = 6, 20, 23
+# One unit per stage: the small variant `ddm demo` runs with random weights on a CPU.
+_SMALL_STAGES = ((64, 64, 1), (64, 128, 1), (128, 256, 1), (256, 512, 1))
+Stages = tuple[tuple[int, int, int], ...]
 
 
 class SEModule(nn.Module):
@@ -141,17 +142,22 @@ class GradualStyleEncoder(nn.Module):
     part of the official encoder state dict) and is not added by `forward`.
     """
 
-    def __init__(self, levels: Sequence[int] = DEFAULT_LEVELS) -> None:
+    def __init__(
+        self, levels: Sequence[int] = DEFAULT_LEVELS, stages: Stages = _IR_SE_50_STAGES
+    ) -> None:
         super().__init__()
         self.levels = _check_levels(levels)
         self.input_layer = nn.Sequential(
             nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64)
         )
         units = []
-        for in_channels, out_channels, count in _IR_SE_50_STAGES:
+        for in_channels, out_channels, count in stages:
             units.append(BottleneckIRSE(in_channels, out_channels, 2))
             units.extend(BottleneckIRSE(out_channels, out_channels, 1) for _ in range(count - 1))
         self.body = nn.Sequential(*units)
+        # The FPN-like merge reads the ends of stages 2, 3 and 4.
+        ends = [sum(count for _, _, count in stages[: i + 1]) - 1 for i in range(len(stages))]
+        self._taps = tuple(ends[1:4])
         self.styles = nn.ModuleList(
             GradualStyleBlock(512, STYLE_DIM, _head_spatial(index)) for index in range(N_STYLES)
         )
@@ -190,9 +196,10 @@ class GradualStyleEncoder(nn.Module):
         taps: dict[int, Tensor] = {}
         for index, unit in enumerate(self.body):
             x = unit(x)
-            if index in (_TAP_C1, _TAP_C2, _TAP_C3):
+            if index in self._taps:
                 taps[index] = x
-        return taps[_TAP_C1], taps[_TAP_C2], taps[_TAP_C3]
+        c1, c2, c3 = self._taps
+        return taps[c1], taps[c2], taps[c3]
 
 
 def _head_spatial(index: int) -> int:
@@ -235,3 +242,19 @@ def psp_filter_fn(checkpoint: Mapping[str, Any], model: nn.Module) -> dict[str, 
 def psp_encoder(levels: Sequence[int] = DEFAULT_LEVELS) -> GradualStyleEncoder:
     """pSp FFHQ-encode GradualStyleEncoder(50, 'ir_se') computing `levels` by default."""
     return GradualStyleEncoder(levels=levels)
+
+
+@register_model(
+    "psp_encoder_small",
+    pretrained_cfg=PretrainedCfg(
+        weights_file="psp_encoder_small.pt",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=(3, 64, 64),
+        source="none published: a CPU-sized variant for `ddm demo` and tests",
+    ),
+)
+def psp_encoder_small(levels: Sequence[int] = DEFAULT_LEVELS) -> GradualStyleEncoder:
+    """The pSp encoder with one IR-SE unit per stage (4 instead of 24): same heads, same
+    output, about a sixth of the body's work; it has no published weights."""
+    return GradualStyleEncoder(levels=levels, stages=_SMALL_STAGES)

@@ -23,6 +23,8 @@ FEATURE_DIM = 2048
 NUM_CLASSES = 400
 # (inner width, out width, blocks, temporal kernel of conv_a, spatial stride) per stage.
 _STAGES = ((64, 256, 3, 1, 1), (128, 512, 4, 1, 2), (256, 1024, 6, 3, 2), (512, 2048, 3, 3, 2))
+# One block per stage: the small variant `ddm demo` runs with random weights on a CPU.
+_SMALL_STAGES = tuple((inner, out, 1, kt, stride) for inner, out, _, kt, stride in _STAGES)
 
 
 class ResNetBasicStem(nn.Module):
@@ -117,11 +119,11 @@ class ClassifierHead(nn.Module):
 class SlowR50(nn.Module):
     """Slow-only 3D ResNet-50 whose forward returns one 2048-d vector per clip."""
 
-    def __init__(self) -> None:
+    def __init__(self, stages: tuple[tuple[int, ...], ...] = _STAGES) -> None:
         super().__init__()
         blocks: list[nn.Module] = [ResNetBasicStem()]
         dim_in = 64
-        for dim_inner, dim_out, depth, kt, stride in _STAGES:
+        for dim_inner, dim_out, depth, kt, stride in stages:
             blocks.append(ResStage(dim_in, dim_inner, dim_out, depth, kt, stride))
             dim_in = dim_out
         blocks.append(ClassifierHead())
@@ -182,6 +184,22 @@ def slow_r50_filter_fn(checkpoint: Mapping[str, Any], model: nn.Module) -> dict[
 def slow_r50() -> SlowR50:
     """PyTorchVideo Slow R50 (Kinetics-400 SLOW 8x8) as a 2048-d clip encoder."""
     return SlowR50()
+
+
+@register_model(
+    "slow_r50_small",
+    pretrained_cfg=PretrainedCfg(
+        weights_file="slow_r50_small.pt",
+        mean=(0.45, 0.45, 0.45),
+        std=(0.225, 0.225, 0.225),
+        input_size=(3, 16, 56, 56),
+        source="none published: a CPU-sized variant for `ddm demo` and tests",
+    ),
+)
+def slow_r50_small() -> SlowR50:
+    """Slow R50 with one bottleneck block per stage (4 instead of 16): the same 2048-d
+    clip vectors; it has no published weights."""
+    return SlowR50(stages=_SMALL_STAGES)
 
 
 __all__ = ["FEATURE_DIM", "SlowR50", "slow_r50", "slow_r50_filter_fn"]

@@ -95,11 +95,30 @@ class BatchResult:
 # --------------------------------------------------------------------------- planning
 
 
-def extractor_cfg(frames: int | None = None, **overrides: Any) -> Any:
-    """The extractor configuration for a job (the seed's defaults, optionally overridden)."""
+# `ddm extract --backbones`: the published networks, or CPU-sized variants of both (no
+# published weights; `ddm demo` runs them with random weights, at smaller input sizes).
+BACKBONES: dict[str, dict[str, Any]] = {
+    "full": {},
+    "small": {
+        "style_model": "psp_encoder_small",
+        "content_model": "slow_r50_small",
+        "face_size": 128,
+        "content_size": 56,
+    },
+}
+
+
+def extractor_cfg(frames: int | None = None, backbones: str = "full", **overrides: Any) -> Any:
+    """The extractor configuration for a job (the seed's defaults, optionally overridden).
+
+    Raises:
+        InvalidInput: an unknown `backbones` preset.
+    """
     from model.features import ExtractorCfg
 
-    values = {"num_frames": frames, **overrides}
+    if backbones not in BACKBONES:
+        raise InvalidInput(f"no backbones {backbones!r}: one of {', '.join(BACKBONES)}")
+    values = {"num_frames": frames, **BACKBONES[backbones], **overrides}
     return ExtractorCfg(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -110,13 +129,13 @@ def fingerprint_for(cfg: Any, weights_dir: Path, allow_random: bool) -> str:
         SetupError: weights are missing and random weights were not allowed.
     """
     from model.errors import WeightsNotFound
-    from model.features import CONTENT_MODEL, STYLE_MODEL, extractor_fingerprint
+    from model.features import extractor_fingerprint
     from model.registry import get_cfg, resolve_weights
     from model.weights import sha256_file
 
     shas: dict[str, str | None] = {}
     missing = []
-    for name in (STYLE_MODEL, CONTENT_MODEL):
+    for name in (cfg.style_model, cfg.content_model):
         try:
             shas[name] = sha256_file(resolve_weights(name, weights_dir=weights_dir))
         except WeightsNotFound:
@@ -205,6 +224,7 @@ def extract_dataset(
     dataset: str,
     *,
     frames: int | None = None,
+    backbones: str = "full",
     split: str | None = None,
     limit: int | None = None,
     force: bool = False,
@@ -232,7 +252,7 @@ def extract_dataset(
         factory,
         settings,
         dataset,
-        cfg=extractor_cfg(frames),
+        cfg=extractor_cfg(frames, backbones),
         weights_dir=settings.weights_dir,
         allow_random=allow_random,
         split=split,

@@ -181,3 +181,17 @@ def test_slow_r50_without_the_head_is_refused_by_name(tmp_path: Path, slow_state
     torch.save({"model_state": trunk}, path)
     with pytest.raises(IncompatibleWeights, match="missing keys: blocks.5.proj.weight"):
         create_model("slow_r50", weights=path)
+
+
+def test_the_small_variants_keep_the_outputs_with_a_fraction_of_the_body() -> None:
+    style = create_model("psp_encoder_small", levels=(9,)).eval()
+    content = create_model("slow_r50_small").eval()
+    with torch.no_grad():
+        codes = style(torch.randn(2, 3, 128, 128))
+        clips = content(torch.randn(2, 3, 16, 56, 56))
+    assert codes.shape == (2, 1, 512) and clips.shape == (2, 2048)
+    assert torch.isfinite(codes).all() and torch.isfinite(clips).all()
+    full_body = sum(p.numel() for p in GradualStyleEncoder().body.parameters())
+    assert sum(p.numel() for p in style.body.parameters()) < full_body / 5
+    full = sum(p.numel() for p in create_model("slow_r50").parameters())
+    assert sum(p.numel() for p in content.parameters()) < full / 2

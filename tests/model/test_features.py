@@ -50,6 +50,24 @@ def test_fingerprint_is_stable_and_names_everything() -> None:
     assert base not in others and len(others) == 6
 
 
+def test_fingerprints_of_the_published_backbones_did_not_change() -> None:
+    # Recorded before the backbones became configurable: their caches stay valid.
+    assert extractor_fingerprint(SMALL, REAL) == (
+        "624f7e1af18ab48baee1baaba2f36b391d771480e52081ef312c53a4feeb6237"
+    )
+    assert extractor_fingerprint(ExtractorCfg(), {"psp_encoder": None, "slow_r50": None}) == (
+        "random-f7bfa8ce76e432a6de8e3f6357dc49133a6a1e40ffc76f507cf4a4091d239570"
+    )
+
+
+def test_the_small_backbones_have_their_own_fingerprint() -> None:
+    small = replace(SMALL, style_model="psp_encoder_small", content_model="slow_r50_small")
+    weights = {"psp_encoder_small": None, "slow_r50_small": None}
+    assert extractor_fingerprint(small, weights) != extractor_fingerprint(
+        SMALL, {"psp_encoder": None, "slow_r50": None}
+    )
+
+
 def test_fingerprint_names_the_extractor_version(monkeypatch: pytest.MonkeyPatch) -> None:
     # Version 2 (face tracks) must never share caches with version 1 (per-frame faces).
     current = extractor_fingerprint(SMALL, REAL)
