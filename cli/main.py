@@ -78,12 +78,12 @@ def _register_commands() -> None:
         cache_cmds,
         catalog_cmds,
         db_cmds,
+        demo_cmds,
         extract_cmds,
         ingest_cmds,
         job_cmds,
         predict_cmds,
         report_cmds,
-        stubs,
         train_cmds,
         weights_cmds,
     )
@@ -99,7 +99,7 @@ def _register_commands() -> None:
         train_cmds,
         report_cmds,
         predict_cmds,
-        stubs,
+        demo_cmds,
     )
     for command in (c for module in modules for c in module.COMMANDS):
         cli.add_command(command)

@@ -81,7 +81,7 @@ def render_report(app: App, document: dict[str, Any], files: list[Path]) -> None
     table(app.out, [_metric_row(e) for e in document["runs"]], METRIC_COLUMNS, title=title)
     for entry in document["runs"]:
         _per_class(app, entry)
-    _matrix(app, document["cross_dataset"])
+    render_matrix(app, document["cross_dataset"])
     _prediction_bias(app, document)
     render_catalog_bias(app, document["bias"]["catalog"])
     for sentence in document["bias"]["sentences"]:
@@ -122,7 +122,7 @@ def _per_class(app: App, entry: dict[str, Any]) -> None:
     table(app.out, confusion, ["true", "predicted real", "predicted fake"], title="confusion")
 
 
-def _matrix(app: App, matrix: dict[str, Any]) -> None:
+def render_matrix(app: App, matrix: dict[str, Any]) -> None:
     columns = matrix["datasets"]
     rows = []
     for row in matrix["rows"]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ddm.catalog.evaluations import dataset_id
@@ -93,3 +93,15 @@ def _newest_valid_caches(session: Session) -> dict[int, tuple[int | None, int | 
     return {
         row.video_id: (row.fallback_frames, row.frames_sampled) for row in session.execute(query)
     }
+
+
+def fallback_frame_rate(session: Session, datasets: Sequence[str]) -> float | None:
+    """The share of sampled frames that fell back to a centre crop, over the valid caches
+    of `datasets` (None without any)."""
+    ids = [dataset_id(session, name) for name in datasets]
+    fallback, sampled = session.execute(
+        select(func.sum(FeatureCache.fallback_frames), func.sum(FeatureCache.frames_sampled))
+        .join(Video, Video.id == FeatureCache.video_id)
+        .where(Video.dataset_id.in_(ids), FeatureCache.is_valid.is_(True))
+    ).one()
+    return None if not sampled else float(fallback or 0) / float(sampled)
