@@ -85,7 +85,9 @@ def source_photo() -> np.ndarray:
 
 def render_clip(path: Path, seed: int, cfg: ClipCfg, artefact: Artefact | None = None) -> Path:
     """Write one clip (mp4) following a random camera path; `artefact` makes it fake."""
-    rng = np.random.default_rng(seed)
+    # Separate streams: an artefact's draws leave the camera path and the grain as they
+    # are, so a fake and a real of one seed differ by the artefact alone.
+    rng, grain, artefact_rng = (np.random.default_rng([seed, stream]) for stream in range(3))
     path_params = _camera_path(rng, cfg.frames)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (cfg.size,) * 2)
     try:
@@ -95,8 +97,8 @@ def render_clip(path: Path, seed: int, cfg: ClipCfg, artefact: Artefact | None =
                 source_photo(), matrix, (cfg.size, cfg.size), borderMode=cv2.BORDER_REFLECT
             )
             if artefact is not None:
-                frame = artefact(frame, _face_region(matrix), rng, cfg.strength)
-            frame = frame * gain + rng.normal(0.0, cfg.grain, frame.shape)
+                frame = artefact(frame, _face_region(matrix), artefact_rng, cfg.strength)
+            frame = frame * gain + grain.normal(0.0, cfg.grain, frame.shape)
             writer.write(np.clip(frame, 0, 255).astype(np.uint8))
     finally:
         writer.release()
