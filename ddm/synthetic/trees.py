@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import string
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from ddm.vocab import Split
 FFPP_METHODS = ("Recolor", "Seam")
 DFDC_METHOD = "Jitter"
 DFDC_PART = "dfdc_train_part_0"
+FREE_BOX_HEADER = 8  # 4-byte size, 4-byte type
 
 OnClip = Callable[[Path], None]
 
@@ -57,6 +59,7 @@ def build_ffpp_tree(
             jobs.append((folders[FFPP_METHODS[0]] / f"{a}_{b}.mp4", FFPP_METHODS[0]))
             jobs.append((folders[FFPP_METHODS[1]] / f"{b}_{a}.mp4", FFPP_METHODS[1]))
     fakes = _render_all(jobs, cfg, seed, on_clip)
+    equalize_sizes([path for path, _ in jobs])
     return TreeSummary(root, sum(method is None for _, method in jobs), fakes)
 
 
@@ -80,6 +83,7 @@ def build_dfdc_tree(
         metadata[fake] = {"label": "FAKE", "split": "train", "original": original}
         jobs += [(part / original, None), (part / fake, DFDC_METHOD)]
     fakes = _render_all(jobs, cfg, seed + 1, on_clip)
+    equalize_sizes([path for path, _ in jobs])
     with atomic_write(part / "metadata.json", "w") as handle:
         json.dump(metadata, handle)
     return TreeSummary(root, reals, fakes)
@@ -111,3 +115,19 @@ def _render_all(
         if on_clip is not None:
             on_clip(path)
     return fakes
+
+
+def equalize_sizes(paths: list[Path]) -> int:
+    """Pad every clip to one file size with a trailing ISO-BMFF `free` box; returns it.
+
+    A fake's face changes every frame, so it compresses worse than its real: left as they
+    are, file size and bitrate alone would tell the labels apart (`ddm stats` says so).
+    Decoders skip `free` boxes, so the frames are untouched.
+    """
+    unique = list(dict.fromkeys(paths))
+    target = max(path.stat().st_size for path in unique) + FREE_BOX_HEADER
+    for path in unique:
+        padding = target - path.stat().st_size
+        with path.open("ab") as handle:
+            handle.write(struct.pack(">I4s", padding, b"free") + bytes(padding - FREE_BOX_HEADER))
+    return target
