@@ -40,8 +40,9 @@ def tiny() -> nn.Module:
 
 
 def test_all_families_are_registered() -> None:
-    assert {"psp_encoder", "slow_r50", "style_flow_detector"} <= set(list_models())
-    assert list_models("psp*") == ["psp_encoder"]
+    families = {"psp_encoder", "slow_r50", "style_flow_detector"}
+    assert families | {"psp_encoder_small", "slow_r50_small"} <= set(list_models())
+    assert list_models("psp*") == ["psp_encoder", "psp_encoder_small"]
 
 
 def test_unknown_model_names_the_closest_match() -> None:
