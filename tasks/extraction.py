@@ -246,8 +246,6 @@ def extract_dataset(
     """
     if weights_dir is not None:
         settings = settings.model_copy(update={"weights_dir": weights_dir})
-    if not settings.broker:
-        abandon_stale_jobs(settings, factory)
     plan = plan_extraction(
         factory,
         settings,
@@ -259,6 +257,10 @@ def extract_dataset(
         limit=limit,
         force=force,
     )
+    if not settings.broker:
+        # After planning, not before: a process killed in between must not leave a failed
+        # job whose videos no plan covers (a worker's sweeper would have handed it on).
+        abandon_stale_jobs(settings, factory)
     if on_plan is not None:
         on_plan(plan)
     return ExtractionRun(plan, dispatch(settings, factory, plan.job_ids, on_video))
