@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog import evaluations, runs
+from ddm.catalog.datasets import get_dataset
 from ddm.catalog.jobs import create_job
 from ddm.config import Settings
 from ddm.db import session_scope
@@ -105,7 +106,7 @@ def plan_evaluations(
         InvalidInput: nothing to evaluate (no run, no valid cache for any selected run).
     """
     with session_scope(factory) as session:
-        evaluations.dataset_id(session, dataset)
+        get_dataset(session, dataset)  # an unknown dataset is named before any run
         selected = select_runs(session, run_spec)
         planned, notes = [], []
         for run in selected:

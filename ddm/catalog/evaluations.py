@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from ddm.catalog.datasets import get_dataset
 from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, RunMember, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
 from ddm.errors import InvalidInput, NotFound
@@ -106,21 +107,6 @@ class PredictionRecord:
 # --------------------------------------------------------------------------- selection
 
 
-def dataset_id(session: Session, name: str) -> int:
-    """The id of a dataset by name.
-
-    Raises:
-        NotFound: no such dataset (the known ones are named).
-    """
-    found = session.scalars(select(Dataset.id).where(Dataset.name == name)).first()
-    if found is None:
-        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name)))
-        raise NotFound(
-            f"no dataset named {name!r} (known: {known or 'none yet'}); run `ddm ingest PATH` first"
-        )
-    return found
-
-
 def resolve_split(session: Session, dataset: int, split: str | None) -> tuple[str | None, str]:
     """The stored split to evaluate and its name: `test` by default, or every video when
     the dataset has no test split (DFDC's training parts, for instance).
@@ -155,7 +141,7 @@ def evaluation_selection(
     record = get_run(session, run)
     if not record.fingerprint:
         raise InvalidInput(f"run {record.id} has no extractor fingerprint; it cannot be scored")
-    ds_id = dataset_id(session, dataset)
+    ds_id = get_dataset(session, dataset).id
     stored, name = resolve_split(session, ds_id, split)
     note = None
     if split is None and stored is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ddm.catalog.evaluations import dataset_id
+from ddm.catalog.datasets import get_dataset
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.vocab import ProbeStatus
 
@@ -57,7 +57,7 @@ def video_facts(session: Session, datasets: Sequence[str] | None = None) -> list
         .order_by(Dataset.name, Video.id)
     )
     if datasets:
-        query = query.where(Video.dataset_id.in_([dataset_id(session, n) for n in datasets]))
+        query = query.where(Video.dataset_id.in_([get_dataset(session, n).id for n in datasets]))
     caches = _newest_valid_caches(session)
     facts = []
     for video, name in session.execute(query):
@@ -98,7 +98,7 @@ def _newest_valid_caches(session: Session) -> dict[int, tuple[int | None, int | 
 def fallback_frame_rate(session: Session, datasets: Sequence[str]) -> float | None:
     """The share of sampled frames that fell back to a centre crop, over the valid caches
     of `datasets` (None without any)."""
-    ids = [dataset_id(session, name) for name in datasets]
+    ids = [get_dataset(session, name).id for name in datasets]
     fallback, sampled = session.execute(
         select(func.sum(FeatureCache.fallback_frames), func.sum(FeatureCache.frames_sampled))
         .join(Video, Video.id == FeatureCache.video_id)
