@@ -23,11 +23,11 @@ from ddm.catalog.jobs import create_job
 from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import InvalidInput
-from ddm.fs import sha256_of
 from ddm.vocab import JobStatus, Label
 from tasks.dispatch import Dispatched, dispatch
 from tasks.kinds import EVALUATE
 from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
+from tasks.training import checked_items
 
 logger = logging.getLogger(__name__)
 
@@ -188,16 +188,11 @@ def run_evaluation(context: JobContext) -> JobOutcome:
 
 def _items(selection: Any, cache_dir: Path) -> list[tuple[Path, float]]:
     """(cache file, label) per selected video, each checked against its selected checksum."""
-    items = []
-    for video in selection.videos:
-        path = cache_dir / video.cache_path
-        if not path.is_file() or sha256_of(path) != video.cache_checksum:
-            raise InvalidInput(
-                f"the cache file of video {video.video_id} ({path}) changed or vanished "
-                "while it was being evaluated; run `ddm cache verify`, then report again"
-            )
-        items.append((path, float(video.label == Label.FAKE)))
-    return items
+    return checked_items(
+        selection.videos,
+        cache_dir,
+        "while it was being evaluated; run `ddm cache verify`, then report again",
+    )
 
 
 def _score(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> list[float]:

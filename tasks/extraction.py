@@ -385,7 +385,7 @@ def _extract_to_cache(
     save_features(target, features)
     frames = int(features["frame_indices"].numel())
     fallback = int(features["num_fallback"])
-    sources = _frame_source_letters(features)
+    sources = frame_source_letters(features)
     return caches.ExtractedFacts(
         path=target.relative_to(cache_dir).as_posix(),
         checksum=sha256_of(target),
@@ -399,10 +399,13 @@ def _extract_to_cache(
     )
 
 
-def _frame_source_letters(features: dict[str, Any]) -> str:
-    """Each sampled frame's box source as one letter: d(etected), i(nterpolated), f(allback)."""
-    names = features["frame_source_names"]
-    return "".join(names[int(code)][0] for code in features["frame_source"])
+def frame_source_letters(features: dict[str, Any]) -> str | None:
+    """Each sampled frame's box source as one letter: d(etected), i(nterpolated), f(allback);
+    None for features saved before the sources were recorded."""
+    names, codes = features.get("frame_source_names"), features.get("frame_source")
+    if names is None or codes is None:
+        return None
+    return "".join(names[int(code)][0] for code in codes)
 
 
 def extractor_for(params: dict[str, Any], weights_dir: Path | None) -> Any:

@@ -130,12 +130,13 @@ def predict_video(
 
 def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> VideoPrediction:
     from model.explain import explain_video
+    from tasks.extraction import frame_source_letters
 
     features, source = predictor.features(path)
     content, style = features["content"].float(), features["style"].float()
     explained = explain_video(predictor.model, content, style, device=_device(predictor.model))
     score = float(explained["score"])
-    sources = _frame_sources(features)
+    sources = frame_source_letters(features)
     figure = None
     if explain_as is not None:
         figure = _timeline(explain_as, path.name, explained, sources, score)
@@ -153,13 +154,6 @@ def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> Video
 
 def _device(model: Any) -> Any:
     return next(model.parameters()).device
-
-
-def _frame_sources(features: dict[str, Any]) -> str | None:
-    names, codes = features.get("frame_source_names"), features.get("frame_source")
-    if names is None or codes is None:
-        return None
-    return "".join(names[int(code)][0] for code in codes)
 
 
 def _timeline(

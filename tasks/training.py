@@ -218,13 +218,25 @@ def _train(context: JobContext, run: Any, members: list[Any], run_dir: Path) -> 
 def _items(members: list[Any], role: str, cache_dir: Path) -> list[tuple[Path, float]]:
     """(cache file, 0/1 label) of the run's members in `role`, each checked against the
     checksum frozen with the run: a run trains on what it says it trained on, or not at all."""
+    chosen = [m for m in members if m.role == role]
+    return checked_items(
+        chosen, cache_dir, "since the run was planned; plan a new run (`ddm train`)"
+    )
+
+
+def checked_items(entries: list[Any], cache_dir: Path, advice: str) -> list[tuple[Path, float]]:
+    """(cache file, 0/1 label) per entry (`video_id`, `label`, `cache_path`,
+    `cache_checksum`), each file checked against its recorded checksum.
+
+    Raises:
+        InvalidInput: a file vanished or changed; `advice` says when and what to do.
+    """
     items = []
-    for member in (m for m in members if m.role == role):
-        path = cache_dir / member.cache_path
-        if not path.is_file() or sha256_of(path) != member.cache_checksum:
+    for entry in entries:
+        path = cache_dir / entry.cache_path
+        if not path.is_file() or sha256_of(path) != entry.cache_checksum:
             raise InvalidInput(
-                f"the cache file of video {member.video_id} ({path}) changed or vanished "
-                "since the run was planned; plan a new run (`ddm train`)"
+                f"the cache file of video {entry.video_id} ({path}) changed or vanished {advice}"
             )
-        items.append((path, float(member.label == Label.FAKE)))
+        items.append((path, float(entry.label == Label.FAKE)))
     return items
