@@ -45,7 +45,7 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
             predictions = evaluations.evaluation_predictions(session, evaluation.id)
             entries.append(run_entry(planned.run, evaluation, predictions, planned.is_reused))
         run_ids = [planned.run.id for planned in plan.planned]
-        matrix = cross_dataset(session, run_ids)
+        matrix = cross_dataset(session, run_ids, {e["evaluation_id"]: e for e in entries})
         known = {dataset.name for dataset in list_datasets(session)}
         datasets = [name for name in _datasets_of(plan, entries) if name in known]
         catalog = catalog_bias(video_facts(session, datasets))
@@ -141,11 +141,13 @@ def _prediction(p: Any) -> dict[str, Any]:
     }
 
 
-def cross_dataset(session: Session, run_ids: list[int]) -> dict[str, Any]:
+def cross_dataset(
+    session: Session, run_ids: list[int], computed: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """AUC and accuracy of every stored evaluation of the runs: rows are runs, columns
-    datasets; each cell is computed from its evaluation's predictions."""
-    from model.metrics import binary_metrics
-
+    datasets; each cell is computed from its evaluation's predictions (`computed` holds
+    entries already computed from them, by evaluation id, which are not read again)."""
+    computed = computed or {}
     stored = evaluations.latest_evaluations(session, run_ids)
     columns = sorted({e.dataset for e in stored})
     rows = []
@@ -158,14 +160,12 @@ def cross_dataset(session: Session, run_ids: list[int]) -> dict[str, Any]:
             )
             if evaluation is None:
                 continue
-            predictions = evaluations.evaluation_predictions(session, evaluation.id)
-            labels = [int(p.label == Label.FAKE) for p in predictions]
-            m = binary_metrics(labels, [p.score for p in predictions])
+            scores = computed.get(evaluation.id) or _scores(session, evaluation.id)
             cells[dataset] = {
                 "split": evaluation.split or evaluations.ALL_SPLITS,
-                "auc": m["roc_auc"],
-                "accuracy": m["accuracy"],
-                "n_videos": len(predictions),
+                "auc": scores["auc"],
+                "accuracy": scores["accuracy"],
+                "n_videos": scores["n_videos"],
                 "held_out": evaluation.is_held_out,
                 "evaluation_id": evaluation.id,
             }
@@ -173,6 +173,15 @@ def cross_dataset(session: Session, run_ids: list[int]) -> dict[str, Any]:
             {"run_id": run.id, "run_name": run.name, "train_datasets": run.datasets, "cells": cells}
         )
     return {"datasets": columns, "rows": rows}
+
+
+def _scores(session: Session, evaluation_id: int) -> dict[str, Any]:
+    from model.metrics import binary_metrics
+
+    predictions = evaluations.evaluation_predictions(session, evaluation_id)
+    labels = [int(p.label == Label.FAKE) for p in predictions]
+    m = binary_metrics(labels, [p.score for p in predictions])
+    return {"auc": m["roc_auc"], "accuracy": m["accuracy"], "n_videos": len(predictions)}
 
 
 def _preferred(candidates: Any) -> Any:
