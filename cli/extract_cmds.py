@@ -34,6 +34,13 @@ MAX_LEASES_SHOWN = 10
     show_default=True,
     help="full: pSp and Slow R50 as published; small: CPU-sized variants (demo, random weights).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="bf16: autocast both backbones (about 2.5x faster with AMX or a GPU; own fingerprint).",
+)
 @click.option("--force", is_flag=True, help="Extract again even where a valid cache exists.")
 @click.option(
     "--weights-dir",
@@ -55,6 +62,7 @@ def extract(
     limit: int | None,
     frames: int,
     backbones: str,
+    precision: str,
     force: bool,
     weights_dir: Path | None,
     allow_random_weights: bool,
@@ -69,6 +77,7 @@ def extract(
     \b
     Examples:
       ddm extract --dataset celebdf --frames 64
+      ddm extract --dataset dfdc --precision bf16
       ddm extract --dataset ff --split test --limit 10 --allow-random-weights
       DDM_BROKER_URL=redis://localhost:6379/0 ddm extract --dataset dfdc --wait
     """
@@ -94,6 +103,7 @@ def extract(
             dataset,
             frames=frames,
             backbones=backbones,
+            precision=precision,
             split=split,
             limit=limit,
             force=force,

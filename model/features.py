@@ -27,11 +27,19 @@ from ddm.fs import atomic_write
 from model.errors import IncompatibleFeatures, IncompatibleWeights, WeightsNotFound
 from model.faces import (
     MIN_FACE_PROB,
+    DecodedVideo,
     FaceCfg,
     FaceDetector,
     content_input,
     extract_faces,
     style_input,
+)
+from model.precision import (
+    FP32,
+    autocast_for,
+    channels_last_input,
+    check_precision,
+    to_channels_last,
 )
 from model.registry import create_model, load_model_weights, resolve_weights
 from model.tracking import FRAME_SOURCES
@@ -69,6 +77,9 @@ class ExtractorCfg:
         style_model: the registered style backbone (`psp_encoder`, or the CPU-sized
             `psp_encoder_small` of `ddm demo`).
         content_model: the registered content backbone (`slow_r50` or `slow_r50_small`).
+        precision: "fp32", or "bf16" for bf16 autocast of both backbones (opt-in: about
+            2.5x faster on CPUs with AMX and on GPUs; its features differ from fp32 ones
+            by more than rounding, so it has its own fingerprint).
     """
 
     num_frames: int = 32
@@ -83,10 +94,12 @@ class ExtractorCfg:
     add_latent_avg: bool = True
     style_model: str = STYLE_MODEL
     content_model: str = CONTENT_MODEL
+    precision: str = FP32
 
     def __post_init__(self) -> None:
         # Configs arrive from JSON job rows with lists; keep them hashable and canonical.
         object.__setattr__(self, "levels", tuple(int(level) for level in self.levels))
+        check_precision(self.precision)
 
     def face_cfg(self) -> FaceCfg:
         """The face-pipeline part of this configuration."""
@@ -115,18 +128,23 @@ def extractor_fingerprint(cfg: ExtractorCfg, weights_sha256: Mapping[str, str | 
     payload = {
         "extractor": EXTRACTOR_NAME,
         "version": EXTRACTOR_VERSION,
-        # The backbones' names are hashed as the keys of `weights`; leaving them out of
-        # `cfg` keeps the fingerprints (and caches) made before they were configurable.
-        "cfg": {
-            key: value
-            for key, value in dataclasses.asdict(cfg).items()
-            if key not in ("style_model", "content_model")
-        },
+        "cfg": _fingerprinted_cfg(cfg),
         "weights": {name: sha or "random" for name, sha in sorted(weights_sha256.items())},
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     is_random = any(sha is None for sha in weights_sha256.values())
     return RANDOM_PREFIX + digest if is_random else digest
+
+
+def _fingerprinted_cfg(cfg: ExtractorCfg) -> dict[str, Any]:
+    # The backbones' names are hashed as the keys of `weights`, and fp32 is hashed as the
+    # absence of `precision`: the fingerprints (and caches) made before either was
+    # configurable stay valid.
+    values = dataclasses.asdict(cfg)
+    del values["style_model"], values["content_model"]
+    if values["precision"] == FP32:
+        del values["precision"]
+    return values
 
 
 def is_random_fingerprint(fingerprint: str) -> bool:
@@ -163,8 +181,8 @@ class FeatureExtractor:
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
-        self.style_encoder = style_encoder.eval().to(self.device)
-        self.content_encoder = content_encoder.eval().to(self.device)
+        self.style_encoder = to_channels_last(style_encoder.eval().to(self.device))
+        self.content_encoder = to_channels_last(content_encoder.eval().to(self.device))
         self.face_detector = face_detector
         self.weights_sha256 = dict(weights_sha256)
         self.batch_size = batch_size
@@ -185,8 +203,15 @@ class FeatureExtractor:
             "fingerprint": self.fingerprint,
         }
 
-    def extract(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def extract(
+        self, path: str | os.PathLike[str], decoded: DecodedVideo | None = None
+    ) -> dict[str, Any]:
         """Extract the features of one video.
+
+        Args:
+            path: the video file.
+            decoded: its sampled frames, when they were decoded ahead of time (see
+                `model.prefetch.FramePrefetcher`); decoded here otherwise.
 
         Returns:
             A dict with `content` (ceil(T/16), 2048), `style` (T, L, 512), `boxes`
@@ -200,7 +225,7 @@ class FeatureExtractor:
             UnreadableVideo: the file cannot be opened or has no frames.
         """
         start = time.perf_counter()
-        track = extract_faces(path, self.cfg.face_cfg(), self.face_detector)
+        track = extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
         style_start = time.perf_counter()
         style = self._style(track.crops)
         content_start = time.perf_counter()
@@ -228,10 +253,11 @@ class FeatureExtractor:
     @torch.inference_mode()
     def _style(self, crops: np.ndarray) -> Tensor:
         frames = style_input(crops)  # (T, 3, S, S)
-        codes = [
-            self.style_encoder(batch.to(self.device), levels=self.cfg.levels).cpu()
-            for batch in frames.split(self.batch_size)
-        ]
+        with autocast_for(self.cfg.precision, self.device):
+            codes = [
+                self.style_encoder(self._to_device(batch), levels=self.cfg.levels).float().cpu()
+                for batch in frames.split(self.batch_size)
+            ]
         style = torch.cat(codes)  # (T, L, 512)
         if self.cfg.add_latent_avg:
             style = style + self.style_encoder.latent_avg[list(self.cfg.levels)].cpu()
@@ -240,11 +266,18 @@ class FeatureExtractor:
     @torch.inference_mode()
     def _content(self, crops: np.ndarray) -> Tensor:
         clips = content_input(crops, self.cfg.content_size, self.cfg.clip_len)  # (N,3,16,s,s)
-        vectors = [
-            self.content_encoder(batch.to(self.device)).cpu()
-            for batch in clips.split(self.batch_size)
-        ]
-        return torch.cat(vectors).float().contiguous()  # (N, 2048)
+        with autocast_for(self.cfg.precision, self.device):
+            vectors = [
+                self.content_encoder(self._to_device(batch)).float().cpu()
+                for batch in clips.split(self.batch_size)
+            ]
+        return torch.cat(vectors).contiguous()  # (N, 2048)
+
+    def _to_device(self, batch: Tensor) -> Tensor:
+        if self.device.type == "cuda":
+            # Pinned host memory lets the copy overlap the previous batch's kernels.
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        return channels_last_input(batch.to(self.device))
 
 
 def build_extractor(

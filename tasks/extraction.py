@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,7 +120,10 @@ def extractor_cfg(frames: int | None = None, backbones: str = "full", **override
     if backbones not in BACKBONES:
         raise InvalidInput(f"no backbones {backbones!r}: one of {', '.join(BACKBONES)}")
     values = {"num_frames": frames, **BACKBONES[backbones], **overrides}
-    return ExtractorCfg(**{k: v for k, v in values.items() if v is not None})
+    try:
+        return ExtractorCfg(**{k: v for k, v in values.items() if v is not None})
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def fingerprint_for(cfg: Any, weights_dir: Path, allow_random: bool) -> str:
@@ -225,6 +229,7 @@ def extract_dataset(
     *,
     frames: int | None = None,
     backbones: str = "full",
+    precision: str | None = None,
     split: str | None = None,
     limit: int | None = None,
     force: bool = False,
@@ -250,7 +255,7 @@ def extract_dataset(
         factory,
         settings,
         dataset,
-        cfg=extractor_cfg(frames, backbones),
+        cfg=extractor_cfg(frames, backbones, precision=precision),
         weights_dir=settings.weights_dir,
         allow_random=allow_random,
         split=split,
@@ -275,17 +280,40 @@ def run_extraction(context: JobContext) -> JobOutcome:
     # Fail in a second, not after the first video's extraction, when nothing can be written.
     check_writable_dir(context.settings.cache_dir, "DDM_CACHE_DIR")
     extractor = extractor_for(params, context.settings.weights_dir)
-    for video_id in params["video_ids"]:
-        context.check()
-        outcome = _one_video(context, extractor, video_id)
-        result.add(outcome)
-        context.advance(outcome)
+    with _prefetcher(context, extractor) as prefetcher:
+        for video_id in params["video_ids"]:
+            context.check()
+            outcome = _one_video(context, extractor, video_id, prefetcher)
+            result.add(outcome)
+            context.advance(outcome)
     status = result.final_status
     error = f"all {result.failed} videos failed" if status == JobStatus.FAILED else None
     return JobOutcome(status, dataclasses.asdict(result), error)
 
 
-def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutcome:
+def _prefetcher(context: JobContext, extractor: Any) -> Any:
+    """Decodes the batch's videos ahead of the networks (model.prefetch), in job order."""
+    from model.prefetch import FramePrefetcher
+
+    workers = decode_workers(context.settings, extractor.device.type == "cuda")
+    prefetcher = FramePrefetcher(extractor.cfg.num_frames, workers=workers, ahead=workers)
+    with session_scope(context.factory) as session:
+        videos = [caches.get_video_to_extract(session, i) for i in context.params["video_ids"]]
+    prefetcher.schedule(video.abs_path for video in videos if video and video.is_present)
+    return prefetcher
+
+
+def decode_workers(settings: Settings, is_gpu: bool) -> int:
+    """Decoding threads per extraction job: DDM_DECODE_WORKERS, else one beside a CPU
+    extractor (which keeps the cores busy itself) and up to 8 beside a GPU, whose
+    networks are faster than one core decodes."""
+    if settings.decode_workers:
+        return settings.decode_workers
+    cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1)) if is_gpu else 1
+
+
+def _one_video(context: JobContext, extractor: Any, video_id: int, prefetcher: Any) -> VideoOutcome:
     factory, params, job_id = context.factory, context.params, context.job_id
     fingerprint = params["fingerprint"]
     stale = _lease_timeout(context.settings)
@@ -312,7 +340,9 @@ def _one_video(context: JobContext, extractor: Any, video_id: int) -> VideoOutco
     start = time.perf_counter()
     _audit(context, video_id, "started")
     try:
-        facts = _extract_to_cache(extractor, video, fingerprint, context.settings.cache_dir)
+        facts = _extract_to_cache(
+            extractor, video, fingerprint, context.settings.cache_dir, prefetcher
+        )
     except (DdmError, OSError, RuntimeError, ValueError) as exc:
         _audit(context, video_id, "ended")
         seconds = time.perf_counter() - start
@@ -370,7 +400,7 @@ def _lease_timeout(settings: Settings) -> timedelta:
 
 
 def _extract_to_cache(
-    extractor: Any, video: Any, fingerprint: str, cache_dir: Path | None
+    extractor: Any, video: Any, fingerprint: str, cache_dir: Path | None, prefetcher: Any
 ) -> caches.ExtractedFacts:
     from model.features import save_features
 
@@ -380,7 +410,7 @@ def _extract_to_cache(
     target = cache_path(cache_dir, fingerprint, video.content_hash)
     remove_temporaries(target)  # leftovers of a worker killed mid-write; we hold the lease
     start = time.perf_counter()
-    features = extractor.extract(video.abs_path)
+    features = extractor.extract(video.abs_path, prefetcher.take(video.abs_path))
     features["video_hash"] = video.content_hash
     save_features(target, features)
     frames = int(features["frame_indices"].numel())

@@ -204,3 +204,22 @@ def test_identical_files_are_extracted_once_and_recorded_for_both(
     assert videos["real/004-copy.mp4"]["cache_valid"] and videos["real/004.mp4"]["cache_valid"]
     files = list((Path(ddm_env["DDM_HOME"]) / "cache").rglob("*.pt"))
     assert len(files) == 3
+
+
+def test_bf16_caches_live_beside_the_fp32_ones_under_their_own_fingerprint(
+    run_ddm, clips_env
+) -> None:
+    fp32 = run_ddm(*EXTRACT, "--json")
+    assert fp32.exit_code == 0, fp32.stderr
+    bf16 = run_ddm(*EXTRACT, "--precision", "bf16", "--json")
+    assert bf16.exit_code == 0, bf16.stderr
+    fp32_report, bf16_report = json.loads(fp32.stdout), json.loads(bf16.stdout)
+    # A different extractor: nothing of the fp32 run is reused, every video is extracted.
+    assert bf16_report["fingerprint"] != fp32_report["fingerprint"]
+    assert bf16_report["extracted"] == fp32_report["extracted"] == 3
+    assert "nothing to extract" in run_ddm(*EXTRACT).stdout
+
+
+def test_an_unknown_precision_is_a_usage_error(run_ddm, clips_env) -> None:
+    result = run_ddm(*EXTRACT, "--precision", "fp8")
+    assert result.exit_code == 2 and "fp8" in result.stderr

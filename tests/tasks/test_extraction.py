@@ -226,3 +226,19 @@ def test_inline_jobs_after_a_failed_one_are_cancelled_not_left_queued(
         first, second = (get_job(session, job_id) for job_id in plan.job_ids)
     assert first.status == "failed" and "psp_ffhq_encode.pt" in first.error
     assert second.status == "cancelled" and second.error.startswith("not run:")
+
+
+def test_decode_workers_one_beside_a_cpu_more_beside_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ddm.config import Settings
+    from tasks.extraction import decode_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    auto = Settings(home=Path("/nonexistent"))
+    assert decode_workers(auto, is_gpu=False) == 1
+    assert decode_workers(auto, is_gpu=True) == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert decode_workers(auto, is_gpu=True) == 3
+    pinned = Settings(home=Path("/nonexistent"), decode_workers=5)
+    assert decode_workers(pinned, is_gpu=False) == decode_workers(pinned, is_gpu=True) == 5
