@@ -101,8 +101,9 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def write_results(name: str, results: dict[str, Any]) -> Path:
-    """Write bench/results/<name>.json atomically and return its path."""
+def write_results(name: str, results: dict[str, Any], *, quiet: bool = False) -> Path:
+    """Write bench/results/<name>.json atomically and return its path (said on stderr when
+    `quiet`, so that stdout carries only the caller's JSON)."""
     from ddm.fs import atomic_write
 
     results = {**results, "loadavg_end": loadavg()}
@@ -110,5 +111,5 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     with atomic_write(path, "w") as handle:
         json.dump(results, handle, indent=2, sort_keys=False, default=str)
         handle.write("\n")
-    print(f"\nresults written to {path.relative_to(REPO)}")
+    print(f"\nresults written to {path.relative_to(REPO)}", file=sys.stderr if quiet else None)
     return path

@@ -136,10 +136,10 @@ class Bench:
 
     process: subprocess.Popen[bytes] | None = None
 
-    def start_worker(self) -> None:
+    def start_worker(self, concurrency: int = 1) -> None:
         with open(self.worker_log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker", "--concurrency", "1"],
+                [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)],
                 cwd=REPO,
                 env=self.worker_env,
                 stdout=log,

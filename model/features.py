@@ -219,7 +219,7 @@ class FeatureExtractor:
             `frame_source` (T,) uint8 (index into `frame_source_names`: "detected",
             "interpolated", "fallback"), `frame_indices` (T,) int64, `num_fallback`,
             `has_fallback`, `num_interpolated`, `num_video_frames`, `timings` (seconds
-            per stage: decode, detect, track, style, content, total) and `fingerprint`.
+            per stage: decode, detect, track, crop, style, content, total) and `fingerprint`.
 
         Raises:
             UnreadableVideo: the file cannot be opened or has no frames.
@@ -227,9 +227,9 @@ class FeatureExtractor:
         start = time.perf_counter()
         track = extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
         style_start = time.perf_counter()
-        style = self._style(track.crops)
+        style = self.encode_style(track.crops)
         content_start = time.perf_counter()
-        content = self._content(track.crops)
+        content = self.encode_content(track.crops)
         end = time.perf_counter()
         timings = dict(track.timings)
         timings.update(style=content_start - style_start, content=end - content_start)
@@ -251,7 +251,8 @@ class FeatureExtractor:
         }
 
     @torch.inference_mode()
-    def _style(self, crops: np.ndarray) -> Tensor:
+    def encode_style(self, crops: np.ndarray) -> Tensor:
+        """(T, S, S, 3) uint8 face crops -> (T, L, 512) float32 style codes."""
         frames = style_input(crops)  # (T, 3, S, S)
         with autocast_for(self.cfg.precision, self.device):
             codes = [
@@ -264,7 +265,8 @@ class FeatureExtractor:
         return style.float().contiguous()
 
     @torch.inference_mode()
-    def _content(self, crops: np.ndarray) -> Tensor:
+    def encode_content(self, crops: np.ndarray) -> Tensor:
+        """(T, S, S, 3) uint8 face crops -> (ceil(T / clip_len), 2048) float32 vectors."""
         clips = content_input(crops, self.cfg.content_size, self.cfg.clip_len)  # (N,3,16,s,s)
         with autocast_for(self.cfg.precision, self.device):
             vectors = [

@@ -163,3 +163,22 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_pat
     )
     assert not [p for p in files if p.name.startswith(TEMP_PREFIX)]
     assert all(sha256_of(cache_dir / row.path) == row.checksum for row in rows)
+
+
+def test_each_pool_child_gets_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks import worker as worker_module
+    from tasks.app import app
+
+    assert worker_module.threads_per_child(2, cores=16) == 8
+    assert worker_module.threads_per_child(3, cores=2) == 1
+    seen: dict[str, str] = {}
+    monkeypatch.setattr(app, "worker_main", lambda argv: seen.update(os.environ))
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    for variable in worker_module.THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    worker_module.start_worker(queues="gpu", concurrency=4, gpu=None, loglevel="INFO")
+    assert seen["OMP_NUM_THREADS"] == seen["MKL_NUM_THREADS"] == "2"
+    # A thread count the user chose is kept.
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    worker_module.start_worker(queues="gpu", concurrency=4, gpu=None, loglevel="INFO")
+    assert seen["OMP_NUM_THREADS"] == "3"
