@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-
 # Thread pools of the libraries that run the networks and decode the video; each pool
 # child gets its share of the cores, or N children oversubscribe them N times over.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

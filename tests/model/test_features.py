@@ -154,7 +154,15 @@ def test_extract_one_real_video(extractor: FeatureExtractor, real_clip: Path) ->
     assert features["num_interpolated"] == int(interpolated.sum())
     assert int(detected.sum()) + features["num_interpolated"] == 8  # a face track: no fallback
     assert features["num_video_frames"] == 309
-    assert set(features["timings"]) == {"decode", "detect", "track", "crop", "style", "content", "total"}
+    assert set(features["timings"]) == {
+        "decode",
+        "detect",
+        "track",
+        "crop",
+        "style",
+        "content",
+        "total",
+    }
     assert features["fingerprint"].startswith("random-")
 
 
