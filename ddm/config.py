@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=6 * 3600, gt=0)
     task_time_limit: int = Field(default=6 * 3600 + 300, gt=0)
     # Threads decoding the next videos of an extraction job while the networks run on the
-    # current one; 0 picks one per job on a CPU and up to 8 beside a GPU.
-    decode_workers: int = Field(default=0, ge=0)
+    # current one; unset: none on a CPU (the networks use every core), up to 8 beside a GPU.
+    decode_workers: int | None = Field(default=None, ge=0)
     # Comma-separated modules that register further job kinds (tasks/kinds.py).
     job_modules: str = ""
 

@@ -41,6 +41,7 @@ from model.precision import (
     check_precision,
     to_channels_last,
 )
+from model.psp import prepare_for_inference
 from model.registry import create_model, load_model_weights, resolve_weights
 from model.tracking import FRAME_SOURCES
 from model.weights import read_weights_file
@@ -155,8 +156,9 @@ def is_random_fingerprint(fingerprint: str) -> bool:
 class FeatureExtractor:
     """Turns a video file into the detector's inputs.
 
-    Build it with `build_extractor`; the constructor takes ready modules so tests and
-    benchmarks can wire their own.
+    Build it with `build_extractor`, which also makes the networks lean and channels-last
+    (`model.psp.prepare_for_inference`, `model.precision.to_channels_last`); the
+    constructor takes ready modules as they are, so tests and benchmarks can wire their own.
 
     Args:
         cfg: extraction settings.
@@ -181,8 +183,8 @@ class FeatureExtractor:
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
-        self.style_encoder = to_channels_last(style_encoder.eval().to(self.device))
-        self.content_encoder = to_channels_last(content_encoder.eval().to(self.device))
+        self.style_encoder = style_encoder.eval().to(self.device)
+        self.content_encoder = content_encoder.eval().to(self.device)
         self.face_detector = face_detector
         self.weights_sha256 = dict(weights_sha256)
         self.batch_size = batch_size
@@ -316,6 +318,10 @@ def build_extractor(
     content, content_sha = _backbone(
         cfg.content_model, slow_r50_weights, weights_dir, allow_random_weights
     )
+    # Lean and channels-last, since this call built them: modules passed to
+    # FeatureExtractor directly are used as they are.
+    style = to_channels_last(prepare_for_inference(style))
+    content = to_channels_last(content)
     return FeatureExtractor(
         cfg,
         style,

@@ -66,3 +66,26 @@ def test_channels_last_fp32_equals_the_plain_forward(psp_model) -> None:
         expected = plain(x, levels=(9,))
         actual = fast(channels_last_input(x), levels=(9,))
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_inference_encoder_drops_other_heads_and_folds_norms(psp_model) -> None:
+    from model.psp import prepare_for_inference
+
+    lean = prepare_for_inference(copy.deepcopy(psp_model))
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert count(lean) < 0.25 * count(psp_model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lean.body[0].res_layer[3:])
+    x = style_input(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8).numpy())
+    with torch.inference_mode():
+        torch.testing.assert_close(lean(x), psp_model(x, levels=(9,)), rtol=1e-4, atol=1e-5)
+        with pytest.raises(ValueError, match="level 3 was dropped"):
+            lean(x, levels=(3,))
+
+
+def test_the_subsampling_shortcut_is_the_max_pool_it_replaces() -> None:
+    from model.psp import BottleneckIRSE
+
+    for stride in (1, 2):
+        unit = BottleneckIRSE(8, 8, stride).eval()
+        x = torch.randn(2, 8, 9, 9)
+        assert torch.equal(unit._shortcut(x), unit.shortcut_layer(x))

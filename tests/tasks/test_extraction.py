@@ -228,7 +228,7 @@ def test_inline_jobs_after_a_failed_one_are_cancelled_not_left_queued(
     assert second.status == "cancelled" and second.error.startswith("not run:")
 
 
-def test_decode_workers_one_beside_a_cpu_more_beside_a_gpu(
+def test_decode_workers_none_beside_a_cpu_more_beside_a_gpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ddm.config import Settings
@@ -236,9 +236,11 @@ def test_decode_workers_one_beside_a_cpu_more_beside_a_gpu(
 
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     auto = Settings(home=Path("/nonexistent"))
-    assert decode_workers(auto, is_gpu=False) == 1
+    assert decode_workers(auto, is_gpu=False) == 0
     assert decode_workers(auto, is_gpu=True) == 8
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert decode_workers(auto, is_gpu=True) == 3
     pinned = Settings(home=Path("/nonexistent"), decode_workers=5)
     assert decode_workers(pinned, is_gpu=False) == decode_workers(pinned, is_gpu=True) == 5
+    off = Settings(home=Path("/nonexistent"), decode_workers=0)
+    assert decode_workers(off, is_gpu=True) == 0
