@@ -94,12 +94,17 @@ def build_ours(frames: int, precision: str) -> FeatureExtractor:
 
 
 class Reference:
-    """The seed's pipeline on plain (contiguous, fp32) copies of ours' networks."""
+    """The seed's pipeline on plain networks (all 18 heads, contiguous, fp32) with the
+    weights of ours: drawn from the same seed in the same order as `build_extractor`."""
 
     def __init__(self, ours: FeatureExtractor) -> None:
         self.cfg = ours.cfg
-        self.style = _plain_copy("psp_encoder", ours.style_encoder, levels=range(N_STYLES))
-        self.content = _plain_copy("slow_r50", ours.content_encoder)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.style = create_model("psp_encoder", levels=range(N_STYLES)).eval()
+            self.content = create_model("slow_r50").eval()
+        _check_same_weights(self.style, ours.style_encoder, "styles.9.linear.weight")
+        _check_same_weights(self.content, ours.content_encoder, "blocks.5.proj.weight")
         self.mtcnn = ours.face_detector.mtcnn
 
     def extract(self, path: Path, out: Path) -> tuple[dict[str, Any], dict[str, float]]:
@@ -155,12 +160,9 @@ class Reference:
         return torch.cat([self.content(clip[None]) for clip in clips])
 
 
-def _plain_copy(name: str, module: torch.nn.Module, **kwargs: Any) -> torch.nn.Module:
-    plain = create_model(name, **kwargs).eval()
-    plain.load_state_dict(module.state_dict())  # copies values into contiguous storage
-    if hasattr(module, "latent_avg"):
-        plain.latent_avg.copy_(module.latent_avg)
-    return plain
+def _check_same_weights(plain: torch.nn.Module, ours: torch.nn.Module, key: str) -> None:
+    if not torch.equal(plain.state_dict()[key], ours.state_dict()[key]):
+        raise RuntimeError(f"the reference's {key} differs from ours: not the same weights")
 
 
 class Clock:
@@ -363,7 +365,16 @@ def peak_rss_of_ours(precision: str, clips: list[Path], frames: int, workers: in
 def rss_child(precision: str, clips: list[Path], frames: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         run_ours(build_ours(frames, precision), clips, Path(out), workers)
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. Not `ru_maxrss`: on Linux that keeps, across
+    the exec that started this child, the parent's resident size at the fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --------------------------------------------------------------------------- main
