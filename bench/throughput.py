@@ -99,6 +99,7 @@ def main() -> None:
     from tests.pg import start_server
     from tests.redis_server import start_redis
 
+    info = machine()  # before the runs: its load averages are the starting ones
     work = Path(tempfile.mkdtemp(prefix="ddm-bench-throughput-"))
     pg = redis = bench = None
     runs: list[dict[str, Any]] = []
@@ -131,7 +132,7 @@ def main() -> None:
         "throughput",
         {
             "benchmark": "throughput",
-            "machine": machine(),
+            "machine": info,
             "settings": {
                 "frames": args.frames,
                 "batch_size": args.batch_size,
