@@ -309,8 +309,8 @@ def decode_workers(settings: Settings, is_gpu: bool) -> int:
     extractor and up to 8 beside a GPU, whose networks are faster than one core decodes.
 
     A CPU extractor keeps every core busy itself: on 2 cores a decoding thread beside it
-    saved 0.5 s of decoding per video and cost 2 s of slower face detection
-    (bench/extract.py --decode-workers 1)."""
+    took 2.2 s of waiting off each video and added as much to face detection, which
+    shares the cores (bench/README.md)."""
     if settings.decode_workers is not None:
         return settings.decode_workers
     cores = os.cpu_count() or 1
