@@ -46,11 +46,11 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 import cv2
+import extractor as extractor_bench
 import numpy as np
 import torch
 import torch.nn.functional as F
 from _common import MEDIA, REPO, machine, print_table, write_results
-from torch.utils.flop_counter import FlopCounterMode
 
 from model.faces import (
     centre_box,
@@ -311,25 +311,9 @@ def _summary(rows: list[dict[str, Any]], networks: dict[str, Any]) -> dict[str, 
 # --------------------------------------------------------------------------- FLOPs and rates
 
 
-def count_flops(fn: Any, *args: Any, **kwargs: Any) -> int:
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        fn(*args, **kwargs)
-    return int(counter.get_total_flops())
-
-
 def backbone_flops(cfg: ExtractorCfg, levels: tuple[int, ...]) -> int:
-    with torch.device("meta"):
-        style = create_model("psp_encoder", levels=levels).eval()
-        content = create_model("slow_r50").eval()
-        crops = torch.empty(cfg.num_frames, 3, cfg.face_size, cfg.face_size)
-        clips = torch.empty(
-            math.ceil(cfg.num_frames / cfg.clip_len),
-            3,
-            cfg.clip_len,
-            cfg.content_size,
-            cfg.content_size,
-        )
-    return count_flops(style, crops, levels=levels) + count_flops(content, clips)
+    """Style and content FLOPs of one video (bench/extractor.py counts them on meta)."""
+    return sum(extractor_bench.backbone_flops(cfg, levels).values())
 
 
 def gemm_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
@@ -395,7 +379,9 @@ def measure(clips: list[Path], frames: int, out: Path, workers: int) -> dict[str
     }
     rates_end = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
     detect = [
-        count_flops(ours["fp32"].face_detector.detect, decode_video(c, frames).frames)
+        extractor_bench.count_flops(
+            ours["fp32"].face_detector.detect, decode_video(c, frames).frames
+        )
         for c in clips
     ]
     return {
