@@ -123,7 +123,7 @@ def test_faces_are_found_in_a_real_clip(real_clip: Path, face_detector: FaceDete
     assert (x1 <= 1280).all() and (y1 <= 720).all()
     # Face crops are much smaller than the 720 px centre-crop fallback.
     assert ((x1 - x0) < 400).all()
-    assert set(track.timings) == {"decode", "detect", "track"}
+    assert set(track.timings) == {"decode", "detect", "track", "crop"}
 
 
 def test_a_faceless_clip_falls_back_on_every_frame(
