@@ -86,6 +86,6 @@ def test_the_subsampling_shortcut_is_the_max_pool_it_replaces() -> None:
     from model.psp import BottleneckIRSE
 
     for stride in (1, 2):
-        unit = BottleneckIRSE(8, 8, stride).eval()
-        x = torch.randn(2, 8, 9, 9)
+        unit = BottleneckIRSE(32, 32, stride).eval()
+        x = torch.randn(2, 32, 9, 9)
         assert torch.equal(unit._shortcut(x), unit.shortcut_layer(x))
