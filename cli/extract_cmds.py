@@ -39,7 +39,7 @@ MAX_LEASES_SHOWN = 10
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
     show_default=True,
-    help="bf16: autocast both backbones (about 2.5x faster with AMX or a GPU; own fingerprint).",
+    help="bf16: autocast both backbones (2x faster per video with AMX; own fingerprint).",
 )
 @click.option("--force", is_flag=True, help="Extract again even where a valid cache exists.")
 @click.option(

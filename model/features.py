@@ -79,7 +79,7 @@ class ExtractorCfg:
             `psp_encoder_small` of `ddm demo`).
         content_model: the registered content backbone (`slow_r50` or `slow_r50_small`).
         precision: "fp32", or "bf16" for bf16 autocast of both backbones (opt-in: about
-            2.5x faster on CPUs with AMX and on GPUs; its features differ from fp32 ones
+            2x faster per video on CPUs with AMX; its features differ from fp32 ones
             by more than rounding, so it has its own fingerprint).
     """
 
