@@ -234,7 +234,13 @@ def _fail_unless_done(plan: Any, statuses: dict[int, str], counts: dict[str, int
 @click.command("worker")
 @click.option("--gpu", type=click.IntRange(0), help="Pin this worker to one GPU.")
 @click.option("--queues", default="gpu,default", show_default=True)
-@click.option("--concurrency", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Pool processes; each gets cores / N threads (unless OMP_NUM_THREADS is set).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.pass_obj
 def worker(app: App, gpu: int | None, queues: str, concurrency: int, loglevel: str) -> None:
