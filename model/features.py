@@ -264,7 +264,7 @@ class FeatureExtractor:
         style = torch.cat(codes)  # (T, L, 512)
         if self.cfg.add_latent_avg:
             style = style + self.style_encoder.latent_avg[list(self.cfg.levels)].cpu()
-        return style.float().contiguous()
+        return style.contiguous()
 
     @torch.inference_mode()
     def encode_content(self, crops: np.ndarray) -> Tensor:
@@ -280,8 +280,8 @@ class FeatureExtractor:
     def _to_device(self, batch: Tensor) -> Tensor:
         if self.device.type == "cuda":
             # Pinned host memory lets the copy overlap the previous batch's kernels.
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
-        return channels_last_input(batch.to(self.device))
+            batch = batch.pin_memory()
+        return channels_last_input(batch.to(self.device, non_blocking=True))
 
 
 def build_extractor(

@@ -53,9 +53,11 @@ class FramePrefetcher:
         self.close()
 
     def schedule(self, paths: Iterable[PathLike]) -> None:
-        """Queue these paths for decoding, in the order they will be taken."""
-        self._waiting.extend(paths)
-        self._top_up()
+        """Queue these paths for decoding, in the order they will be taken (without
+        decoding threads there is nothing to queue: `take` decodes on the spot)."""
+        if self._pool is not None:
+            self._waiting.extend(paths)
+            self._top_up()
 
     def take(self, path: PathLike) -> DecodedVideo:
         """The decoded frames of `path`, waiting for them if they are still decoding.

@@ -298,9 +298,11 @@ def _prefetcher(context: JobContext, extractor: Any) -> Any:
 
     workers = decode_workers(context.settings, extractor.device.type == "cuda")
     prefetcher = FramePrefetcher(extractor.cfg.num_frames, workers=workers, ahead=workers)
-    with session_scope(context.factory) as session:
-        videos = [caches.get_video_to_extract(session, i) for i in context.params["video_ids"]]
-    prefetcher.schedule(video.abs_path for video in videos if video and video.is_present)
+    if workers:  # without threads each video is decoded when taken: nothing to look up
+        with session_scope(context.factory) as session:
+            ids = context.params["video_ids"]
+            videos = [caches.get_video_to_extract(session, i) for i in ids]
+        prefetcher.schedule(video.abs_path for video in videos if video and video.is_present)
     return prefetcher
 
 
