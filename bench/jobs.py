@@ -32,6 +32,7 @@ sum of the per-video `total` timings) is reported for both modes as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -239,6 +241,31 @@ class Bench:
         }
 
 
+@contextlib.contextmanager
+def running_bench(args: argparse.Namespace, prefix: str) -> Iterator[Bench]:
+    """A Bench over a new catalog (throwaway PostgreSQL, or SQLite with `--db sqlite`) and
+    a throwaway Redis, all stopped and removed on exit, worker included."""
+    from tests.pg import start_server
+    from tests.redis_server import start_redis
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    pg = redis = bench = None
+    try:
+        pg = start_server() if args.db == "postgres" else None
+        db_url = pg.create_database() if pg else f"sqlite:///{work / 'catalog.sqlite3'}"
+        redis = start_redis()
+        bench = Bench(work, db_url, redis.url, args)
+        yield bench
+    finally:
+        if bench is not None:
+            bench.stop_worker()
+        if redis is not None:
+            redis.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 clips, T=2, one pair, no cold")
@@ -254,25 +281,13 @@ def main() -> None:
     pairs = args.pairs or (1 if args.quick else 2)
     cold = (not args.quick) if args.cold is None else args.cold
 
-    from tests.pg import start_server
-    from tests.redis_server import start_redis
-
     info = machine()
     info["torch"] = torch.__version__
     info["torch_threads_bench_process"] = torch.get_num_threads()
-    work = Path(tempfile.mkdtemp(prefix="ddm-bench-jobs-"))
-    pg = redis = bench = None
     runs: list[dict[str, Any]] = []
     warm: dict[str, float] = {}
     cold_runs: list[dict[str, Any]] = []
-    try:
-        if args.db == "postgres":
-            pg = start_server()
-            db_url = pg.create_database()
-        else:
-            db_url = f"sqlite:///{work / 'catalog.sqlite3'}"
-        redis = start_redis()
-        bench = Bench(work, db_url, redis.url, args)
+    with running_bench(args, "ddm-bench-jobs-") as bench:
         report = ingest_dataset(bench.factory, MEDIA / "ff++", format="ffpp", name=DATASET)
         print(f"ingested {report.counts.new} ff++ clips; catalog {args.db}", flush=True)
 
@@ -303,14 +318,6 @@ def main() -> None:
             cold_runs.append(bench.cold_worker(limit))
             for r in cold_runs:
                 print(f"  {r['mode']}: {r['wall_s']:.2f} s", flush=True)
-    finally:
-        if bench is not None:
-            bench.stop_worker()
-        if redis is not None:
-            redis.stop()
-        if pg is not None:
-            pg.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     summary = summarize(runs, cold_runs)
     show(args, runs, warm, cold_runs, summary)

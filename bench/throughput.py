@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from _common import MEDIA, machine, print_table, write_results
-from jobs import DATASET, Bench
+from jobs import DATASET, Bench, running_bench
 
 from ddm.services.ingest import ingest_dataset
 from tasks.worker import threads_per_child
@@ -96,18 +93,9 @@ def main() -> None:
     args = parser.parse_args()
     concurrencies = sorted({int(c) for c in args.concurrency.split(",")})
 
-    from tests.pg import start_server
-    from tests.redis_server import start_redis
-
     info = machine()  # before the runs: its load averages are the starting ones
-    work = Path(tempfile.mkdtemp(prefix="ddm-bench-throughput-"))
-    pg = redis = bench = None
     runs: list[dict[str, Any]] = []
-    try:
-        pg = start_server() if args.db == "postgres" else None
-        db_url = pg.create_database() if pg else f"sqlite:///{work / 'catalog.sqlite3'}"
-        redis = start_redis()
-        bench = Bench(work, db_url, redis.url, args)
+    with running_bench(args, "ddm-bench-throughput-") as bench:
         ingest_dataset(bench.factory, MEDIA / "ff++", format="ffpp", name=DATASET)
         bench.inline(limit=1)  # warm the inline networks
         for setup in setups(concurrencies):
@@ -118,14 +106,6 @@ def main() -> None:
                 print(f"  {setup.name}: {runs[-1]['videos_per_min']:.2f} videos/min", flush=True)
             bench.stop_worker()
             time.sleep(1)
-    finally:
-        if bench is not None:
-            bench.stop_worker()
-        if redis is not None:
-            redis.stop()
-        if pg is not None:
-            pg.stop()
-        shutil.rmtree(work, ignore_errors=True)
     show(runs, args)
     best = max(runs, key=lambda r: r["videos_per_min"])
     write_results(
