@@ -871,15 +871,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
-    out = sys.stdout
-    if args.json:
-        sys.stdout = sys.stderr  # the table goes to stderr, the JSON alone to stdout
-    try:
+    # With --json the table goes to stderr and the JSON alone to stdout.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         show(result)
         if not args.no_write:
             write_results("chaos" if args.minutes >= 20 else "chaos.quick", result)
-    finally:
-        sys.stdout = out
     if args.json:
         print(json.dumps(result, default=str))
     return 0 if all(result["invariants"].values()) else 1

@@ -33,6 +33,7 @@ step. `--profile` adds a torch.profiler table of the top operators for a few bat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import resource
@@ -619,15 +620,11 @@ def main(argv=None) -> int:
         result["peak_rss_mib"] = peak_rss_mib()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = sys.stdout
-    if args.json:
-        sys.stdout = sys.stderr  # the tables go to stderr, the JSON alone to stdout
-    try:
+    # With --json the tables go to stderr and the JSON alone to stdout.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         show(result)
         if not args.no_write:
             _write(result, args)
-    finally:
-        sys.stdout = out
     if args.json:
         print(json.dumps(result, default=str))
     return 0
