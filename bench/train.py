@@ -50,16 +50,16 @@ import torch
 from _common import machine, median, print_table, write_results
 
 import tasks.training_loop as training_loop
-from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.catalog.models import Dataset, Video
 from ddm.catalog.runs import get_run, run_epochs
 from ddm.config import load_settings
 from ddm.db import session_scope
-from ddm.fs import atomic_write, cache_path, sha256_of
-from model.features import save_features
+from ddm.fs import atomic_write
 from model.train import TrainCfg
 from tasks.context import session_factory
 from tasks.lifecycle import run_job
 from tasks.training import plan_training
+from tests.tasks.synth import add_valid_cache
 
 DATASET = "bench"
 FINGERPRINT = "random-" + "b" * 40
@@ -132,19 +132,8 @@ def _add_video(session, settings, dataset_id: int, index: int, split, label, is_
     )
     session.add(video)
     session.flush()
-    target = cache_path(settings.cache_dir, FINGERPRINT, content_hash)
-    save_features(target, {**video_features(index, is_fake), "video_hash": content_hash})
-    session.add(
-        FeatureCache(
-            video_id=video.id,
-            fingerprint=FINGERPRINT,
-            path=target.relative_to(settings.cache_dir).as_posix(),
-            is_valid=True,
-            checksum=sha256_of(target),
-            bytes=target.stat().st_size,
-            video_hash=content_hash,
-        )
-    )
+    features = {**video_features(index, is_fake), "video_hash": content_hash}
+    add_valid_cache(session, settings, video, features, FINGERPRINT)
 
 
 # --------------------------------------------------------------------------- timers

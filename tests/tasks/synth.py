@@ -42,12 +42,18 @@ def add_video(session, settings, dataset, name: str, split: str, label: str, see
     style = torch.randn(1, 1, 512, generator=generator) + (
         steps if label == "fake" else 0.05 * steps
     )
-    target = cache_path(settings.cache_dir, FINGERPRINT, video.content_hash)
-    save_features(target, {"content": torch.randn(1, 2048, generator=generator), "style": style})
+    features = {"content": torch.randn(1, 2048, generator=generator), "style": style}
+    add_valid_cache(session, settings, video, features)
+
+
+def add_valid_cache(session, settings, video, features: dict, fingerprint: str = FINGERPRINT):
+    """Write `features` as `video`'s cache file and record it as a valid cache row."""
+    target = cache_path(settings.cache_dir, fingerprint, video.content_hash)
+    save_features(target, features)
     session.add(
         FeatureCache(
             video_id=video.id,
-            fingerprint=FINGERPRINT,
+            fingerprint=fingerprint,
             path=target.relative_to(settings.cache_dir).as_posix(),
             is_valid=True,
             checksum=sha256_of(target),
