@@ -61,7 +61,7 @@ from model.faces import (
     square_box,
     style_input,
 )
-from model.features import ExtractorCfg, FeatureExtractor, build_extractor, save_features
+from model.features import ExtractorCfg, FeatureExtractor, save_features
 from model.prefetch import FramePrefetcher
 from model.psp import N_STYLES
 from model.registry import create_model
@@ -84,13 +84,7 @@ IMPLS = ("reference", "ours_fp32", "ours_bf16")
 
 
 def build_ours(frames: int, precision: str) -> FeatureExtractor:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return build_extractor(
-            ExtractorCfg(num_frames=frames, precision=precision),
-            weights_dir="/nonexistent-weights-dir",
-            allow_random_weights=True,
-        )
+    return extractor_bench.build(frames, (9,), "cpu", precision)
 
 
 class Reference:

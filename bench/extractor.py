@@ -80,11 +80,12 @@ def detect_flops(extractor: Any, clip: Path, frames: int) -> int:
     return count_flops(extractor.face_detector.detect, decoded)
 
 
-def build(frames: int, levels: tuple[int, ...], device: str) -> Any:
+def build(frames: int, levels: tuple[int, ...], device: str, precision: str = "fp32") -> Any:
+    """The production extractor with random weights drawn from seed 0."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return build_extractor(
-            ExtractorCfg(num_frames=frames, levels=levels),
+            ExtractorCfg(num_frames=frames, levels=levels, precision=precision),
             weights_dir="/nonexistent-weights-dir",
             allow_random_weights=True,
             device=device,
