@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import random
 import shutil
 import tempfile
@@ -53,8 +54,9 @@ def fill_catalog(factory: Any, videos: int, seed: int = 0) -> None:
     with session_scope(factory) as session:
         selection = evaluation_selection(session, run_id, DATASET, "all")
         labels = [video.label == "fake" for video in selection.videos]
-        scores = [min(1.0, max(0.0, rng.gauss(0.6 if fake else 0.4, 0.2))) for fake in labels]
-        record_evaluation(session, selection, scores, threshold=0.5, metrics={})
+        logits = [rng.gauss(0.4 if fake else -0.4, 0.8) for fake in labels]
+        scores = [1.0 / (1.0 + math.exp(-logit)) for logit in logits]
+        record_evaluation(session, selection, logits, scores, threshold=0.5, metrics={})
 
 
 def _video(dataset_id: int, index: int, rng: random.Random) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from cli.output import output_options, table, write_json
 
 SPLITS = ("test", "val", "train", "all")
 METRIC_COLUMNS = ["run", "trained_on", "held_out", "videos"]
-METRIC_COLUMNS += ["accuracy", "precision", "recall", "f1", "auc", "ap", "eer"]
+METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "auc", "ap", "eer")
+METRIC_COLUMNS += list(METRIC_KEYS)
 
 
 @click.command("report")
@@ -78,7 +79,8 @@ def render_report(app: App, document: dict[str, Any], files: list[Path]) -> None
     title = f"{document['eval_dataset']} ({document['split']})"
     for note in document["notes"]:
         app.err.print(note, markup=False, highlight=False)
-    table(app.out, [_metric_row(e) for e in document["runs"]], METRIC_COLUMNS, title=title)
+    rows = [row for entry in document["runs"] for row in _metric_rows(entry)]
+    table(app.out, rows, METRIC_COLUMNS, title=title)
     for entry in document["runs"]:
         _per_class(app, entry)
     render_matrix(app, document["cross_dataset"])
@@ -93,33 +95,53 @@ def render_report(app: App, document: dict[str, Any], files: list[Path]) -> None
         say(f"figures and report: {report_md}", markup=False, highlight=False)
 
 
-def _metric_row(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _metric_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline row (held-out videos only where the run saw some), then, where it did,
+    the pooled row, labelled so that nobody quotes it as a held-out result."""
+    headline = {
         "run": f"{entry['run_id']} {entry['run_name']}",
         "trained_on": "+".join(entry["train_datasets"]),
-        "held_out": "yes" if entry["held_out"] else f"NO ({entry['leaked_videos']} seen)",
-        "videos": entry["n_videos"],
-        **{key: entry[key] for key in ("accuracy", "precision", "recall", "f1", "auc", "ap")},
-        "eer": entry["eer"],
+        "held_out": "yes" if entry["held_out"] else "held-out only",
+        "videos": entry["n_held_out"],
+        **{key: entry[key] for key in METRIC_KEYS},
     }
+    if entry["held_out"]:
+        return [headline]
+    pooled = {
+        "run": "  pooled",
+        "trained_on": "",
+        "held_out": f"NO ({entry['leaked_videos']} seen)",
+        "videos": entry["n_videos"],
+        **{key: entry["pooled"][key] for key in METRIC_KEYS},
+    }
+    return [headline, pooled]
 
 
 def _per_class(app: App, entry: dict[str, Any]) -> None:
+    scope = entry if entry["per_class"] is not None else entry["pooled"]
     rows = [
-        {"class": name.replace("_", " "), **values} for name, values in entry["per_class"].items()
+        {"class": name.replace("_", " "), **values} for name, values in scope["per_class"].items()
     ]
-    c = entry["confusion"]
+    c = scope["confusion"]
     table(
         app.out,
         rows,
         ["class", "precision", "recall", "f1", "support"],
-        title=f"run {entry['run_id']}: per class (fake is positive)",
+        title=f"run {entry['run_id']}: per class (fake is positive), {_scope_words(entry)}",
     )
     confusion = [
         {"true": "real", "predicted real": c["tn"], "predicted fake": c["fp"]},
         {"true": "fake", "predicted real": c["fn"], "predicted fake": c["tp"]},
     ]
     table(app.out, confusion, ["true", "predicted real", "predicted fake"], title="confusion")
+
+
+def _scope_words(entry: dict[str, Any]) -> str:
+    if entry["held_out"]:
+        return "every video held out"
+    if entry["per_class"] is not None:
+        return f"the {entry['n_held_out']} held-out videos"
+    return "pooled: no video held out"
 
 
 def render_matrix(app: App, matrix: dict[str, Any]) -> None:
@@ -134,9 +156,15 @@ def render_matrix(app: App, matrix: dict[str, Any]) -> None:
 def _cell(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return "-"
-    auc = "-" if cell["auc"] is None else f"{cell['auc']:.3f}"
-    mark = "" if cell["held_out"] else " (seen)"
-    return f"{auc} / {cell['accuracy']:.3f}{mark}"
+    text = f"{_number(cell['auc'])} / {_number(cell['accuracy'])}"
+    if cell["held_out"]:
+        return text
+    pooled = f"{_number(cell['pooled_auc'])} / {_number(cell['pooled_accuracy'])}"
+    return f"{text} held-out only ({cell['n_held_out']}); pooled {pooled}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _prediction_bias(app: App, document: dict[str, Any]) -> None:

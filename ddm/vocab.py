@@ -31,6 +31,16 @@ class SplitSource(StrEnum):
     DERIVED = "derived"  # computed by ddm
 
 
+class Leak(StrEnum):
+    """How a run saw a video it is evaluated on, strongest first: the reason a prediction is
+    left out of the held-out headline metrics (`catalog.evaluations`)."""
+
+    FILE = "file"  # the video, or the same file in another dataset, was a train/val member
+    SEQUENCE = "sequence"  # the same FF++ sequence at another compression was a member
+    SPLIT = "split"  # in a train/val split of a dataset the run trained on, though no member
+    IDENTITY = "identity"  # shares an identity group with a member
+
+
 class Compression(StrEnum):
     RAW = "raw"
     C23 = "c23"

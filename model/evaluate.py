@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from model.detector import bce_loss
-from model.metrics import binary_metrics
+from model.metrics import binary_metrics, probability
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,14 @@ class EvalResult:
     """Scores and metrics of one evaluation.
 
     Attributes:
-        scores: (V,) probability of fake per video, in loader order.
+        logits: (V,) the detector's logit per video, in loader order.
+        scores: (V,) probability of fake per video, computed in float64 from the logits.
         labels: (V,) 0 (real) or 1 (fake) per video.
         loss: mean binary cross-entropy over all videos.
-        metrics: `model.metrics.binary_metrics` of the scores.
+        metrics: `model.metrics.binary_metrics` of the logits.
     """
 
+    logits: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
     loss: float
@@ -71,13 +73,17 @@ def evaluate(
     """
     model.to(device)
     logits, labels = predict_logits(model, loader, torch.device(device))
-    scores = torch.sigmoid(logits).numpy().astype(np.float64)
+    # The probability in float64 from the logit: a float32 sigmoid rounds confident
+    # logits to 1.0, and ranking metrics use the logits' order besides.
+    logit_array = logits.double().numpy()
+    scores = probability(logit_array)
     label_array = labels.numpy().astype(np.int64)
     return EvalResult(
+        logits=logit_array,
         scores=scores,
         labels=label_array,
         loss=float(bce_loss(logits, labels)),
-        metrics=binary_metrics(label_array, scores, threshold=threshold),
+        metrics=binary_metrics(label_array, scores, threshold=threshold, logits=logit_array),
     )
 
 
@@ -85,8 +91,9 @@ def evaluate(
 def score_video(
     model: nn.Module, features: Mapping[str, Any], *, device: str | torch.device = "cpu"
 ) -> float:
-    """Probability of fake for one video's features (an `extract` result or cache file)."""
+    """Probability of fake (float64, from the logit) for one video's features (an
+    `extract` result or cache file)."""
     model.to(device).eval()
     content = features["content"].float().unsqueeze(0).to(device)  # (1, N, 2048)
     style = features["style"].float().unsqueeze(0).to(device)  # (1, T, L, 512)
-    return float(torch.sigmoid(model(content, style))[0])
+    return float(probability(float(model(content, style)[0])))

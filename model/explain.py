@@ -13,6 +13,7 @@ from torch import Tensor
 
 from model.bias import flow_magnitude
 from model.detector import StyleFlowDetector
+from model.metrics import probability
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +37,19 @@ def explain_video(
         device: where the model runs.
 
     Returns:
-        {"score": P(fake) as a float, "flow_magnitude": (T-1,) float64 norms of the raw
+        {"score": P(fake) as a float (float64, from the logit), "logit": the raw output,
+        "flow_magnitude": (T-1,) float64 norms of the raw
         (unstandardised) style flow, "attention": (N, T-1) float numpy weights of each
         clip on each step, rows summing to 1, as forward computes them}.
     """
     model.to(device).eval()
     batch_content = content.float().unsqueeze(0).to(device)  # (1, N, content_dim)
     batch_style = style.float().unsqueeze(0).to(device)  # (1, T, L, style_dim)
-    score = torch.sigmoid(model(batch_content, batch_style))[0]
+    logit = float(model(batch_content, batch_style)[0])
     attention = model.attention_weights(batch_content, batch_style)[0]
     return {
-        "score": float(score.item()),
+        "score": float(probability(logit)),
+        "logit": logit,
         # From the raw codes: standardised flows hide how far the style really moved.
         "flow_magnitude": flow_magnitude(style.detach().cpu().numpy()),
         "attention": attention.cpu().numpy(),

@@ -5,6 +5,10 @@ ROC points at every distinct score (tied scores move together, so AUC counts a t
 real/fake pair as half right), average precision as the step-wise sum
 sum_n (R_n - R_{n-1}) P_n, and the confusion matrix as [[TN, FP], [FN, TP]].
 Label 1 is "fake" (the positive class), 0 is "real".
+
+Detectors output logits. Ranking metrics take the logits' order whenever they are at hand:
+a probability rounds every logit above about 17 (float32) or 37 (float64) to exactly 1.0,
+so confident fakes and confident false positives would tie and bias AUC, AP and EER.
 """
 
 from __future__ import annotations
@@ -31,6 +35,19 @@ def _as_arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.nda
     if not np.isfinite(s).all():
         raise ValueError("scores must be finite")
     return y.astype(np.int64), s
+
+
+def probability(logits: ArrayLike) -> np.ndarray:
+    """P(fake) = sigmoid(logit) in float64, without overflow for logits of either sign."""
+    x = np.asarray(logits, dtype=np.float64)
+    small = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
+
+
+def logit_of(p: float) -> float:
+    """The logit whose probability is `p` (the decision threshold in logit space)."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(p) - np.log1p(-p))
 
 
 def _roc_counts(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, ...]:
@@ -147,7 +164,10 @@ def classification_report(labels: ArrayLike, predictions: ArrayLike) -> dict[str
 
 def _average(per_class: dict[str, dict[str, float]], *, weighted: bool) -> dict[str, float]:
     support = np.array([per_class[name]["support"] for name in CLASS_NAMES], dtype=np.float64)
-    weights = support / support.sum() if weighted else np.full(len(CLASS_NAMES), 0.5)
+    # The macro average is over the classes present: an absent class has no recall to
+    # average, and counting its zeros would halve a one-class evaluation's scores.
+    present = (support > 0).astype(np.float64)
+    weights = support / support.sum() if weighted else present / max(present.sum(), 1.0)
     averaged = {
         key: float(np.dot(weights, [per_class[name][key] for name in CLASS_NAMES]))
         for key in ("precision", "recall", "f1")
@@ -156,22 +176,37 @@ def _average(per_class: dict[str, dict[str, float]], *, weighted: bool) -> dict[
     return averaged
 
 
-def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> dict[str, Any]:
+def binary_metrics(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    threshold: float = 0.5,
+    *,
+    logits: ArrayLike | None = None,
+) -> dict[str, Any]:
     """Every reported metric for per-video probabilities of fake.
 
     Args:
         labels: 0 (real) or 1 (fake) per video.
         scores: probability of fake per video.
         threshold: scores >= threshold are labelled fake.
+        logits: the logits the scores came from; when given, ranking metrics use their
+            order and a video is labelled fake when its logit >= logit(threshold), so
+            confident scores rounded to 1.0 still rank apart.
 
     Returns:
         Plain JSON-ready values: num_videos, threshold, accuracy, per_class, macro_avg,
-        weighted_avg, roc_auc, average_precision, eer, eer_threshold, confusion_matrix.
-        Ranking metrics are None when a class is absent.
+        weighted_avg, roc_auc, average_precision, eer, eer_threshold (a probability),
+        confusion_matrix. Ranking metrics are None when a class is absent.
     """
     y, s = _as_arrays(labels, scores)
-    predictions = (s >= threshold).astype(np.int64)
-    eer, eer_threshold = equal_error_rate(y, s)
+    if logits is None:
+        predictions = (s >= threshold).astype(np.int64)
+        eer, eer_threshold = equal_error_rate(y, s)
+    else:
+        _, s = _as_arrays(y, logits)
+        predictions = (s >= logit_of(threshold)).astype(np.int64)
+        eer, eer_logit = equal_error_rate(y, s)
+        eer_threshold = None if eer_logit is None else float(probability(eer_logit))
     return {
         "num_videos": int(len(y)),
         "threshold": float(threshold),
@@ -182,3 +217,37 @@ def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5)
         "eer_threshold": eer_threshold,
         "confusion_matrix": confusion_matrix(y, predictions),
     }
+
+
+def held_out_metrics(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    is_leaked: Sequence[bool],
+    threshold: float = 0.5,
+    *,
+    logits: ArrayLike | None = None,
+) -> dict[str, Any]:
+    """`binary_metrics` over the held-out videos only, and over every video (pooled).
+
+    A video the run saw (in training, validation, or by sharing a sequence or an identity
+    with them) flatters any metric it enters, so the held-out ones are the headline.
+
+    Returns:
+        {"n_held_out", "held_out", "pooled"}: `held_out` is None when every video leaked
+        and equals `pooled` when none did.
+    """
+    y, s = _as_arrays(labels, scores)
+    leaked = np.asarray(is_leaked, dtype=bool)
+    if leaked.shape != y.shape:
+        raise ValueError(f"{len(leaked)} leak flags for {len(y)} videos")
+    z = None if logits is None else _as_arrays(y, logits)[1]
+    pooled = binary_metrics(y, s, threshold, logits=z)
+    kept = ~leaked
+    if kept.all():
+        return {"n_held_out": int(len(y)), "held_out": pooled, "pooled": pooled}
+    held_out = None
+    if kept.any():
+        held_out = binary_metrics(
+            y[kept], s[kept], threshold, logits=None if z is None else z[kept]
+        )
+    return {"n_held_out": int(kept.sum()), "held_out": held_out, "pooled": pooled}

@@ -230,7 +230,7 @@ def summary(result: DemoResult) -> dict[str, Any]:
         "accuracy": own["accuracy"],
         "auc": own["auc"],
         "held_out": own["held_out"],
-        "n_videos": own["n_videos"],
+        "n_videos": own["n_held_out"],  # what accuracy and AUC cover
         "cross_dataset": {
             "dataset": DFDC_NAME,
             "accuracy": other["accuracy"],

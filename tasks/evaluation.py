@@ -11,6 +11,7 @@ it selected) and stores the evaluation with its predictions in one transaction.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,20 +170,23 @@ def run_evaluation(context: JobContext) -> JobOutcome:
     if stored is not None:  # another job stored the same evaluation meanwhile
         return JobOutcome(JobStatus.SUCCEEDED.value, {"evaluation_id": stored.id, "reused": True})
     items = _items(selection, Path(context.settings.cache_dir or ""))
-    scores = _score(context, run, items)
+    logits = _logits(context, run, items)
+    _require_finite(selection, logits, run.id)
+    scores = _probabilities(logits)
     context.check()
-    metrics = _metrics(selection, scores)
+    metrics = _metrics(selection, logits, scores)
     with session_scope(context.factory) as session:
         record = evaluations.record_evaluation(
             session,
             selection,
+            logits,
             scores,
             threshold=THRESHOLD,
             metrics=metrics,
             job_id=context.job_id,
         )
     summary = {"evaluation_id": record.id, "n_videos": record.n_videos}
-    summary.update(held_out=record.is_held_out, auc=metrics["roc_auc"])
+    summary.update(held_out=record.is_held_out, auc=metrics["roc_auc"], scope=metrics["scope"])
     return JobOutcome(JobStatus.SUCCEEDED.value, summary)
 
 
@@ -195,7 +199,7 @@ def _items(selection: Any, cache_dir: Path) -> list[tuple[Path, float]]:
     )
 
 
-def _score(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> list[float]:
+def _logits(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> list[float]:
     import torch
 
     from model.checkpoint import model_from_checkpoint
@@ -207,17 +211,49 @@ def _score(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> li
     device = resolve_device(run.config.get("device", "auto"))
     model, _ = model_from_checkpoint(run.checkpoint_path, device=device)
     loader = make_loader(CachedFeatureDataset(items), batch_size=64, shuffle=False)
-    scores: list[float] = []
+    logits: list[float] = []
     with torch.no_grad():
         for batch in loader:
-            logits = model(batch["content"].to(device), batch["style"].to(device))
-            scores.extend(torch.sigmoid(logits).double().cpu().tolist())
-            context.advance(units=len(logits))
-    return scores
+            batch_logits = model(batch["content"].to(device), batch["style"].to(device))
+            # The raw logits are stored: a probability rounds confident ones to 1.0.
+            logits.extend(batch_logits.double().cpu().tolist())
+            context.advance(units=len(batch_logits))
+    return logits
 
 
-def _metrics(selection: Any, scores: list[float]) -> dict[str, Any]:
-    from model.metrics import binary_metrics
+def _require_finite(selection: Any, logits: list[float], run_id: int) -> None:
+    # A NaN would sort anywhere and corrupt every ranking metric: refuse, do not store.
+    bad = [
+        video.path
+        for video, logit in zip(selection.videos, logits, strict=True)
+        if not math.isfinite(logit)
+    ]
+    if bad:
+        raise InvalidInput(
+            f"run {run_id} gave {len(bad)} video(s) a score that is not a number, first "
+            f"{bad[0]}; its checkpoint or these caches are broken (`ddm cache verify`)"
+        )
+
+
+def _probabilities(logits: list[float]) -> list[float]:
+    from model.metrics import probability
+
+    return probability(logits).tolist()
+
+
+def _metrics(selection: Any, logits: list[float], scores: list[float]) -> dict[str, Any]:
+    """The headline metrics of the job's summary and row: held-out videos only when the run
+    saw any of them, with the pooled ones beside (`model.metrics.held_out_metrics`)."""
+    from model.metrics import held_out_metrics
 
     labels = [int(video.label == Label.FAKE) for video in selection.videos]
-    return binary_metrics(labels, scores, threshold=THRESHOLD)
+    leaked = [video.is_leaked for video in selection.videos]
+    split = held_out_metrics(labels, scores, leaked, THRESHOLD, logits=logits)
+    headline = split["held_out"] or {"roc_auc": None, "accuracy": None}
+    scope = "held_out" if split["n_held_out"] < len(labels) else "all"
+    return {
+        **headline,
+        "scope": scope,
+        "n_held_out": split["n_held_out"],
+        "pooled": split["pooled"],
+    }

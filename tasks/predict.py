@@ -34,6 +34,7 @@ class VideoPrediction:
 
     path: str
     score: float | None = None
+    logit: float | None = None  # the detector's raw output; `score` is its sigmoid
     label: str | None = None
     frames_sampled: int | None = None
     fallback_frames: int | None = None
@@ -143,6 +144,7 @@ def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> Video
     return VideoPrediction(
         path=str(path),
         score=score,
+        logit=float(explained["logit"]),
         label=Label.FAKE.value if score >= THRESHOLD else Label.REAL.value,
         frames_sampled=int(style.shape[0]),
         fallback_frames=sources.count("f") if sources else None,

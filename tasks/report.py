@@ -8,6 +8,7 @@ document's keys (`runs`, `cross_dataset`, `bias`) are a stable interface.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,12 +18,20 @@ from ddm.catalog.datasets import list_datasets
 from ddm.catalog.stats import video_facts
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput
-from ddm.vocab import Label
+from ddm.vocab import Label, Leak
 from tasks.bias import catalog_bias, prediction_bias, prediction_sentences
 from tasks.evaluation import EvaluationPlan
 
 # A cell of the matrix shows one split of a (run, dataset) pair, the first of these found.
 SPLIT_PREFERENCE = ("test", None, "val", "train")
+# Evaluations stored before thresholds were kept used this one.
+DEFAULT_THRESHOLD = 0.5
+LEAK_WORDS = {
+    Leak.FILE.value: "the same file",
+    Leak.SEQUENCE.value: "the same sequence at another compression",
+    Leak.SPLIT.value: "its training dataset's train/val split",
+    Leak.IDENTITY.value: "a shared identity",
+}
 
 
 class EvaluationFailed(DdmError):
@@ -83,14 +92,14 @@ def _datasets_of(plan: EvaluationPlan, entries: list[dict[str, Any]]) -> list[st
 def run_entry(
     run: Any, evaluation: Any, predictions: list[Any], is_reused: bool = False
 ) -> dict[str, Any]:
-    """One run's evaluation as the report shows it, from its stored predictions."""
-    from model.metrics import binary_metrics
+    """One run's evaluation as the report shows it, from its stored predictions.
 
-    labels = [int(p.label == Label.FAKE) for p in predictions]
-    scores = [p.score for p in predictions]
-    m = binary_metrics(labels, scores, threshold=evaluation.threshold or 0.5)
-    (tn, fp), (fn, tp) = m["confusion_matrix"]
-    fake = m["per_class"][Label.FAKE.value]
+    The headline metrics (top-level keys) cover the held-out videos only whenever the run
+    saw any of the scored videos (`scope` says which); `pooled` holds every video's.
+    """
+    split = evaluation_metrics(predictions, evaluation.threshold)
+    held_out = [p for p in predictions if not p.is_leaked]
+    leaks = Counter(p.leak or "file" for p in predictions if p.is_leaked)
     entry: dict[str, Any] = {
         "run_id": run.id,
         "run_name": run.name,
@@ -99,9 +108,54 @@ def run_entry(
         "split": evaluation.split or evaluations.ALL_SPLITS,
         "evaluation_id": evaluation.id,
         "reused": is_reused,
-        "held_out": evaluation.is_held_out,
-        "leaked_videos": evaluation.leaked_videos,
+        "held_out": not leaks,
+        "leaked_videos": sum(leaks.values()),
+        "leaks": {leak.value: leaks[leak.value] for leak in Leak if leaks[leak.value]},
         "n_videos": len(predictions),
+        "n_held_out": split["n_held_out"],
+        "scope": "all" if not leaks else "held_out",
+        **_metric_fields(split["held_out"], evaluation.threshold),
+        "pooled": _metric_fields(split["pooled"], evaluation.threshold),
+        "ranked_by": "logit" if _logits(predictions) is not None else "score",
+        "left_out": evaluation.left_out or {},
+        "predictions": [_prediction(p) for p in predictions],
+    }
+    # Where the run errs, over the videos the headline covers (all, if it saw every one).
+    judged = held_out or predictions
+    entry["bias"] = prediction_bias(judged)
+    view = entry if held_out else {**entry, **entry["pooled"]}
+    entry["sentences"] = _leak_sentences(entry) + prediction_sentences(view, entry["bias"])
+    return entry
+
+
+def evaluation_metrics(predictions: list[Any], threshold: float | None) -> dict[str, Any]:
+    """`model.metrics.held_out_metrics` of stored predictions, ranked by their logits
+    (by their scores for evaluations stored before logits were kept)."""
+    from model.metrics import held_out_metrics
+
+    return held_out_metrics(
+        [int(p.label == Label.FAKE) for p in predictions],
+        [p.score for p in predictions],
+        [p.is_leaked for p in predictions],
+        threshold if threshold is not None else DEFAULT_THRESHOLD,
+        logits=_logits(predictions),
+    )
+
+
+def _logits(predictions: list[Any]) -> list[float] | None:
+    logits = [p.logit for p in predictions]
+    return None if any(logit is None for logit in logits) else logits
+
+
+def _metric_fields(m: dict[str, Any] | None, threshold: float | None) -> dict[str, Any]:
+    """The report's metric keys from `binary_metrics` (None values without videos)."""
+    if m is None:
+        empty = dict.fromkeys(("accuracy", "precision", "recall", "f1", "auc", "ap", "eer"))
+        t = threshold if threshold is not None else DEFAULT_THRESHOLD
+        return {"threshold": t, **empty, "confusion": None, "per_class": None}
+    (tn, fp), (fn, tp) = m["confusion_matrix"]
+    fake = m["per_class"][Label.FAKE.value]
+    return {
         "threshold": m["threshold"],
         "accuracy": m["accuracy"],
         "precision": fake["precision"],
@@ -116,18 +170,20 @@ def run_entry(
             "macro_avg": m["macro_avg"],
             "weighted_avg": m["weighted_avg"],
         },
-        "left_out": evaluation.left_out or {},
-        "predictions": [_prediction(p) for p in predictions],
     }
-    entry["bias"] = prediction_bias(predictions)
-    entry["sentences"] = prediction_sentences(entry, entry["bias"])
-    if not evaluation.is_held_out:
-        entry["sentences"].insert(
-            0,
-            f"run {run.id} trained or validated on {evaluation.leaked_videos} of the "
-            f"{len(predictions)} {evaluation.dataset} videos it was scored on: not held out",
-        )
-    return entry
+
+
+def _leak_sentences(entry: dict[str, Any]) -> list[str]:
+    if entry["held_out"]:
+        return []
+    how = ", ".join(f"{n} by {LEAK_WORDS[leak]}" for leak, n in entry["leaks"].items())
+    seen = (
+        f"run {entry['run_id']} saw {entry['leaked_videos']} of the {entry['n_videos']} "
+        f"{entry['eval_dataset']} videos it was scored on ({how}): not held out"
+    )
+    if entry["n_held_out"]:
+        return [f"{seen}; the headline numbers cover the {entry['n_held_out']} held-out ones"]
+    return [f"{seen}; no video is held out, so only pooled numbers exist and none is a result"]
 
 
 def _prediction(p: Any) -> dict[str, Any]:
@@ -136,8 +192,10 @@ def _prediction(p: Any) -> dict[str, Any]:
         "path": p.path,
         "label": p.label,
         "score": p.score,
+        "logit": p.logit,
         "predicted_label": p.predicted_label,
         "leaked": p.is_leaked,
+        "leak": p.leak,
     }
 
 
@@ -145,8 +203,9 @@ def cross_dataset(
     session: Session, run_ids: list[int], computed: dict[int, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """AUC and accuracy of every stored evaluation of the runs: rows are runs, columns
-    datasets; each cell is computed from its evaluation's predictions (`computed` holds
-    entries already computed from them, by evaluation id, which are not read again)."""
+    datasets; each cell is computed from its evaluation's predictions with its stored
+    threshold, over its held-out videos wherever the run saw any (`computed` holds entries
+    already computed from them, by evaluation id, which are not read again)."""
     computed = computed or {}
     stored = evaluations.latest_evaluations(session, run_ids)
     columns = sorted({e.dataset for e in stored})
@@ -160,28 +219,42 @@ def cross_dataset(
             )
             if evaluation is None:
                 continue
-            scores = computed.get(evaluation.id) or _scores(session, evaluation.id)
-            cells[dataset] = {
-                "split": evaluation.split or evaluations.ALL_SPLITS,
-                "auc": scores["auc"],
-                "accuracy": scores["accuracy"],
-                "n_videos": scores["n_videos"],
-                "held_out": evaluation.is_held_out,
-                "evaluation_id": evaluation.id,
-            }
+            entry = computed.get(evaluation.id) or _summary_of(session, evaluation)
+            cells[dataset] = _cell(entry, evaluation)
         rows.append(
             {"run_id": run.id, "run_name": run.name, "train_datasets": run.datasets, "cells": cells}
         )
     return {"datasets": columns, "rows": rows}
 
 
-def _scores(session: Session, evaluation_id: int) -> dict[str, Any]:
-    from model.metrics import binary_metrics
+def _summary_of(session: Session, evaluation: Any) -> dict[str, Any]:
+    """The keys of a run entry that a cell shows, computed from the stored predictions."""
+    predictions = evaluations.evaluation_predictions(session, evaluation.id)
+    split = evaluation_metrics(predictions, evaluation.threshold)
+    everything = split["n_held_out"] == len(predictions)
+    return {
+        **_metric_fields(split["held_out"], evaluation.threshold),
+        "n_videos": len(predictions),
+        "n_held_out": split["n_held_out"],
+        "scope": "all" if everything else "held_out",
+        "held_out": everything,
+        "pooled": _metric_fields(split["pooled"], evaluation.threshold),
+    }
 
-    predictions = evaluations.evaluation_predictions(session, evaluation_id)
-    labels = [int(p.label == Label.FAKE) for p in predictions]
-    m = binary_metrics(labels, [p.score for p in predictions])
-    return {"auc": m["roc_auc"], "accuracy": m["accuracy"], "n_videos": len(predictions)}
+
+def _cell(entry: dict[str, Any], evaluation: Any) -> dict[str, Any]:
+    return {
+        "split": evaluation.split or evaluations.ALL_SPLITS,
+        "auc": entry["auc"],
+        "accuracy": entry["accuracy"],
+        "n_videos": entry["n_videos"],
+        "n_held_out": entry["n_held_out"],
+        "scope": entry["scope"],
+        "pooled_auc": entry["pooled"]["auc"],
+        "pooled_accuracy": entry["pooled"]["accuracy"],
+        "held_out": entry["held_out"],
+        "evaluation_id": evaluation.id,
+    }
 
 
 def _preferred(candidates: Any) -> Any:

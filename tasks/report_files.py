@@ -30,10 +30,9 @@ def write_report_files(
     entries = report["runs"]
     for entry in entries:
         tag = f"run{entry['run_id']}"
+        confusion = entry["confusion"] or entry["pooled"]["confusion"]
         written.append(
-            figures.confusion_figure(
-                out / f"confusion_{tag}.png", entry["confusion"], _title(entry, report)
-            )
+            figures.confusion_figure(out / f"confusion_{tag}.png", confusion, _title(entry, report))
         )
         epochs = _epochs(factory, entry["run_id"])
         if epochs:
@@ -42,10 +41,7 @@ def write_report_files(
                     out / f"training_{tag}.png", epochs, f"run {entry['run_id']} training"
                 )
             )
-    curves = [
-        (_legend(entry), _labels(entry), [p["score"] for p in entry["predictions"]])
-        for entry in entries
-    ]
+    curves = [(_legend(entry), *_curve_points(entry)) for entry in entries]
     written.append(figures.roc_figure(out / "roc.png", curves, f"ROC on {report['eval_dataset']}"))
     pattern = _style_pattern(factory, entries, cache_dir)
     if pattern is not None:
@@ -69,8 +65,13 @@ def _legend(entry: dict[str, Any]) -> str:
     return f"run {entry['run_id']} ({'+'.join(entry['train_datasets'])})"
 
 
-def _labels(entry: dict[str, Any]) -> list[int]:
-    return [int(p["label"] == Label.FAKE) for p in entry["predictions"]]
+def _curve_points(entry: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """Labels and ranking values of the videos the headline covers: logits where stored,
+    since probabilities of confident videos round to 1.0 and tie."""
+    predictions = [p for p in entry["predictions"] if not p["leaked"]] or entry["predictions"]
+    by_logit = all(p["logit"] is not None for p in predictions)
+    values = [p["logit"] if by_logit else p["score"] for p in predictions]
+    return [int(p["label"] == Label.FAKE) for p in predictions], values
 
 
 def _epochs(factory: sessionmaker[Session], run_id: int) -> list[dict[str, Any]]:
@@ -124,17 +125,27 @@ def markdown(report: dict[str, Any], files: list[str]) -> str:
 
 
 def _results_table(entries: list[dict[str, Any]]) -> str:
-    head = "| run | trained on | held out | videos | accuracy | precision | recall | F1 | AUC |"
-    rows = [head, "|" + "---|" * 9]
+    head = "| run | trained on | videos | accuracy | precision | recall | F1 | AUC |"
+    rows = [head, "|" + "---|" * 8]
     for e in entries:
-        cells = [e["accuracy"], e["precision"], e["recall"], e["f1"], e["auc"]]
-        rows.append(
-            f"| {e['run_id']} | {'+'.join(e['train_datasets'])} | "
-            f"{'yes' if e['held_out'] else 'NO'} | {e['n_videos']} | "
-            + " | ".join(_number(c) for c in cells)
-            + " |"
-        )
+        scope = "held out" if e["held_out"] else "held-out only"
+        rows.append(_results_row(e, f"{e['run_id']}", scope, e["n_held_out"], e))
+        if not e["held_out"]:
+            seen = f"pooled, {e['leaked_videos']} seen: not a held-out result"
+            rows.append(_results_row(e, "", seen, e["n_videos"], e["pooled"]))
     return "\n".join(rows)
+
+
+def _results_row(
+    e: dict[str, Any], run: str, scope: str, videos: int, metrics: dict[str, Any]
+) -> str:
+    cells = [metrics[key] for key in ("accuracy", "precision", "recall", "f1", "auc")]
+    trained = "+".join(e["train_datasets"]) if run else ""
+    return (
+        f"| {run} | {trained} | {videos} ({scope}) | "
+        + " | ".join(_number(c) for c in cells)
+        + " |"
+    )
 
 
 def _matrix(report: dict[str, Any]) -> str:

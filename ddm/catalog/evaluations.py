@@ -3,13 +3,15 @@ leakage guard, reuse, and the stored scores every reported number comes from (ca
 layer).
 
 An evaluation scores one run on one dataset split with the run's own extractor. Its
-`caches_digest` hashes every scored video's id and cache checksum, so an evaluation is
-reused exactly when run, dataset, split and caches are unchanged.
+`caches_digest` hashes every scored video's id, cache checksum and leak, so an evaluation
+is reused exactly when run, dataset, split, caches and what the run saw are unchanged.
+Each prediction keeps the detector's logit: metrics rank by it (`model.metrics`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +20,11 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ddm.catalog.datasets import get_dataset
-from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, RunMember, Video
+from ddm.catalog.leakage import keys_of, keys_query, seen_by_run
+from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
 from ddm.errors import InvalidInput, NotFound
-from ddm.vocab import Label, ProbeStatus, Split
+from ddm.vocab import Label, Leak, ProbeStatus, Split
 
 ALL_SPLITS = "all"
 SPLIT_CHOICES = (*(split.value for split in Split), ALL_SPLITS)
@@ -36,7 +39,11 @@ class EvalCandidate:
     label: str
     cache_path: str  # relative to the cache dir
     cache_checksum: str
-    is_leaked: bool  # in the run's train/val membership, by video or by content hash
+    leak: Leak | None  # how the run saw the video (`catalog.leakage`); None: held out
+
+    @property
+    def is_leaked(self) -> bool:
+        return self.leak is not None
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,21 @@ class EvaluationSelection:
 
     @property
     def caches_digest(self) -> str:
-        lines = sorted(f"{v.video_id}:{v.cache_checksum}" for v in self.videos)
+        lines = sorted(f"{v.video_id}:{v.cache_checksum}:{v.leak or ''}" for v in self.videos)
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     @property
     def leaked_videos(self) -> int:
         return sum(video.is_leaked for video in self.videos)
+
+    @property
+    def leaks(self) -> dict[str, int]:
+        """Leaked videos per `Leak`, strongest first; absent kinds left out."""
+        counts = {leak.value: 0 for leak in Leak}
+        for video in self.videos:
+            if video.leak is not None:
+                counts[video.leak.value] += 1
+        return {leak: n for leak, n in counts.items() if n}
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,10 @@ class PredictionRecord:
     path: str
     label: str | None
     score: float
+    logit: float | None  # None for predictions stored before logits were kept
     predicted_label: str
     is_leaked: bool
+    leak: str | None
     method: str | None
     compression: str | None
     frame_count: int | None
@@ -147,7 +165,7 @@ def evaluation_selection(
     if split is None and stored is None:
         note = f"{dataset} has no test split: every video is evaluated"
     rows = session.execute(_videos_with_cache(ds_id, stored, record.fingerprint)).all()
-    leaked_ids, leaked_hashes = _membership(session, record.id)
+    seen = seen_by_run(session, record.id, record.datasets)
     videos: list[EvalCandidate] = []
     left_out = dict.fromkeys(("missing", "unreadable", "unlabelled", "no valid cache"), 0)
     for row in rows:
@@ -155,11 +173,9 @@ def evaluation_selection(
         if reason is not None:
             left_out[reason] += 1
             continue
-        is_leaked = row.id in leaked_ids or (
-            row.content_hash is not None and row.content_hash in leaked_hashes
-        )
+        leak = seen.leak_of(keys_of(row))
         videos.append(
-            EvalCandidate(row.id, row.path, row.label, row.cache_path, row.checksum, is_leaked)
+            EvalCandidate(row.video_id, row.path, row.label, row.cache_path, row.checksum, leak)
         )
     if not videos:
         raise InvalidInput(
@@ -179,13 +195,11 @@ def _videos_with_cache(dataset: int, split: str | None, fingerprint: str) -> Any
         .subquery()
     )
     query = (
-        select(
-            Video.id,
-            Video.path,
+        keys_query()
+        .add_columns(
             Video.label,
             Video.is_present,
             Video.probe_status,
-            Video.content_hash,
             cache.c.path.label("cache_path"),
             cache.c.checksum,
         )
@@ -206,13 +220,6 @@ def _left_out_reason(row: Any) -> str | None:
     if row.cache_path is None or row.checksum is None:
         return "no valid cache"
     return None
-
-
-def _membership(session: Session, run_id: int) -> tuple[set[int], set[str]]:
-    rows = session.execute(
-        select(RunMember.video_id, RunMember.content_hash).where(RunMember.run_id == run_id)
-    ).all()
-    return {row.video_id for row in rows}, {row.content_hash for row in rows if row.content_hash}
 
 
 # --------------------------------------------------------------------------- storing
@@ -241,22 +248,32 @@ def _split_is(split: str | None) -> Any:
 def record_evaluation(
     session: Session,
     selection: EvaluationSelection,
+    logits: Sequence[float],
     scores: Sequence[float],
     *,
     threshold: float,
     metrics: dict[str, Any],
     job_id: int | None = None,
 ) -> EvaluationRecord:
-    """Store one evaluation and a prediction per selected video (scores in selection order);
-    the caller commits.
+    """Store one evaluation and a prediction per selected video (logits and the
+    probabilities computed from them, in selection order); the caller commits.
+
+    A video is predicted fake when its logit >= logit(threshold), which is its score >=
+    threshold wherever the score has not rounded.
 
     Raises:
-        InvalidInput: not one score per video, or a score outside [0, 1].
+        InvalidInput: not one logit and score per video, a logit that is not finite, or a
+            score outside [0, 1].
     """
-    if len(scores) != len(selection.videos):
-        raise InvalidInput(f"{len(scores)} scores for {len(selection.videos)} videos")
+    if not len(logits) == len(scores) == len(selection.videos):
+        raise InvalidInput(
+            f"{len(logits)} logits and {len(scores)} scores for {len(selection.videos)} videos"
+        )
+    if not all(math.isfinite(float(logit)) for logit in logits):
+        raise InvalidInput("a logit is not a finite number")
     if any(not 0.0 <= float(score) <= 1.0 for score in scores):
         raise InvalidInput("a score is not a probability in [0, 1]")
+    cut = _logit_threshold(threshold)
     leaked = selection.leaked_videos
     row = Evaluation(
         run_id=selection.run_id,
@@ -281,18 +298,25 @@ def record_evaluation(
                 "evaluation_id": row.id,
                 "video_id": video.video_id,
                 "score": float(score),
-                "predicted_label": _label_of(float(score), threshold),
+                "logit": float(logit),
+                "predicted_label": Label.FAKE.value if logit >= cut else Label.REAL.value,
                 "label": video.label,
                 "is_leaked": video.is_leaked,
+                "leak": None if video.leak is None else video.leak.value,
             }
-            for video, score in zip(selection.videos, scores, strict=True)
+            for video, logit, score in zip(selection.videos, logits, scores, strict=True)
         ],
     )
     return _to_record(row, selection.dataset)
 
 
-def _label_of(score: float, threshold: float) -> str:
-    return Label.FAKE.value if score >= threshold else Label.REAL.value
+def _logit_threshold(threshold: float) -> float:
+    # The catalog never imports the model layer; this is model.metrics.logit_of.
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold) - math.log1p(-threshold)
 
 
 # --------------------------------------------------------------------------- reading
@@ -354,8 +378,10 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
             path=video.path,
             label=prediction.label,
             score=prediction.score,
+            logit=prediction.logit,
             predicted_label=prediction.predicted_label,
             is_leaked=bool(prediction.is_leaked),
+            leak=prediction.leak,
             method=video.method,
             compression=video.compression,
             frame_count=video.frame_count,

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ddm.catalog.types import UTCDateTime, utcnow
-from ddm.vocab import Compression, JobStatus, Label, ProbeStatus, Split, SplitSource
+from ddm.vocab import Compression, JobStatus, Label, Leak, ProbeStatus, Split, SplitSource
 
 # The splits a training run reads, and so the roles of its members; never `test`.
 MEMBER_ROLES = (Split.TRAIN, Split.VAL)
@@ -327,6 +327,7 @@ class Prediction(Base):
         UniqueConstraint("evaluation_id", "video_id"),
         _one_of("predicted_label", Label),
         _one_of("label", Label, nullable=True),
+        _one_of("leak", Leak, nullable=True),
         # Bias statistics join predictions back to videos.
         Index(None, "video_id"),
     )
@@ -334,9 +335,19 @@ class Prediction(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
-    score: Mapped[float] = mapped_column(Float, doc="probability that the video is fake")
+    score: Mapped[float] = mapped_column(
+        Float, doc="probability that the video is fake, computed in float64 from the logit"
+    )
+    logit: Mapped[float | None] = mapped_column(
+        Float,
+        doc="the detector's raw output; ranks where probabilities round to 1.0 and tie "
+        "(NULL for evaluations stored before it was kept)",
+    )
     predicted_label: Mapped[str] = mapped_column(String(8))
     label: Mapped[str | None] = mapped_column(String(8), doc="the true label when scored")
     is_leaked: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), doc="the run trained on this file"
+    )
+    leak: Mapped[str | None] = mapped_column(
+        String(16), doc="how the run saw this video (a `Leak`), NULL when held out"
     )

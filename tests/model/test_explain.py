@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from model.bias import flow_magnitude
 from model.detector import DetectorCfg, StyleFlowDetector, build_detector, style_flow
 from model.explain import explain_video
+from model.metrics import probability
 
 TINY = DetectorCfg(gru_hidden=16, gru_layers=1, dim=32, num_heads=4, mlp_dim=64, head_hidden=16)
 
@@ -44,9 +46,11 @@ def test_score_equals_the_models_forward() -> None:
     content, style = video()
     result = explain_video(model, content, style)
     with torch.no_grad():
-        expected = torch.sigmoid(model(content[None], style[None]))[0].item()
-    assert isinstance(result["score"], float)
-    assert result["score"] == expected
+        logit = model(content[None], style[None])[0].item()
+    assert isinstance(result["score"], float) and result["logit"] == logit
+    # The probability in float64 from the logit, as evaluations store it.
+    assert result["score"] == float(probability(logit))
+    assert result["score"] == pytest.approx(torch.sigmoid(torch.tensor(logit)).item(), rel=1e-6)
 
 
 def test_attention_is_a_distribution_over_flow_steps() -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from model.metrics import (
     average_precision,
@@ -13,6 +14,9 @@ from model.metrics import (
     classification_report,
     confusion_matrix,
     equal_error_rate,
+    held_out_metrics,
+    logit_of,
+    probability,
     roc_auc,
     roc_curve,
 )
@@ -159,3 +163,41 @@ def test_agreement_with_scikit_learn(seed: int) -> None:
     assert ours["per_class"]["fake"]["f1"] == pytest.approx(report["1"]["f1-score"])
     assert ours["macro_avg"]["f1"] == pytest.approx(report["macro avg"]["f1-score"])
     assert ours["weighted_avg"]["precision"] == pytest.approx(report["weighted avg"]["precision"])
+
+
+def test_logits_rank_where_their_probabilities_tie() -> None:
+    # Logits above ~17 all become 1.0 in a float32 sigmoid: a confident false positive (the
+    # real at 30) would tie with the fakes. Ranked by logit it is plainly the top real.
+    labels = [0, 0, 1, 1, 1]
+    logits = np.array([-3.0, 30.0, 20.0, 25.0, 40.0])
+    rounded = torch.sigmoid(torch.tensor(logits, dtype=torch.float32)).double().numpy()
+    assert (rounded[1:] == 1.0).all()
+    m = binary_metrics(labels, probability(logits), logits=logits)
+    assert m["roc_auc"] == pytest.approx(4 / 6)  # the real at 30 outranks two of three fakes
+    # Rounded, the real at 30 ties with every fake and counts half right: biased upwards.
+    assert binary_metrics(labels, rounded)["roc_auc"] == pytest.approx(4.5 / 6)
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert 0.0 < m["eer_threshold"] <= 1.0
+
+
+def test_probability_is_float64_and_never_overflows() -> None:
+    p = probability([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    assert p.dtype == np.float64 and np.isfinite(p).all()
+    assert p[0] == 0.0 and 0.0 < p[1] < 1e-17 and p[2] == 0.5 and p[4] == 1.0
+    assert logit_of(0.5) == 0.0 and probability(logit_of(0.8)) == pytest.approx(0.8)
+
+
+def test_the_macro_average_leaves_out_an_absent_class() -> None:
+    report = classification_report([1, 1, 1, 1], [1, 1, 0, 1])
+    assert report["per_class"]["real"]["support"] == 0
+    assert report["macro_avg"]["recall"] == pytest.approx(0.75)  # fake's alone, not halved
+
+
+def test_held_out_metrics_leave_the_seen_videos_out_of_the_headline() -> None:
+    labels, scores = [0, 1, 0, 1, 1], [0.2, 0.9, 0.8, 0.3, 0.7]
+    split = held_out_metrics(labels, scores, [False, False, True, True, False])
+    assert split["n_held_out"] == 3 and split["held_out"]["num_videos"] == 3
+    assert split["held_out"]["roc_auc"] == 1.0 and split["pooled"]["roc_auc"] < 1.0
+    unseen = held_out_metrics(labels, scores, [False] * 5)
+    assert unseen["held_out"] is unseen["pooled"]
+    assert held_out_metrics(labels, scores, [True] * 5)["held_out"] is None

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 from sklearn import metrics as skm
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ddm.catalog.evaluations import evaluation_predictions, latest_evaluations
-from ddm.catalog.models import Evaluation, FeatureCache, Job, Prediction, RunMember, Video
+from ddm.catalog.models import Evaluation, FeatureCache, Job, Prediction, Run, RunMember, Video
 from ddm.db import session_scope
 from tasks.evaluation import evaluate_runs
 from tasks.lifecycle import run_job
@@ -97,21 +97,36 @@ def test_every_reported_metric_equals_scikit_learns_on_the_stored_predictions(
     with session_scope(factory) as session:
         stored = evaluation_predictions(session, entry["evaluation_id"])
     y = np.array([int(p.label == "fake") for p in stored])
-    s = np.array([p.score for p in stored])
-    predicted = (s >= 0.5).astype(int)
+    z = np.array([p.logit for p in stored])
+    held = np.array([not p.is_leaked for p in stored])
     assert len(stored) == entry["n_videos"] == 22
-    assert entry["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
-    assert entry["precision"] == pytest.approx(skm.precision_score(y, predicted, zero_division=0))
-    assert entry["recall"] == pytest.approx(skm.recall_score(y, predicted, zero_division=0))
-    assert entry["f1"] == pytest.approx(skm.f1_score(y, predicted, zero_division=0))
-    assert entry["auc"] == pytest.approx(skm.roc_auc_score(y, s))
-    assert entry["ap"] == pytest.approx(skm.average_precision_score(y, s))
+    # Every split: the 18 train/val videos were seen, so the headline is the 4 test ones.
+    assert entry["scope"] == "held_out" and entry["n_held_out"] == held.sum() == 4
+    _assert_sklearn(entry, y[held], z[held])
+    _assert_sklearn(entry["pooled"], y, z)
+    [row] = report["cross_dataset"]["rows"]
+    cell = row["cells"][synth]
+    assert cell["auc"] == pytest.approx(skm.roc_auc_score(y[held], z[held]))
+    assert cell["accuracy"] == pytest.approx(skm.accuracy_score(y[held], z[held] >= 0))
+    assert cell["pooled_auc"] == pytest.approx(skm.roc_auc_score(y, z))
+
+
+def _assert_sklearn(metrics: dict, y: np.ndarray, s: np.ndarray) -> None:
+    """Every metric of a report entry (or its pooled part) against scikit-learn's, for
+    labels `y` and logits `s` (predicted fake at logit >= 0, the 0.5 threshold)."""
+    predicted = (s >= 0).astype(int)
+    assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
+    assert metrics["precision"] == pytest.approx(skm.precision_score(y, predicted, zero_division=0))
+    assert metrics["recall"] == pytest.approx(skm.recall_score(y, predicted, zero_division=0))
+    assert metrics["f1"] == pytest.approx(skm.f1_score(y, predicted, zero_division=0))
+    assert metrics["auc"] == pytest.approx(skm.roc_auc_score(y, s))
+    assert metrics["ap"] == pytest.approx(skm.average_precision_score(y, s))
     (tn, fp), (fn, tp) = skm.confusion_matrix(y, predicted, labels=[0, 1])
-    assert entry["confusion"] == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
+    assert metrics["confusion"] == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
     fpr, tpr, _ = skm.roc_curve(y, s)
     fnr = 1 - tpr
     i = int(np.argmax(fpr >= fnr))
-    assert min(fpr[i], fnr[i - 1]) - 1e-9 <= entry["eer"] <= max(fpr[i], fnr[i - 1]) + 1e-9
+    assert min(fpr[i], fnr[i - 1]) - 1e-9 <= metrics["eer"] <= max(fpr[i], fnr[i - 1]) + 1e-9
     sk = skm.classification_report(
         y,
         predicted,
@@ -128,12 +143,8 @@ def test_every_reported_metric_equals_scikit_learns_on_the_stored_predictions(
     ):
         for metric in ("precision", "recall", "f1"):
             expected = sk[key]["f1-score" if metric == "f1" else metric]
-            assert entry["per_class"][name][metric] == pytest.approx(expected), (name, metric)
-        assert entry["per_class"][name]["support"] == sk[key]["support"]
-    [row] = report["cross_dataset"]["rows"]
-    cell = row["cells"][synth]
-    assert cell["auc"] == pytest.approx(skm.roc_auc_score(y, s))
-    assert cell["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
+            assert metrics["per_class"][name][metric] == pytest.approx(expected), (name, metric)
+        assert metrics["per_class"][name]["support"] == sk[key]["support"]
 
 
 def test_an_evaluation_on_videos_the_run_trained_on_is_flagged(job_settings, factory, synth):
@@ -221,3 +232,90 @@ def test_bad_report_requests_are_one_line_and_exit_1(run_ddm, job_settings, fact
     with session_scope(factory) as session:
         session.execute(FeatureCache.__table__.update().values(fingerprint="random-" + "d" * 40))
     assert f"valid cache of run {run_id}'s extractor" in one_line("--eval", synth)
+
+
+def test_confident_scores_keep_their_order_through_the_stored_logits(
+    job_settings, factory, synth
+) -> None:
+    import torch
+
+    run_id = _train(job_settings, factory, synth)
+    before = _report(job_settings, factory, synth, split="all")["runs"][0]
+    # The same detector with its last layer scaled: every logit x1000, the order unchanged.
+    # Its confident fakes' probabilities round to exactly 1.0, even in float64.
+    with session_scope(factory) as session:
+        checkpoint = session.get(Run, run_id).checkpoint_path
+        session.execute(delete(Evaluation))
+    payload = torch.load(checkpoint, weights_only=True)
+    last = sorted(k for k in payload["state_dict"] if k.startswith("head."))[-2:]
+    for key in last:  # the last Linear's bias and weight
+        payload["state_dict"][key] = payload["state_dict"][key] * 1000.0
+    torch.save(payload, checkpoint)
+
+    after = _report(job_settings, factory, synth, split="all")["runs"][0]
+    scores = [p["score"] for p in after["predictions"]]
+    logits = [p["logit"] for p in after["predictions"]]
+    assert scores.count(1.0) >= 3 and len(set(logits)) == len(logits)
+    assert after["ranked_by"] == "logit"
+    assert after["pooled"]["auc"] == pytest.approx(before["pooled"]["auc"])
+    assert after["auc"] == pytest.approx(before["auc"])
+    assert after["pooled"]["ap"] == pytest.approx(before["pooled"]["ap"])
+    old = {p["video_id"]: p["logit"] for p in before["predictions"]}
+    for p in after["predictions"]:
+        assert p["logit"] == pytest.approx(1000.0 * old[p["video_id"]], rel=1e-3, abs=1e-2)
+
+
+def test_the_leakage_guard_catches_sequences_splits_and_identities(
+    job_settings, factory, synth
+) -> None:
+    # FF++-like: every video stored under a compression folder; test v0 is train v1's person.
+    with session_scope(factory) as session:
+        for video in session.scalars(select(Video)):
+            video.path, video.compression = f"c23/{video.path}", "c23"
+            video.identity_group = f"person-{video.split}-{video.path}"
+        train_v1 = session.scalars(select(Video).where(Video.path == "c23/train/v1.mp4")).one()
+        test_v0 = session.scalars(select(Video).where(Video.path == "c23/test/v0.mp4")).one()
+        test_v0.identity_group = train_v1.identity_group
+    run_id = _train(job_settings, factory, synth)
+
+    report = _report(job_settings, factory, synth)
+    (entry,) = report["runs"]
+    assert entry["held_out"] is False and entry["leaks"] == {"identity": 1}
+    assert (entry["n_videos"], entry["n_held_out"], entry["scope"]) == (4, 3, "held_out")
+    by_path = {p["path"]: p for p in entry["predictions"]}
+    assert by_path["c23/test/v0.mp4"]["leak"] == "identity"
+    held = [p for p in entry["predictions"] if not p["leaked"]]
+    y = np.array([int(p["label"] == "fake") for p in held])
+    z = np.array([p["logit"] for p in held])
+    assert entry["accuracy"] == pytest.approx(skm.accuracy_score(y, z >= 0))
+    assert entry["pooled"]["confusion"] != entry["confusion"]
+    assert any("headline numbers cover the 3 held-out" in s for s in report["bias"]["sentences"])
+
+    # The same sequences at c40 in another dataset (other files), and a train video of the
+    # run's own dataset that was no member (its cache came after the run started).
+    other = make_synth(job_settings, factory, name="ff_c40", first_seed=5000)
+    with session_scope(factory) as session:
+        dataset_id = session.scalars(select(Video.dataset_id).where(Video.path == "train/v0.mp4"))
+        for video in session.scalars(select(Video).where(Video.dataset_id.in_(dataset_id))):
+            video.path, video.compression = f"c40/{video.path}", "c40"
+        late = _late_train_video(job_settings, session, train_v1.dataset_id)
+    (entry,) = _report(job_settings, factory, other, split="all")["runs"]
+    assert entry["leaks"] == {"sequence": 18} and entry["n_held_out"] == 4
+    (entry,) = _report(job_settings, factory, synth, split="train")["runs"]
+    assert {p["video_id"]: p["leak"] for p in entry["predictions"]}[late] == "split"
+    assert entry["leaks"] == {"file": 12, "split": 1} and entry["auc"] is None
+    assert entry["pooled"]["auc"] is not None
+    with session_scope(factory) as session:
+        assert not session.scalars(
+            select(RunMember).where(RunMember.run_id == run_id, RunMember.video_id == late)
+        ).first()
+
+
+def _late_train_video(settings, session, dataset_id: int) -> int:
+    from ddm.catalog.models import Dataset
+    from tests.tasks.synth import add_video
+
+    dataset = session.get(Dataset, dataset_id)
+    add_video(session, settings, dataset, "late", "train", "fake", seed=9999)
+    session.flush()
+    return session.scalars(select(Video.id).where(Video.path == "train/late.mp4")).one()

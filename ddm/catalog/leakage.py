@@ -1,0 +1,127 @@
+"""The leakage guard: how a run saw a video it is evaluated on, if it did (catalog layer).
+
+A number a paper can cite covers videos the run never saw. "Saw" is what a reviewer would
+call it, strongest first (`ddm.vocab.Leak`):
+
+- file: the video was a train/val member, or the same file (by content hash) was one in
+  another dataset;
+- sequence: the same sequence at another compression was a member (an FF++ tree
+  ingested per compression, as `ff_c23` and `ff_c40`);
+- split: the video sits in the train or val split of a dataset the run trained on, though
+  it was no member (left out for want of a cache, say);
+- identity: it shares an identity group with a member (the same person or footage; the
+  official FF++ and Celeb-DF splits are not identity-disjoint, DATASETS.md §1.5, §2.4).
+
+Identity groups and sequences are compared within one dataset format: groups are named by
+each format's own rules, so equal names of two formats mean nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from ddm.catalog.models import Dataset, RunMember, Video
+from ddm.vocab import Leak, Split
+
+# Folder names of compression levels (FF++ writes raw, c0, c23, c40): a path with them
+# masked names one sequence at every compression.
+COMPRESSION_FOLDERS = frozenset({"raw", "c0", "c23", "c40"})
+SEEN_SPLITS = frozenset({Split.TRAIN.value, Split.VAL.value})
+
+
+@dataclass(frozen=True)
+class VideoKeys:
+    """What the guard compares of one video (a run member or an evaluated video)."""
+
+    video_id: int
+    content_hash: str | None
+    dataset_id: int
+    format: str
+    path: str
+    compression: str | None
+    split: str | None
+    identity_group: str | None
+
+
+@dataclass(frozen=True)
+class SeenByRun:
+    """Everything a run saw, as keys; `leak_of` places any video against them."""
+
+    video_ids: frozenset[int]
+    content_hashes: frozenset[str]
+    sequences: frozenset[tuple[str, str]]
+    groups: frozenset[tuple[str, str]]
+    train_datasets: frozenset[int]
+
+    def leak_of(self, video: VideoKeys) -> Leak | None:
+        """The strongest way the run saw `video`, or None when it is held out."""
+        if video.video_id in self.video_ids or video.content_hash in self.content_hashes:
+            return Leak.FILE
+        sequence = sequence_key(video)
+        if sequence is not None and sequence in self.sequences:
+            return Leak.SEQUENCE
+        if video.dataset_id in self.train_datasets and video.split in SEEN_SPLITS:
+            return Leak.SPLIT
+        if video.identity_group and (video.format, video.identity_group) in self.groups:
+            return Leak.IDENTITY
+        return None
+
+
+def keys_query() -> Select[Any]:
+    """The columns `VideoKeys` needs, joined to the dataset's format; filter as needed."""
+    return select(
+        Video.id.label("video_id"),
+        Video.content_hash,
+        Video.dataset_id,
+        Dataset.format,
+        Video.path,
+        Video.compression,
+        Video.split,
+        Video.identity_group,
+    ).join(Dataset, Dataset.id == Video.dataset_id)
+
+
+def keys_of(row: Any) -> VideoKeys:
+    return VideoKeys(
+        row.video_id,
+        row.content_hash,
+        row.dataset_id,
+        row.format,
+        row.path,
+        row.compression,
+        row.split,
+        row.identity_group,
+    )
+
+
+def seen_by_run(session: Session, run_id: int, train_datasets: Iterable[str]) -> SeenByRun:
+    """The keys of every train/val member of the run, and its training datasets' ids."""
+    query = keys_query().add_columns(RunMember.content_hash.label("member_hash"))
+    query = query.join(RunMember, RunMember.video_id == Video.id).where(RunMember.run_id == run_id)
+    members = [(keys_of(row), row.member_hash) for row in session.execute(query)]
+    # The hash of the file as the run read it: the video may have changed since.
+    hashes = {member_hash for _, member_hash in members if member_hash}
+    names = list(train_datasets)
+    dataset_ids = session.scalars(select(Dataset.id).where(Dataset.name.in_(names))).all()
+    return SeenByRun(
+        video_ids=frozenset(keys.video_id for keys, _ in members),
+        content_hashes=frozenset(hashes),
+        sequences=frozenset(k for k in (sequence_key(keys) for keys, _ in members) if k),
+        groups=frozenset(
+            (keys.format, keys.identity_group) for keys, _ in members if keys.identity_group
+        ),
+        train_datasets=frozenset(dataset_ids),
+    )
+
+
+def sequence_key(video: VideoKeys) -> tuple[str, str] | None:
+    """(format, path with its compression folder masked), for videos stored per compression."""
+    if video.compression is None:
+        return None
+    parts = ["*" if part.lower() in COMPRESSION_FOLDERS else part for part in video.path.split("/")]
+    return video.format, "/".join(parts)
