@@ -187,14 +187,19 @@ def render_catalog_bias(app: App, catalog: dict[str, Any]) -> None:
     columns += ["duration_s", "fallback_rate"]
     table(app.out, rows, columns, title="catalog by label", empty="no labelled videos")
     separations = [
-        {"dataset": name, "attribute": attribute, **_separation(result)}
+        {
+            "dataset": name,
+            "attribute": attribute,
+            **_separation(result),
+            "missing real/fake": _missing(entry["missing"][attribute]),
+        }
         for name, entry in catalog.items()
         for attribute, result in entry["separation"].items()
     ]
     table(
         app.out,
         separations,
-        ["dataset", "attribute", "auc", "direction", "n_real", "n_fake"],
+        ["dataset", "attribute", "auc", "direction", "n_real", "n_fake", "missing real/fake"],
         title="how well one attribute alone separates real from fake (0.5: not at all)",
     )
 
@@ -202,6 +207,10 @@ def render_catalog_bias(app: App, catalog: dict[str, Any]) -> None:
 def _summary(summary: dict[str, Any]) -> dict[str, Any]:
     splits = " ".join(f"{k}:{v}" for k, v in summary["splits"].items() if v)
     return {**summary, "splits": splits}
+
+
+def _missing(missing: dict[str, Any]) -> str:
+    return f"{missing['real']}/{missing['n_real']} | {missing['fake']}/{missing['n_fake']}"
 
 
 def _separation(result: dict[str, Any] | None) -> dict[str, Any]:

@@ -71,6 +71,35 @@ def attribute_separation(
     }
 
 
+def missing_by_class(labels: Sequence[int], values: Sequence[float | None]) -> dict[str, Any]:
+    """How many values are missing (None or NaN) per class, and how well missingness alone
+    separates the classes (AUC of the missing indicator as a fake score, folded to >= 0.5).
+
+    Returns:
+        {"real", "fake"}: missing counts; {"n_real", "n_fake"}: videos per class;
+        "separation": 0.5 when both classes miss values at the same rate (or one class
+        has no video), 1.0 when exactly one class misses them all.
+    """
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} labels but {len(values)} values")
+    n_fake = sum(int(y) for y in labels)
+    n_real = len(labels) - n_fake
+    gone = [_is_missing(v) for v in values]
+    fake = sum(g for g, y in zip(gone, labels, strict=True) if y)
+    real = sum(gone) - fake
+    separation = 0.5
+    if n_real and n_fake:
+        # For a 0/1 score, AUC = 0.5 + (rate among fakes - rate among reals) / 2.
+        separation = 0.5 + abs(fake / n_fake - real / n_real) / 2
+    return {
+        "real": real,
+        "fake": fake,
+        "n_real": n_real,
+        "n_fake": n_fake,
+        "separation": separation,
+    }
+
+
 def frame_count_bucket(frames: int | None) -> str:
     """Bucket by frame count: "<100", "100-299", "300-499", "500+"; "unknown" for None."""
     if frames is None:

@@ -52,24 +52,47 @@ def catalog_bias(facts: Sequence[Any]) -> dict[str, Any]:
 
 
 def _dataset_bias(name: str, videos: list[Any]) -> dict[str, Any]:
-    from model.bias import attribute_separation
+    from model.bias import attribute_separation, missing_by_class
 
     labels = [int(v.label == Label.FAKE) for v in videos]
-    separation = {}
+    separation, missing = {}, {}
     sentences = []
     for attribute, value_of in ATTRIBUTES.items():
-        result = attribute_separation(labels, [value_of(v) for v in videos])
+        values = [value_of(v) for v in videos]
+        result = attribute_separation(labels, values)
         separation[attribute] = result
+        missing[attribute] = missing_by_class(labels, values)
         if _is_shortcut(result):
             sentences.append(
                 f"{name}: {attribute} alone separates real from fake with AUC "
                 f"{result['separation']:.2f} ({result['direction']}); a detector can learn "
                 "it instead of the manipulation"
             )
+        sentences.extend(_missing_sentence(name, attribute, missing[attribute]))
     by_label = {
         label.value: _label_summary([v for v in videos if v.label == label]) for label in Label
     }
-    return {"by_label": by_label, "separation": separation, "sentences": sentences}
+    fingerprints = sorted({v.cache_fingerprint for v in videos if v.cache_fingerprint})
+    return {
+        "by_label": by_label,
+        "separation": separation,
+        "missing": missing,
+        "cache_fingerprint": fingerprints[0] if len(fingerprints) == 1 else None,
+        "sentences": sentences,
+    }
+
+
+def _missing_sentence(name: str, attribute: str, missing: dict[str, Any]) -> list[str]:
+    """A sentence when whether a value is missing alone separates the classes: a detector
+    (or a loader that drops such videos) can key on it as on the value itself."""
+    n_real, n_fake = missing["n_real"], missing["n_fake"]
+    if min(n_real, n_fake) < MIN_PER_CLASS or missing["separation"] < SHORTCUT_SEPARATION:
+        return []
+    return [
+        f"{name}: {attribute} is missing for {missing['fake']} of {n_fake} fakes but "
+        f"{missing['real']} of {n_real} reals; its absence alone separates real from fake "
+        f"with AUC {missing['separation']:.2f}"
+    ]
 
 
 def _is_shortcut(result: dict[str, Any] | None) -> bool:

@@ -57,7 +57,10 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
         matrix = cross_dataset(session, run_ids, {e["evaluation_id"]: e for e in entries})
         known = {dataset.name for dataset in list_datasets(session)}
         datasets = [name for name in _datasets_of(plan, entries) if name in known]
-        catalog = catalog_bias(video_facts(session, datasets))
+        # The runs' extractor, when they share one: the caches they were scored on.
+        fingerprints = {planned.run.fingerprint for planned in plan.planned}
+        fingerprint = fingerprints.pop() if len(fingerprints) == 1 else None
+        catalog = catalog_bias(video_facts(session, datasets, fingerprint=fingerprint))
     sentences = [s for entry in entries for s in entry.pop("sentences")]
     return {
         "eval_dataset": plan.dataset,

@@ -20,8 +20,9 @@ from ddm.vocab import ProbeStatus
 class VideoFacts:
     """One labelled, readable video as the bias statistics see it.
 
-    `fallback_frames` and `frames_sampled` come from the video's newest valid feature
-    cache (None without one).
+    `fallback_frames` and `frames_sampled` come from the video's valid feature cache of
+    `cache_fingerprint`, the one extractor its dataset's statistics read (all None
+    without such a cache).
     """
 
     video_id: int
@@ -38,10 +39,18 @@ class VideoFacts:
     size_bytes: int | None
     fallback_frames: int | None
     frames_sampled: int | None
+    cache_fingerprint: str | None = None
 
 
-def video_facts(session: Session, datasets: Sequence[str] | None = None) -> list[VideoFacts]:
+def video_facts(
+    session: Session, datasets: Sequence[str] | None = None, *, fingerprint: str | None = None
+) -> list[VideoFacts]:
     """Facts of every present, readable, labelled video of `datasets` (default: all).
+
+    Cache facts come from one extractor per dataset, never the newest cache of any: two
+    extractors (T = 32 and T = 64, say) sample different frames, and a statistic mixing
+    them would measure the mix. That extractor is `fingerprint` when given, else the one
+    with valid caches of the most videos of the dataset (the newest on a tie).
 
     Raises:
         NotFound: an unknown dataset name.
@@ -58,10 +67,12 @@ def video_facts(session: Session, datasets: Sequence[str] | None = None) -> list
     )
     if datasets:
         query = query.where(Video.dataset_id.in_([get_dataset(session, n).id for n in datasets]))
-    caches = _newest_valid_caches(session)
+    chosen = _fingerprint_per_dataset(session, fingerprint)
+    caches = _valid_caches(session, chosen)
     facts = []
     for video, name in session.execute(query):
         fallback, sampled = caches.get(video.id, (None, None))
+        cache_fingerprint = chosen.get(video.dataset_id)
         facts.append(
             VideoFacts(
                 video_id=video.id,
@@ -78,21 +89,54 @@ def video_facts(session: Session, datasets: Sequence[str] | None = None) -> list
                 size_bytes=video.size_bytes,
                 fallback_frames=fallback,
                 frames_sampled=sampled,
+                cache_fingerprint=cache_fingerprint,
             )
         )
     return facts
 
 
-def _newest_valid_caches(session: Session) -> dict[int, tuple[int | None, int | None]]:
+def _fingerprint_per_dataset(session: Session, fingerprint: str | None) -> dict[int, str]:
+    """Dataset id -> the extractor whose caches its statistics read."""
     query = (
-        select(FeatureCache.video_id, FeatureCache.fallback_frames, FeatureCache.frames_sampled)
+        select(
+            Video.dataset_id,
+            FeatureCache.fingerprint,
+            func.count(FeatureCache.id).label("videos"),
+            func.max(FeatureCache.updated_at).label("newest"),
+        )
+        .join(Video, Video.id == FeatureCache.video_id)
         .where(FeatureCache.is_valid.is_(True))
-        .order_by(FeatureCache.updated_at, FeatureCache.id)
+        .group_by(Video.dataset_id, FeatureCache.fingerprint)
     )
-    # Later rows overwrite earlier ones: the newest valid cache of each video wins.
-    return {
-        row.video_id: (row.fallback_frames, row.frames_sampled) for row in session.execute(query)
-    }
+    if fingerprint is not None:
+        query = query.where(FeatureCache.fingerprint == fingerprint)
+    best: dict[int, tuple[int, object, str]] = {}
+    for row in session.execute(query):
+        candidate = (row.videos, row.newest, row.fingerprint)
+        if row.dataset_id not in best or candidate > best[row.dataset_id]:
+            best[row.dataset_id] = candidate
+    return {dataset_id: choice[2] for dataset_id, choice in best.items()}
+
+
+def _valid_caches(
+    session: Session, chosen: dict[int, str]
+) -> dict[int, tuple[int | None, int | None]]:
+    caches: dict[int, tuple[int | None, int | None]] = {}
+    for dataset_id, fingerprint in chosen.items():
+        query = (
+            select(FeatureCache.video_id, FeatureCache.fallback_frames, FeatureCache.frames_sampled)
+            .join(Video, Video.id == FeatureCache.video_id)
+            .where(
+                Video.dataset_id == dataset_id,
+                FeatureCache.fingerprint == fingerprint,
+                FeatureCache.is_valid.is_(True),
+            )
+        )
+        caches.update(
+            (row.video_id, (row.fallback_frames, row.frames_sampled))
+            for row in session.execute(query)
+        )
+    return caches
 
 
 def fallback_frame_rate(session: Session, datasets: Sequence[str]) -> float | None:

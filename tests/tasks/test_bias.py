@@ -80,3 +80,51 @@ def test_a_group_erring_far_above_the_run_is_called_out(errors: int, said: bool)
         "run 3 (ff) errs on 9 of 10 dfdc videos with method NeuralTextures (overall error rate 10%)"
     )
     assert (expected in sentences) is said
+
+
+def test_a_value_missing_in_one_class_only_is_said_to_separate(job_settings, factory) -> None:
+    make_synth(job_settings, factory)
+    with session_scope(factory) as session:
+        session.execute(update(Video).where(Video.label == "fake").values(frame_count=300))
+    with session_scope(factory) as session:
+        document = catalog_bias(video_facts(session, ["synth"]))
+    missing = document["datasets"]["synth"]["missing"]["frame count"]
+    assert (missing["real"], missing["n_real"], missing["fake"], missing["n_fake"]) == (8, 8, 0, 14)
+    assert missing["separation"] == 1.0
+    assert document["datasets"]["synth"]["separation"]["frame count"] is None  # no real value
+    assert document["sentences"] == [
+        "synth: frame count is missing for 0 of 14 fakes but 8 of 8 reals; its absence alone "
+        "separates real from fake with AUC 1.00"
+    ]
+
+
+def test_cache_statistics_read_one_extractor_not_the_newest_cache_of_any(
+    job_settings, factory
+) -> None:
+    from ddm.catalog.models import FeatureCache
+    from tests.tasks.synth import FINGERPRINT
+
+    make_synth(job_settings, factory)
+    with session_scope(factory) as session:
+        session.execute(update(FeatureCache).values(frames_sampled=8, fallback_frames=0))
+        # A second extractor, run later on three fakes only, fell back on every frame.
+        fakes = session.query(Video).filter(Video.label == "fake").order_by(Video.id).limit(3)
+        for video in fakes:
+            session.add(
+                FeatureCache(
+                    video_id=video.id,
+                    fingerprint="other-" + "d" * 40,
+                    path=f"other/{video.id}.safetensors",
+                    is_valid=True,
+                    frames_sampled=16,
+                    fallback_frames=16,
+                )
+            )
+    with session_scope(factory) as session:
+        chosen = catalog_bias(video_facts(session, ["synth"]))["datasets"]["synth"]
+        other = catalog_bias(video_facts(session, ["synth"], fingerprint="other-" + "d" * 40))
+    assert chosen["cache_fingerprint"] == FINGERPRINT
+    assert chosen["by_label"]["fake"]["fallback_rate"] == 0.0
+    assert chosen["by_label"]["fake"]["with_cache"] == 14
+    fake = other["datasets"]["synth"]["by_label"]["fake"]
+    assert (fake["with_cache"], fake["fallback_rate"]) == (3, 1.0)
