@@ -214,6 +214,25 @@ def test_ddm_report_through_the_cli_writes_json_figures_and_markdown(
     table = run_ddm("report", "--eval", synth, env=env)
     assert table.exit_code == 0, table.stderr
     assert "cross-dataset AUC / accuracy" in table.stdout and "per class" in table.stdout
+    assert document["runs"][0]["predictions"][0]["logit"] is not None
+
+
+def test_a_report_on_seen_videos_labels_its_pooled_numbers(
+    run_ddm, job_settings, factory, synth, tmp_path
+) -> None:
+    _train(job_settings, factory, synth)
+    env = {"DDM_HOME": str(job_settings.home), "DDM_DATABASE_URL": job_settings.db_url}
+    everything = run_ddm("report", "--eval", synth, "--split", "all", env=env)
+    assert everything.exit_code == 0, everything.stderr
+    assert "held-out only" in everything.stdout and "pooled" in everything.stdout
+    assert "the 4 held-out videos" in everything.stdout
+    # Every video seen: no headline number exists, and the files still say what there is.
+    out = tmp_path / "seen"
+    seen = run_ddm("report", "--eval", synth, "--split", "train", "--out", str(out), env=env)
+    assert seen.exit_code == 0, seen.stderr
+    assert "pooled: no video held out" in seen.stdout and "only pooled numbers" in seen.stdout
+    markdown = (out / "report.md").read_text()
+    assert "(held-out only) | - |" in markdown and "not a held-out result" in markdown
 
 
 def test_bad_report_requests_are_one_line_and_exit_1(run_ddm, job_settings, factory, synth):
