@@ -154,7 +154,9 @@ def _metrics(predictions: list[Any]) -> dict[str, Any]:
     from model.metrics import binary_metrics
 
     return binary_metrics(
-        [int(p.label == "fake") for p in predictions], [p.score for p in predictions]
+        [int(p.label == "fake") for p in predictions],
+        [p.score for p in predictions],
+        logits=[p.logit for p in predictions],
     )
 
 
