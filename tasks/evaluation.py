@@ -204,11 +204,11 @@ def _logits(context: JobContext, run: Any, items: list[tuple[Path, float]]) -> l
 
     from model.checkpoint import model_from_checkpoint
     from model.data import CachedFeatureDataset, make_loader
-    from tasks.training_loop import resolve_device
+    from tasks.devices import scoring_device
 
     if not run.checkpoint_path or not Path(run.checkpoint_path).is_file():
         raise InvalidInput(f"run {run.id}'s checkpoint {run.checkpoint_path} is missing")
-    device = resolve_device(run.config.get("device", "auto"))
+    device = scoring_device()  # not the run's training device: any machine may score it
     model, _ = model_from_checkpoint(run.checkpoint_path, device=device)
     loader = make_loader(CachedFeatureDataset(items), batch_size=64, shuffle=False)
     logits: list[float] = []

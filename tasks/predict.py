@@ -104,14 +104,14 @@ def load_predictor(
         InvalidInput: no run has succeeded yet, or the run has no checkpoint.
     """
     from model.checkpoint import model_from_checkpoint
-    from tasks.training_loop import resolve_device
+    from tasks.devices import scoring_device
 
     with session_scope(factory) as session:
         (run,) = select_runs(session, run_ref or LATEST)
         run = runs.get_run(session, run.id)
     if not run.checkpoint_path or not Path(run.checkpoint_path).is_file():
         raise InvalidInput(f"run {run.id}'s checkpoint {run.checkpoint_path} is missing")
-    device = resolve_device(run.config.get("device", "auto"))
+    device = scoring_device()  # not the run's training device: any machine may score it
     model, _ = model_from_checkpoint(run.checkpoint_path, device=device)
     return Predictor(run, settings, factory, model=model)
 

@@ -14,12 +14,12 @@ import torch
 
 from ddm.catalog import runs
 from ddm.db import session_scope
-from ddm.errors import InvalidInput
 from ddm.fs import atomic_write
 from model.checkpoint import save_checkpoint
 from model.data import CachedFeatureDataset, make_loader
 from model.detector import DetectorCfg, build_detector
 from model.train import TrainCfg, TrainHooks, TrainResult, TrainState, train
+from tasks.devices import resolve_device
 from tasks.lifecycle import JobContext
 from tasks.training import BEST, DETECTOR, LAST
 
@@ -59,15 +59,6 @@ def train_run(
         device=device,
         hooks=hooks,
     )
-
-
-def resolve_device(device: str) -> str:
-    """'auto' is the first GPU when there is one; 'cuda[:N]' must exist."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInput(f"--device {device}: this machine has no CUDA device")
-    return device
 
 
 def _detector_cfg(dataset: CachedFeatureDataset, overrides: dict[str, Any]) -> DetectorCfg:

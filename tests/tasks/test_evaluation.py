@@ -338,3 +338,21 @@ def _late_train_video(settings, session, dataset_id: int) -> int:
     add_video(session, settings, dataset, "late", "train", "fake", seed=9999)
     session.flush()
     return session.scalars(select(Video.id).where(Video.path == "train/late.mp4")).one()
+
+
+def test_a_run_trained_on_a_gpu_is_scored_on_a_machine_without_one(
+    job_settings, factory, synth
+) -> None:
+    import torch
+
+    from tasks.predict import load_predictor
+
+    run_id = _train(job_settings, factory, synth)
+    with session_scope(factory) as session:
+        run = session.get(Run, run_id)
+        run.config = {**run.config, "device": "cuda:1"}
+    assert not torch.cuda.is_available()
+    (entry,) = _report(job_settings, factory, synth)["runs"]
+    assert entry["n_videos"] == 4 and entry["auc"] is not None
+    predictor = load_predictor(job_settings, factory, str(run_id))
+    assert next(predictor.model.parameters()).device.type == "cpu"
