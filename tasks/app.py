@@ -16,12 +16,13 @@ from celery import Celery, signals
 
 from ddm.config import Settings, load_settings, quiet_native_logging
 from ddm.errors import TransientDbError
+from tasks.devices import DeviceFault
 from tasks.kinds import DEFAULT_QUEUE, JobKind, all_kinds, load_job_modules
 
 logger = logging.getLogger(__name__)
 
 # Errors worth another delivery of the same task; anything else fails the job.
-RETRYABLE = (TransientDbError, ConnectionError)
+RETRYABLE = (TransientDbError, ConnectionError, DeviceFault)
 MAX_RETRIES = 5
 RETRY_BACKOFF_MAX_S = 300
 
@@ -88,7 +89,13 @@ def _run_task(task: Any, job_id: int, resume_from: str | None) -> str:
     except RETRYABLE as exc:
         # The retry takes this job over where it stands instead of finding it running.
         countdown = min(2**task.request.retries, RETRY_BACKOFF_MAX_S)
-        raise task.retry(exc=exc, countdown=countdown, kwargs={"resume_from": me}) from exc
+        retry = task.retry(exc=exc, countdown=countdown, kwargs={"resume_from": me}, throw=False)
+        if isinstance(exc, DeviceFault):
+            # This process's CUDA context may be unusable: leave it, with the retry sent,
+            # so that the pool starts a fresh child (and context) for the next task.
+            logger.error("job_id=%s: %s; this pool child exits", job_id, exc)
+            raise SystemExit(1) from exc
+        raise retry from exc
     except SoftTimeLimitExceeded:
         logger.error("job_id=%s stopped at the soft time limit", job_id)
         raise

@@ -75,3 +75,29 @@ def _index(device: str) -> int | None:
 def _pinned_gpu(visible: str | None) -> str | None:
     entries = [entry.strip() for entry in (visible or "").split(",") if entry.strip()]
     return entries[0] if len(entries) == 1 else None
+
+
+class DeviceFault(Exception):
+    """The accelerator failed, not the video: CUDA ran out of memory, or raised an error
+    that may leave its context unusable. A job's task is retried for it (tasks/app.py's
+    RETRYABLE): recording the video as failed and going on would fail every later video of
+    the pool child too, and the job could still end "succeeded"."""
+
+
+def as_device_fault(exc: BaseException) -> DeviceFault | None:
+    """`exc` as a DeviceFault when the accelerator raised it, else None. Frees the
+    allocator's cached blocks after an out-of-memory error, for whatever runs next."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+        return DeviceFault(f"out of GPU memory: {_first_line(exc)}")
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return DeviceFault(f"accelerator error: {_first_line(exc)}")
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -31,6 +31,7 @@ from ddm.errors import DdmError, InvalidInput, SetupError
 from ddm.fs import cache_path, check_writable_dir, remove_temporaries, sha256_of
 from ddm.vocab import JobStatus
 from ddm.vocab import VideoOutcomeStatus as Outcome
+from tasks.devices import as_device_fault
 from tasks.dispatch import Dispatched, dispatch
 from tasks.kinds import EXTRACT
 from tasks.lifecycle import JobContext, JobOutcome, abandon_stale_jobs
@@ -351,6 +352,9 @@ def _one_video(context: JobContext, extractor: Any, video_id: int, prefetcher: A
         )
     except (DdmError, OSError, RuntimeError, ValueError) as exc:
         _audit(context, video_id, "ended")
+        fault = as_device_fault(exc)
+        if fault is not None:  # the device broke, not the video: the task is retried
+            raise fault from exc
         seconds = time.perf_counter() - start
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with session_scope(factory) as session:

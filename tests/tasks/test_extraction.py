@@ -244,3 +244,38 @@ def test_decode_workers_none_beside_a_cpu_more_beside_a_gpu(
     assert decode_workers(pinned, is_gpu=False) == decode_workers(pinned, is_gpu=True) == 5
     off = Settings(home=Path("/nonexistent"), decode_workers=0)
     assert decode_workers(off, is_gpu=True) == 0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        torch.AcceleratorError("CUDA error: an illegal memory access was encountered"),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+    ids=["accelerator error", "out of memory"],
+)
+def test_a_device_fault_is_retried_not_recorded_as_a_bad_video(
+    factory, job_settings, clips, monkeypatch, fault
+) -> None:
+    from tasks import extraction
+    from tasks.devices import DeviceFault
+
+    plan = _plan(factory, job_settings, clips)
+    job_id = plan.job_ids[0]
+
+    def broken_device(*args, **kwargs):
+        raise fault
+
+    with monkeypatch.context() as patched:
+        patched.setattr(extraction, "_extract_to_cache", broken_device)
+        with pytest.raises(DeviceFault, match=str(fault).split(".")[0]):
+            run_job(job_id, job_settings, factory, "w1", retryable=(DeviceFault,))
+    with session_scope(factory) as session:
+        assert get_job(session, job_id).status == "running"  # left for the task's retry
+        rows = cache_rows(session)
+    assert not any(row.error for row in rows) and not any(row.is_valid for row in rows)
+
+    # The retry, on a fresh pool child with a working device, takes the job over.
+    assert run_job(job_id, job_settings, factory, "w2", resume_from="w1") == "succeeded"
+    with session_scope(factory) as session:
+        assert get_job(session, job_id).result["extracted"] == 2
