@@ -37,6 +37,9 @@ def _datasets(_: Any, __: Any, value: str) -> list[str]:
 @click.option("--patience", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--deterministic", is_flag=True, help="Deterministic GPU kernels: repeatable, slower."
+)
 @click.option("--fingerprint", help="Extractor whose caches to use (default: most videos).")
 @click.option("--no-class-balance", is_flag=True, help="Do not weight the loss by the class sizes.")
 @click.option("--wait", is_flag=True, help="With a broker: follow the job until it ends.")
@@ -87,6 +90,7 @@ def _plan_options(options: dict[str, Any]) -> dict[str, Any]:
         mixup_prob=options["mixup_prob"],
         patience=options["patience"],
         seed=options["seed"],
+        deterministic=options["deterministic"],
     )
     return {
         "train_cfg": train_cfg,

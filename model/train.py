@@ -22,6 +22,7 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from model.detector import bce_loss
+from model.determinism import deterministic_algorithms, restore_rng, rng_state
 from model.evaluate import predict_logits
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class TrainCfg:
             the training set balances the classes. None weighs both alike.
         fit_input_stats: fit the detector's input standardisation on the training
             loader before the first epoch (model/standardize.py).
+        deterministic: deterministic kernels (model/determinism.py): a GPU run then
+            repeats bit for bit, slower; a CPU run repeats either way.
     """
 
     epochs: int = 100
@@ -65,6 +68,7 @@ class TrainCfg:
     max_grad_norm: float | None = None
     pos_weight: float | None = None
     fit_input_stats: bool = True
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         problems = [
@@ -234,13 +238,16 @@ class TrainState:
     mixer: dict[str, Any]
     torch_rng: Tensor
     history: list[dict[str, float]]
+    # One per GPU when trained on GPUs (dropout draws there); absent from older files.
+    cuda_rng: list[Tensor] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainState:
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        fields = dataclasses.fields(cls)
+        return cls(**{f.name: values[f.name] for f in fields if f.name in values})
 
 
 def train(
@@ -279,7 +286,7 @@ def train(
     device = torch.device(device)
     # Seed inside a forked RNG state so the caller's global RNG is left untouched.
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices):
+    with torch.random.fork_rng(devices=cuda_devices), deterministic_algorithms(cfg.deterministic):
         torch.manual_seed(cfg.seed)
         trainer = _Trainer(model, cfg, device)
         if hooks.resume is not None:
@@ -367,6 +374,7 @@ class _Trainer:
             mixer=self.mixer.state(),
             torch_rng=torch.get_rng_state(),
             history=[dict(row) for row in self.history],
+            cuda_rng=rng_state(self.device)["cuda"],
         )
 
     def restore(self, state: TrainState) -> None:
@@ -375,7 +383,7 @@ class _Trainer:
         self.scheduler.load_state_dict(state.scheduler)
         self.stopper.restore(state.stopper)
         self.mixer.restore(state.mixer)
-        torch.set_rng_state(state.torch_rng)
+        restore_rng({"cpu": state.torch_rng, "cuda": state.cuda_rng}, self.device)
         self.history = [dict(row) for row in state.history]
 
 

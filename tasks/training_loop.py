@@ -74,7 +74,9 @@ def _resume_state(run: Any) -> TrainState | None:
     path = run.last_state_path
     if not path or not Path(path).is_file():
         return None
-    return TrainState.from_dict(torch.load(path, weights_only=True))
+    # To the CPU: a GPU run's file names cuda devices, and the sweeper may hand the run to
+    # a CPU worker; the optimiser moves its state to its parameters' device itself.
+    return TrainState.from_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def _record_epoch(context: JobContext, run_id: int, epoch: int, metrics: dict) -> None:

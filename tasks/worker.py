@@ -12,6 +12,8 @@ import os
 # Thread pools of the libraries that run the networks and decode the video; each pool
 # child gets its share of the cores, or N children oversubscribe them N times over.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# model.determinism.CUBLAS_WORKSPACE, kept here so that the worker's parent imports no torch.
+CUBLAS_WORKSPACE = ":4096:8"
 
 
 def threads_per_child(concurrency: int, cores: int | None = None) -> int:
@@ -27,6 +29,9 @@ def start_worker(*, queues: str, concurrency: int, gpu: int | None, loglevel: st
     """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    # cuBLAS reads it when a child first uses it: a run that asks for deterministic
+    # kernels (`ddm train --deterministic`) needs it set before then.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     if "OMP_NUM_THREADS" not in os.environ:
         for variable in THREAD_VARIABLES:
             os.environ[variable] = str(threads_per_child(concurrency))
