@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
 from cli.app import App
 from cli.output import output_options, table, write_json
-from ddm.errors import DdmError
+from ddm.errors import DdmError, SetupError
 
 COLUMNS = ["video", "p_fake", "label", "frames", "fallback", "features"]
 
 
 class SomeVideosFailed(DdmError):
     """At least one video could not be scored; the others were."""
+
+
+class SomeExplanationsFailed(SetupError):
+    """Every video was scored, but a figure could not be written (exit 3)."""
 
 
 @click.command("predict")
@@ -25,10 +30,16 @@ class SomeVideosFailed(DdmError):
     type=click.Path(file_okay=False, path_type=Path),
     help="Write a timeline PNG per video here: style flow, attention, fallback frames.",
 )
+@click.option("--allow-stills", is_flag=True, help="Score still images too (one frame).")
 @output_options
 @click.pass_obj
 def predict(
-    app: App, videos: tuple[Path, ...], run_ref: str | None, explain: Path | None, as_json: bool
+    app: App,
+    videos: tuple[Path, ...],
+    run_ref: str | None,
+    explain: Path | None,
+    allow_stills: bool,
+    as_json: bool,
 ) -> None:
     """Score video files with a trained run: probability of fake and label.
 
@@ -49,13 +60,29 @@ def predict(
     answers = []
     with app.err.status(f"scoring with run {predictor.run.id} ({predictor.run.name})"):
         for path, target in zip(videos, targets, strict=True):
-            answers.append(predict_video(predictor, path, target))
+            answers.append(predict_video(predictor, path, target, allow_stills=allow_stills))
     _show(app, answers, as_json)
+    _say_problems(app, answers)
+
+
+def _say_problems(app: App, answers: list) -> None:
+    """A line per warning and per failure; exit 1 if a video went unscored, else 3 if only
+    a figure could not be written (a folder problem, the scores stand)."""
+    say = functools.partial(app.err.print, markup=False, highlight=False)
+    for answer in answers:
+        if answer.warning:
+            say(f"warning: {answer.path}: {answer.warning}")
+        if answer.explanation_error:
+            say(f"error: {answer.path}: timeline not written: {answer.explanation_error}")
     failed = [answer for answer in answers if answer.error]
     for answer in failed:
-        app.err.print(f"error: {answer.path}: {answer.error}", markup=False, highlight=False)
+        say(f"error: {answer.path}: {answer.error}")
     if failed:
         raise SomeVideosFailed(f"{len(failed)} of {len(answers)} videos could not be scored")
+    unexplained = [answer for answer in answers if answer.explanation_error]
+    if unexplained:
+        first = unexplained[0].explanation_error
+        raise SomeExplanationsFailed(f"{len(unexplained)} timeline(s) not written: {first}")
 
 
 def _show(app: App, answers: list, as_json: bool) -> None:

@@ -20,7 +20,7 @@ from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput
 from ddm.fs import sha256_of
-from ddm.ingest.probe import fingerprint_file
+from ddm.ingest.probe import fingerprint_file, image_kind
 from ddm.vocab import Label
 from tasks.evaluation import LATEST, THRESHOLD, select_runs
 from tasks.kinds import EXTRACT
@@ -40,7 +40,10 @@ class VideoPrediction:
     fallback_frames: int | None = None
     frame_sources: str | None = None
     source: str | None = None  # "cache" (a known file) or "extracted"
+    distinct_frames: int | None = None  # different source frames among those sampled
+    warning: str | None = None  # the score stands, but is not what it seems
     explanation: str | None = None  # the timeline figure, with --explain
+    explanation_error: str | None = None  # the figure could not be written; the score stands
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -117,13 +120,28 @@ def load_predictor(
 
 
 def predict_video(
-    predictor: Predictor, path: Path, explain_as: Path | None = None
+    predictor: Predictor,
+    path: Path,
+    explain_as: Path | None = None,
+    *,
+    allow_stills: bool = False,
 ) -> VideoPrediction:
     """Score one file (and draw its timeline to `explain_as`); a problem with the file
-    becomes its `error`, not an exception."""
+    becomes its `error`, not an exception, and one with the figure its
+    `explanation_error`, the score standing.
+
+    A still image is refused unless `allow_stills`: a temporal detector given one frame
+    has no motion to judge, and its score is not a video's.
+    """
     try:
         if not path.is_file():
             raise InvalidInput("no such file")
+        still = image_kind(path)
+        if still is not None and not allow_stills:
+            raise InvalidInput(
+                f"a {still} image, not a video: the detector judges motion over time "
+                "(--allow-stills scores it anyway)"
+            )
         return _predict(predictor, path, explain_as)
     except (DdmError, OSError) as exc:
         return VideoPrediction(str(path), error=str(exc).splitlines()[0] or type(exc).__name__)
@@ -138,9 +156,13 @@ def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> Video
     explained = explain_video(predictor.model, content, style, device=_device(predictor.model))
     score = float(explained["score"])
     sources = frame_source_letters(features)
-    figure = None
+    figure, figure_error = None, None
     if explain_as is not None:
-        figure = _timeline(explain_as, path.name, explained, sources, score)
+        try:
+            figure = _timeline(explain_as, path.name, explained, sources, score)
+        except OSError as exc:
+            figure_error = f"cannot write {explain_as}: {(exc.strerror or str(exc)).lower()}"
+    distinct = _distinct_frames(features)
     return VideoPrediction(
         path=str(path),
         score=score,
@@ -150,7 +172,26 @@ def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> Video
         fallback_frames=sources.count("f") if sources else None,
         frame_sources=sources,
         source=source,
+        distinct_frames=distinct,
+        warning=_few_frames_warning(distinct, int(style.shape[0])),
         explanation=None if figure is None else str(figure),
+        explanation_error=figure_error,
+    )
+
+
+def _distinct_frames(features: dict[str, Any]) -> int | None:
+    indices = features.get("frame_indices")
+    return None if indices is None else len({int(i) for i in indices})
+
+
+def _few_frames_warning(distinct: int | None, sampled: int) -> str | None:
+    """Said when the video has fewer frames than are sampled: the repeats make the style
+    flow zero between them, so the score judges a still, not motion."""
+    if distinct is None or distinct >= sampled:
+        return None
+    return (
+        f"only {distinct} distinct frame(s) for the {sampled} sampled: the detector judges "
+        "motion over time, so this score is not a video's"
     )
 
 

@@ -319,3 +319,15 @@ def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:200]
+
+
+def image_kind(path: Path) -> str | None:
+    """The still-image format of a file ('PNG', 'JPEG', ...) by its first bytes, else None
+    (a video, or anything else; unreadable files are None too)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    kind, is_image = _sniff(head)
+    return kind if is_image else None

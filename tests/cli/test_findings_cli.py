@@ -104,3 +104,42 @@ def test_predict_without_a_run_is_one_line(run_ddm, tmp_path) -> None:
     assert result.stderr.strip() == (
         "error: no trained run to report on; run `ddm train --datasets NAME` first"
     )
+
+
+def test_predict_warns_on_few_frames_refuses_stills_and_keeps_scores_without_figures(
+    run_ddm, trained, tmp_path
+) -> None:
+    import cv2
+
+    from tests.model.helpers import write_clip
+
+    run_ddm = functools.partial(run_ddm, env=trained)
+    capture = cv2.VideoCapture(str(MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    one_frame = write_clip(tmp_path / "one.mp4", frame[None, :, :, ::-1].copy())
+    still = tmp_path / "still.png"
+    assert cv2.imwrite(str(still), frame)
+
+    result = run_ddm("predict", str(one_frame), str(still), "--json")
+    assert result.exit_code == 1
+    by_path = {answer["path"]: answer for answer in json.loads(result.stdout)}
+    scored = by_path[str(one_frame)]
+    assert scored["score"] is not None and scored["distinct_frames"] == 1
+    assert f"warning: {one_frame}: only 1 distinct frame(s) for the 2 sampled" in result.stderr
+    assert by_path[str(still)]["score"] is None
+    assert "a PNG image, not a video" in by_path[str(still)]["error"]
+    allowed = run_ddm("predict", str(still), "--allow-stills", "--json")
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)[0]["distinct_frames"] == 1
+
+    # A folder that cannot be made: every score stands, the figure's failure is its own line.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    clip = MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"
+    explained = run_ddm("predict", str(clip), "--json", "--explain", str(blocker / "x"))
+    assert explained.exit_code == 3, explained.stderr
+    (answer,) = json.loads(explained.stdout)
+    assert answer["score"] is not None and answer["error"] is None
+    assert answer["explanation_error"].startswith(f"cannot write {blocker / 'x'}")
+    assert f"error: {clip}: timeline not written: cannot write" in explained.stderr
