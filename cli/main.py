@@ -145,6 +145,13 @@ def exit_code_for(exc: Exception) -> tuple[int, str]:
         return EXIT_SETUP, str(exc)
     if isinstance(exc, DdmError):
         return EXIT_DOMAIN, str(exc)
+    if isinstance(exc, OSError):
+        from ddm.fs import storage_problem
+
+        # A full, read-only or forbidden folder is the set-up's problem, named as such.
+        problem = storage_problem(exc, exc.filename or "a folder ddm writes to")
+        if problem is not None:
+            return EXIT_SETUP, str(problem)
     if type(exc).__module__.startswith("sqlalchemy"):
         orig = getattr(exc, "orig", None) or exc
         return (

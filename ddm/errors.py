@@ -24,6 +24,10 @@ class SetupError(DdmError):
     """The environment is not usable: bad configuration, missing weights, no database."""
 
 
+class StorageProblem(SetupError):
+    """A folder ddm must write to is full, read-only or forbidden (exit 3, naming it)."""
+
+
 class SchemaOutOfDate(SetupError):
     """The database schema revision differs from the one this code expects."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 # Temporary files of atomic writes start with this, so leftovers of a crash are recognisable.
 TEMP_PREFIX = ".tmp-"
@@ -39,20 +42,81 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         mode: "wb" or "w".
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", dir=final.parent)
+    with _interrupts_deferred():
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", dir=final.parent)
+        except OSError as exc:
+            problem = storage_problem(exc, final.parent)
+            if problem is None:
+                raise
+            raise problem from exc
+        try:
+            with os.fdopen(fd, mode) as handle:
+                yield handle
+                handle.flush()
+                os.fchmod(handle.fileno(), FILE_MODE)
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, final)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            problem = storage_problem(exc, final.parent)
+            if problem is not None:
+                raise problem from exc
+            raise
+        _fsync_directory(final.parent)
+
+
+# errno -> what to say of the folder: the set-up problems a write can meet.
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on {}",
+    errno.EDQUOT: "disk quota exceeded on {}",
+    errno.EROFS: "cannot write to {}: read-only file system",
+    errno.EACCES: "cannot write to {}: permission denied",
+    errno.EPERM: "cannot write to {}: operation not permitted",
+}
+# Below this many free bytes, a writer's own error (torch's zip writer says "unexpected
+# pos") is taken for a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def storage_problem(exc: BaseException, folder: str | os.PathLike[str]) -> Any:
+    """`exc` as a StorageProblem naming `folder` when it comes from a full, read-only or
+    forbidden folder, else None."""
+    from ddm.errors import StorageProblem
+
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        return StorageProblem(_STORAGE_ERRNOS[exc.errno].format(folder))
+    if isinstance(exc, (OSError, RuntimeError)) and _free_bytes(folder) < _NEARLY_FULL_BYTES:
+        return StorageProblem(_STORAGE_ERRNOS[errno.ENOSPC].format(folder))
+    return None
+
+
+def _free_bytes(folder: str | os.PathLike[str]) -> int:
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fchmod(handle.fileno(), FILE_MODE)
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(final.parent)
+        stats = os.statvfs(folder)
+    except OSError:
+        return _NEARLY_FULL_BYTES  # unknown: not taken for full
+    return stats.f_bavail * stats.f_frsize
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it: an interrupt inside a
+    writer (torch's zip writer above all) would leave it half-written and raise its own
+    error instead of KeyboardInterrupt. Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -35,3 +35,41 @@ def test_written_files_get_the_usual_mode_not_mkstemps_private_one(tmp_path: Pat
     umask = os.umask(0o022)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == FILE_MODE == 0o666 & ~umask
+
+
+def test_ctrl_c_inside_a_write_lands_after_it(tmp_path: Path) -> None:
+    import signal
+
+    import torch
+
+    target = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as handle:
+        handle.write(b"")  # the writer has begun
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C now, half-way
+        torch.save({"weights": torch.arange(1000)}, handle)
+    # The interrupt came after the rename: the file is whole, the caller still stopped.
+    assert torch.equal(torch.load(target, weights_only=True)["weights"], torch.arange(1000))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_full_disk_is_named_not_a_writer_error(tmp_path: Path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from ddm.errors import StorageProblem
+
+    full = SimpleNamespace(f_bavail=0, f_frsize=4096)
+    monkeypatch.setattr(os, "statvfs", lambda _: full)
+    full_disk = pytest.raises(StorageProblem, match=f"no space left on {tmp_path}")
+    with full_disk, atomic_write(tmp_path / "last.pt") as handle:
+        handle.write(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 6385728")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_is_named() -> None:
+    from ddm.errors import StorageProblem
+
+    # /sys refuses new files even to root.
+    refused = pytest.raises(StorageProblem, match="cannot write to /sys/ddm-test")
+    with refused, atomic_write("/sys/ddm-test/report.json") as handle:
+        handle.write(b"{}")

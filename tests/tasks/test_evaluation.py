@@ -233,6 +233,12 @@ def test_a_report_on_seen_videos_labels_its_pooled_numbers(
     assert "pooled: no video held out" in seen.stdout and "only pooled numbers" in seen.stdout
     markdown = (out / "report.md").read_text()
     assert "(held-out only) | - |" in markdown and "not a held-out result" in markdown
+    # A folder nobody may write to: exit 3, named, not an internal error.
+    refused = run_ddm("report", "--eval", synth, "--out", "/sys/ddm-report", env=env)
+    assert refused.exit_code == 3
+    assert refused.stderr.strip().endswith(
+        "cannot write to /sys/ddm-report: operation not permitted"
+    )
 
 
 def test_bad_report_requests_are_one_line_and_exit_1(run_ddm, job_settings, factory, synth):
