@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ from ddm.vocab import JobStatus
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"]
 RUN_COLUMNS = ["id", "name", "datasets", "status", "train_videos", "val_videos", "best_epoch"]
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class TrainingDidNotSucceed(DdmError):
@@ -26,6 +28,13 @@ def _datasets(_: Any, __: Any, value: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _device(_: Any, __: Any, value: str) -> str:
+    # Checked here, before any row is written; whether the machine has it is the job's.
+    if not DEVICE.match(value):
+        raise click.BadParameter(f"{value!r}: one of auto, cpu, cuda or cuda:N")
+    return value
+
+
 @click.command("train")
 @click.option("--datasets", required=True, callback=_datasets, help="Comma-separated names.")
 @click.option("--name", help="Run name (default: the datasets and a number, e.g. ff-1).")
@@ -35,8 +44,15 @@ def _datasets(_: Any, __: Any, value: str) -> list[str]:
 @click.option("--mixup-alpha", type=click.FloatRange(min=0), default=0.2, show_default=True)
 @click.option("--mixup-prob", type=click.FloatRange(0, 1), default=0.7, show_default=True)
 @click.option("--patience", type=click.IntRange(1), default=12, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+# numpy's and torch's generators both take seeds in [0, 2**32).
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=_device,
+    help="auto, cpu, cuda or cuda:N.",
+)
 @click.option(
     "--deterministic", is_flag=True, help="Deterministic GPU kernels: repeatable, slower."
 )
