@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ddm.catalog.models import Job
+from ddm.catalog.models import Job, Run
 from ddm.catalog.records import JobRecord
 from ddm.catalog.types import utcnow
 from ddm.errors import InvalidInput, NotFound
@@ -155,7 +155,10 @@ def finish_job(
         .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING.value)
         .values(status=status, error=error, result=result or {}, finished_at=utcnow())
     )
-    return outcome.rowcount == 1
+    if outcome.rowcount != 1:
+        return False
+    _end_runs_of(session, [job_id], status, error)
+    return True
 
 
 def cancel_job(
@@ -175,6 +178,7 @@ def cancel_job(
         .where(Job.id == job_id, Job.status.in_(ACTIVE))
         .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), error=reason)
     )
+    _end_runs_of(session, [job_id], JobStatus.CANCELLED.value, reason)
     return get_job(session, job_id)
 
 
@@ -199,11 +203,24 @@ def requeue_stale_jobs(
         if job.attempts >= max_attempts:
             job.status, job.error, job.finished_at = JobStatus.FAILED.value, lost, utcnow()
             failed.append(job.id)
+            _end_runs_of(session, [job.id], JobStatus.FAILED.value, lost)
         else:
             job.status, job.worker, job.error = JobStatus.QUEUED.value, None, lost
             requeued.append(job.id)
     session.flush()
     return requeued, failed
+
+
+def _end_runs_of(session: Session, job_ids: list[int], status: str, error: str | None) -> None:
+    """A run's status follows its job's: every path that ends a job (its own run function,
+    a cancel, the sweeper, an inline run abandoning a dead one) ends the job's unfinished
+    run here with it. A run its job already finished (with its best epoch) is left alone."""
+    session.execute(
+        update(Run)
+        .where(Run.job_id.in_(job_ids), Run.status.not_in(FINISHED))
+        .values(status=status, error=error, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def unsent_jobs(session: Session, *, older_than: timedelta) -> list[int]:
