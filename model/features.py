@@ -361,11 +361,30 @@ def save_features(path: str | os.PathLike[str], features: Mapping[str, Any]) -> 
     (read back with `weights_only=True`).
     """
     _require_feature_keys(features, path)
+    problem = non_finite_problem(features)
+    if problem is not None:
+        # One NaN in a cache file poisons every statistic fitted over a training set.
+        raise IncompatibleFeatures(f"refusing to cache {str(path)!r}: {problem}")
     with atomic_write(path) as handle:
         if Path(path).suffix == ".safetensors":
             handle.write(_safetensors_bytes(features))
         else:
             torch.save(dict(features), handle)
+
+
+def non_finite_problem(features: Mapping[str, Any]) -> str | None:
+    """What is non-finite in a video's `content` and `style`, in words; None when nothing is.
+
+    Returns:
+        e.g. "'style' holds 3 non-finite values (NaN or inf) of 16384".
+    """
+    for key in ("content", "style"):
+        value = features[key]
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            noun = "value" if bad == 1 else "values"
+            return f"{key!r} holds {bad} non-finite {noun} (NaN or inf) of {value.numel()}"
+    return None
 
 
 def _safetensors_bytes(features: Mapping[str, Any]) -> bytes:

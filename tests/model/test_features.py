@@ -254,3 +254,15 @@ def test_default_extractor_on_a_real_clip(real_clip: Path) -> None:
     assert features["content"].shape == (2, 2048)
     assert features["style"].shape == (32, 1, 512)
     assert features["num_fallback"] <= 4
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_features_are_refused_and_nothing_is_written(
+    tmp_path: Path, value: float
+) -> None:
+    features = sample_features()
+    features["style"][3, 0, 7] = value
+    path = tmp_path / "video.pt"
+    with pytest.raises(IncompatibleFeatures, match="'style' holds 1 non-finite value"):
+        save_features(path, features)
+    assert not path.exists() and list(tmp_path.iterdir()) == []

@@ -279,3 +279,28 @@ def test_a_device_fault_is_retried_not_recorded_as_a_bad_video(
     assert run_job(job_id, job_settings, factory, "w2", resume_from="w1") == "succeeded"
     with session_scope(factory) as session:
         assert get_job(session, job_id).result["extracted"] == 2
+
+
+def test_non_finite_features_are_refused_and_the_cache_row_says_why(
+    factory, job_settings, clips, monkeypatch
+) -> None:
+    from model.features import FeatureExtractor
+
+    encode_style = FeatureExtractor.encode_style
+
+    def style_with_nan(self, crops):
+        style = encode_style(self, crops).clone()
+        style[0, 0, :5] = float("nan")  # as a backbone that overflowed would give
+        return style
+
+    monkeypatch.setattr(FeatureExtractor, "encode_style", style_with_nan)
+    plan = _plan(factory, job_settings, clips)
+    statuses = run_inline(job_settings, factory, plan.job_ids)
+    assert set(statuses.values()) == {"failed"}  # every video of each batch failed
+    with session_scope(factory) as session:
+        rows = session.scalars(select(FeatureCache)).all()
+    assert len(rows) == 3 and not any(row.is_valid for row in rows)
+    for row in rows:
+        assert row.path is None and row.checksum is None
+        assert "'style' holds 5 non-finite values (NaN or inf)" in row.error
+    assert _files(job_settings) == []  # nothing was cached
