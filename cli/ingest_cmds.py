@@ -33,7 +33,7 @@ VIDEO_COLUMNS = [
 @click.command("ingest")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--format", "layout", type=click.Choice(FORMAT_NAMES), help="Override detection.")
-@click.option("--name", help="Dataset name (default: ff, celebdf, dfdc, or the folder name).")
+@click.option("--name", help="Dataset name (default: ff, dfd, celebdf, dfdc, or the folder name).")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -56,7 +56,8 @@ def ingest(
     """Scan a dataset folder (FaceForensics++, Celeb-DF, DFDC, or real/ + fake/) into the catalog.
 
     Re-running it is harmless: unchanged files are skipped, changed files are re-probed and
-    their feature caches invalidated, vanished files are marked missing.
+    their feature caches invalidated, vanished files are marked missing. A FaceForensics
+    tree with DeepFakeDetection gives two datasets, ff and dfd (NAME-dfd under --name).
 
     \b
     Examples:
@@ -85,42 +86,62 @@ def ingest(
 
 
 def _report_json(report: Any) -> dict[str, Any]:
+    """The first dataset's keys at the top, and each companion's under `companions`."""
     from dataclasses import asdict
 
     from ddm.catalog.records import to_json
 
-    counts = asdict(report.counts)
     return {
         "dataset": report.name,
         "format": report.format,
         "probed": report.probed,
         "attempts": report.attempts,
         "seconds": report.seconds,
-        **counts,
+        **asdict(report.counts),
         "summary": to_json(report.summary),
+        "companions": [_report_json(companion) for companion in report.companions],
     }
 
 
 def _print_report(app: App, report: Any) -> None:
+    if report.companions:
+        names = ", ".join(c.name for c in report.companions)
+        app.out.print(
+            f"{report.summary.dataset.root} holds {1 + len(report.companions)} datasets: "
+            f"{report.name} and {names}",
+            markup=False,
+            highlight=False,
+        )
+    for one in (report, *report.companions):
+        _print_dataset(app, one)
+
+
+def _print_dataset(app: App, report: Any) -> None:
     counts, summary = report.counts, report.summary
     app.out.print(
         f"[bold]{report.name}[/] ({report.format}) at {summary.dataset.root}: "
         f"{counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
         f"{counts.missing} newly missing; {report.probed} probed"
     )
+    for other, moved in counts.moved_in.items():
+        app.out.print(
+            f"moved {moved} videos from {other} to {report.name}, with their caches and history",
+            markup=False,
+            highlight=False,
+        )
     if counts.caches_invalidated:
         app.out.print(f"{counts.caches_invalidated} feature caches invalidated (content changed)")
     table(
         app.out,
         _pivot(summary.by_label_split),
         ["label", *values(Split), "none"],
-        title="videos by label and split",
+        title=f"{report.name}: videos by label and split",
     )
     table(
         app.out,
         summary.by_method_compression,
         ["method", "compression", "videos"],
-        title="videos by method and compression",
+        title=f"{report.name}: videos by method and compression",
     )
     if summary.unreadable:
         table(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -15,6 +15,7 @@ from ddm.catalog.records import VideoRecord
 from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.records import (
     NOT_PROBED,
+    Adoption,
     FileFacts,
     FileFingerprint,
     LayoutScan,
@@ -23,6 +24,7 @@ from ddm.ingest.records import (
 )
 from ddm.vocab import CacheError, Label, ProbeStatus
 
+_BATCH = 500
 # A scan entry's fields are its video's columns, by the same names; the path is the key,
 # `original_path` becomes a link to another row and `unread_fields` says which to keep.
 ENTRY_COLUMNS = tuple(
@@ -49,6 +51,10 @@ class IngestCounts:
     missing: int = 0
     content_changed: list[str] = field(default_factory=list)
     caches_invalidated: int = 0
+    # Rows re-parented between datasets of one tree (see `LayoutScan.adoption`), by the
+    # other dataset's name: they keep their ids, so their caches and history follow.
+    moved_in: dict[str, int] = field(default_factory=dict)
+    moved_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,47 @@ class StoredDataset:
 
     Attributes:
         version: the dataset's `ingest_version`; None when it has never been ingested.
-        files: every known file by relative path.
+        files: every known file by relative path, including the rows this dataset will
+            adopt from `donors` (so that unchanged ones are not probed again).
+        donors: the `ingest_version` of each dataset whose rows this one adopts, by name.
     """
 
     version: int | None
     files: dict[str, StoredFile]
+    donors: dict[str, int] = field(default_factory=dict)
 
 
-def stored_dataset(session: Session, dataset_name: str) -> StoredDataset:
-    """The dataset's ingest version and known files (None and empty for a new dataset)."""
+@dataclass(frozen=True)
+class DatasetIngest:
+    """One dataset's share of an ingest: its scan, the probes, and what was read before.
+
+    Attributes:
+        facts: probe results for the files that were (re)probed; files absent here are
+            unchanged on disk since the last ingest.
+        stored: `stored_dataset(...)` as read before the scan was probed.
+    """
+
+    name: str
+    scan: LayoutScan
+    facts: Mapping[str, FileFacts]
+    stored: StoredDataset
+
+
+def stored_dataset(
+    session: Session,
+    dataset_name: str,
+    scan: LayoutScan | None = None,
+    *,
+    parent: str | None = None,
+) -> StoredDataset:
+    """The dataset's ingest version and known files (None and empty for a new dataset).
+
+    Args:
+        scan: when it declares an `adoption`, the datasets that may hold its rows are
+            found: those of the adoption's format at the same root, and `parent`.
+        parent: the dataset the scan was found beside (FF++ for DeepFakeDetection), a
+            donor even when its tree has moved since it was last ingested.
+    """
     version = session.scalars(
         select(Dataset.ingest_version).where(Dataset.name == dataset_name)
     ).one_or_none()
@@ -78,7 +116,38 @@ def stored_dataset(session: Session, dataset_name: str) -> StoredDataset:
         path: StoredFile(size, mtime, present)
         for path, size, mtime, present in session.execute(query)
     }
-    return StoredDataset(version, files)
+    adoption = scan.adoption if scan is not None else None
+    if adoption is None:
+        return StoredDataset(version, files)
+    donors = _donors(session, dataset_name, adoption, str(scan.root) if scan else "", parent)
+    if donors:
+        for path, size, mtime, present, *_ in session.execute(_adoptable(adoption, donors)):
+            files.setdefault(path, StoredFile(size, mtime, present))
+    return StoredDataset(version, files, donors)
+
+
+def _donors(
+    session: Session, name: str, adoption: Adoption, root: str, parent: str | None
+) -> dict[str, int]:
+    same_tree = Dataset.root_path == root
+    if parent is not None:
+        same_tree = or_(same_tree, Dataset.name == parent)
+    query = select(Dataset.name, Dataset.ingest_version).where(
+        Dataset.format == adoption.from_format, Dataset.name != name, same_tree
+    )
+    return {donor: version for donor, version in session.execute(query)}
+
+
+def _adoptable(adoption: Adoption, donors: Iterable[str]) -> Select[Any]:
+    """The donors' rows under the adoption's prefixes, first donor (by name) first."""
+    under = [Video.path.startswith(prefix, autoescape=True) for prefix in adoption.path_prefixes]
+    columns = (Video.path, Video.size_bytes, Video.mtime, Video.is_present, Video.id)
+    return (
+        select(*columns, Dataset.name)
+        .join(Dataset)
+        .where(Dataset.name.in_(list(donors)), or_(*under))
+        .order_by(Dataset.name, Video.path)
+    )
 
 
 def record_ingest(
@@ -89,38 +158,58 @@ def record_ingest(
     *,
     seen_version: int | None,
 ) -> IngestCounts:
-    """Bring the catalog in line with one scan of a dataset, in the caller's transaction.
+    """`record_ingests` for one dataset that adopts no rows."""
+    part = DatasetIngest(name, scan, facts, StoredDataset(seen_version, {}))
+    return record_ingests(session, [part])[name]
+
+
+def record_ingests(session: Session, parts: Sequence[DatasetIngest]) -> dict[str, IngestCounts]:
+    """Bring the catalog in line with one ingest's scans, in the caller's transaction.
 
     Videos are matched on their relative path. A file whose content hash changed is
     updated and its feature caches are marked invalid; a file no longer on disk (or a
     dangling symlink) is marked missing, never deleted, so its history (caches,
     predictions) stays. Fields a scan could not read (`VideoEntry.unread_fields`) keep
-    their recorded values.
+    their recorded values. Rows a dataset adopts (`StoredDataset.donors`) are first moved
+    to it, keeping their ids, then reconciled like its own.
 
     Two ingests of one dataset may scan and probe at once, but only one records per
-    version: the first write here bumps `ingest_version` from `seen_version`, and that
-    row lock (PostgreSQL) or write lock (SQLite) holds until commit. A scan older than
-    the last recorded ingest would mark that ingest's new files missing, so it is refused.
+    version: the first writes here bump `ingest_version` of every dataset involved (the
+    scanned ones and their donors, in name order) from the version read before probing,
+    and those row locks (PostgreSQL) or the write lock (SQLite) hold until commit. A scan
+    older than the last recorded ingest would mark that ingest's new files missing, so it
+    is refused.
 
-    Args:
-        name: the dataset name.
-        scan: what the layout scanner found.
-        facts: probe results for the files that were (re)probed; files absent here are
-            unchanged on disk since the last ingest.
-        seen_version: `stored_dataset(...).version` as read before the scan was probed.
+    Returns:
+        what changed, by dataset name (the scanned datasets only).
 
     Raises:
-        InvalidInput: a dataset of that name exists with another format.
-        StaleIngest: another ingest recorded since `seen_version` was read; the session
-            must be rolled back and the scan redone.
+        InvalidInput: a dataset of a scanned name exists with another format.
+        StaleIngest: another ingest recorded one of the datasets since it was read; the
+            session must be rolled back and the scans redone.
     """
-    dataset = _claim_dataset(session, name, scan, seen_version)
+    datasets = _claim_datasets(session, parts)
+    counts = {part.name: IngestCounts() for part in parts}
+    for part in parts:
+        _adopt(session, datasets, part, counts)
+    for part in parts:
+        _reconcile(session, datasets[part.name], part, counts[part.name])
+    for name, dataset in datasets.items():
+        if name not in counts:  # a donor this ingest did not scan: only its counts change
+            rows = session.scalars(select(Video).where(Video.dataset_id == dataset.id))
+            _refresh_counts(dataset, rows)
+    return counts
+
+
+def _reconcile(
+    session: Session, dataset: Dataset, part: DatasetIngest, counts: IngestCounts
+) -> None:
+    scan, facts = part.scan, part.facts
     rows = {
         row.path: row
         for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))
     }
     present_before = {path for path, row in rows.items() if row.is_present}
-    counts = IngestCounts()
     invalidate: list[int] = []
     for entry in scan.entries:
         row = rows.get(entry.path)
@@ -139,16 +228,62 @@ def record_ingest(
     counts.caches_invalidated = _invalidate_caches(session, invalidate)
     session.flush()
     # `rows` holds every video of the dataset, new ones included: no need to read them back.
-    _refresh_counts(dataset, rows.values(), scan)
-    return counts
+    _refresh_counts(dataset, rows.values())
+    _record_notes(dataset, scan)
+
+
+def _claim_datasets(session: Session, parts: Sequence[DatasetIngest]) -> dict[str, Dataset]:
+    """Every dataset the parts record or adopt from, claimed at the version read before."""
+    seen: dict[str, int | None] = {}
+    scans = {part.name: part.scan for part in parts}
+    for name, version in [
+        *((part.name, part.stored.version) for part in parts),
+        *(donor for part in parts for donor in part.stored.donors.items()),
+    ]:
+        if seen.setdefault(name, version) != version:
+            # Read twice while another ingest recorded it: this scan is already outdated.
+            raise StaleIngest(f"another ingest of dataset {name!r} recorded first")
+    # One order for every ingest, so that two claiming the same datasets cannot deadlock.
+    return {
+        name: _claim_dataset(session, name, scans.get(name), seen[name]) for name in sorted(seen)
+    }
+
+
+def _adopt(
+    session: Session,
+    datasets: Mapping[str, Dataset],
+    part: DatasetIngest,
+    counts: Mapping[str, IngestCounts],
+) -> None:
+    adoption = part.scan.adoption
+    if adoption is None or not part.stored.donors:
+        return
+    target = datasets[part.name]
+    own = set(session.scalars(select(Video.path).where(Video.dataset_id == target.id)))
+    moved: dict[str, list[int]] = {}
+    for path, *_, video_id, donor in session.execute(_adoptable(adoption, part.stored.donors)):
+        if path not in own:  # the dataset's own row wins, then the first donor's
+            own.add(path)
+            moved.setdefault(donor, []).append(video_id)
+    for donor, ids in moved.items():
+        # Re-parent, never copy: caches, run members and predictions point at the id. In
+        # batches: DFD has about 10,000 videos over three compressions, and SQLite caps
+        # the parameters of one statement.
+        for start in range(0, len(ids), _BATCH):
+            batch = ids[start : start + _BATCH]
+            session.execute(update(Video).where(Video.id.in_(batch)).values(dataset_id=target.id))
+        counts[part.name].moved_in[donor] = len(ids)
+        if donor in counts:
+            counts[donor].moved_out[part.name] = len(ids)
 
 
 def _claim_dataset(
-    session: Session, name: str, scan: LayoutScan, seen_version: int | None
+    session: Session, name: str, scan: LayoutScan | None, seen_version: int | None
 ) -> Dataset:
     # A write first, so that SQLite takes its write lock before this transaction reads
     # anything: a read first would pin a snapshot that the other writer may outdate.
     if seen_version is None:
+        assert scan is not None, "only a scanned dataset can be new"
         return _create_dataset(session, name, scan)
     claimed = session.execute(
         update(Dataset)
@@ -160,6 +295,8 @@ def _claim_dataset(
         raise StaleIngest(f"another ingest of dataset {name!r} recorded first")
     fresh = select(Dataset).where(Dataset.name == name).execution_options(populate_existing=True)
     dataset = session.scalars(fresh).one()
+    if scan is None:
+        return dataset  # a donor: its format and root are its own
     if dataset.format != scan.format:
         raise InvalidInput(
             f"dataset {name!r} is in the catalog as format {dataset.format!r} but "
@@ -281,7 +418,7 @@ def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
     return result.rowcount or 0
 
 
-def _refresh_counts(dataset: Dataset, rows: Iterable[Video], scan: LayoutScan) -> None:
+def _refresh_counts(dataset: Dataset, rows: Iterable[Video]) -> None:
     known = list(rows)
     on_disk = [row for row in known if row.is_present]
     dataset.video_count = len(on_disk)
@@ -289,6 +426,9 @@ def _refresh_counts(dataset: Dataset, rows: Iterable[Video], scan: LayoutScan) -
     dataset.fake_count = sum(row.label == Label.FAKE for row in on_disk)
     dataset.missing_count = len(known) - len(on_disk)
     dataset.unreadable_count = sum(row.probe_status != ProbeStatus.OK for row in on_disk)
+
+
+def _record_notes(dataset: Dataset, scan: LayoutScan) -> None:
     dataset.listed_missing_count = sum(scan.listed_missing.values())
     dataset.notes = {
         "listed_missing": dict(scan.listed_missing),

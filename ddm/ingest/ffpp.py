@@ -1,48 +1,32 @@
-"""FaceForensics++ layout (with FaceShifter and DeepFakeDetection): labels from the folder,
-official pair splits from the shipped JSON (ingest layer, no database).
+"""FaceForensics++ layout (with FaceShifter): labels from the folder, official pair splits
+from the shipped JSON (ingest layer, no database).
 
-Tree: `original_sequences/{youtube,actors}/<comp>/videos/*.mp4` and
-`manipulated_sequences/<Method>/<comp>/videos/*.mp4`, where <comp> is raw (alias c0), c23
-or c40. Masks, Deepfakes models, extracted frames and images are not videos and are skipped.
+The download tree (`ff_tree`) also holds DeepFakeDetection, which is a dataset of its own:
+it is scanned by `dfd` and returned as this scan's companion, so that FF++'s test split is
+exactly the official test pairs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddm.ingest.common import (
-    encoding_problem,
-    ffpp_pairs,
-    ffpp_youtube_ids,
-    list_videos,
-    relative_path,
-)
+from ddm.ingest import dfd, ff_tree
+from ddm.ingest.common import ffpp_pairs, ffpp_youtube_ids
+from ddm.ingest.ff_tree import DFD_KINDS, MANIPULATED, ORIGINALS, REAL_KINDS, TreeFile
 from ddm.ingest.records import Format, LayoutScan, VideoEntry
-from ddm.vocab import Compression, Label, Split, SplitSource
+from ddm.vocab import Label, Split, SplitSource
 
 logger = logging.getLogger(__name__)
 
-# Folder name -> compression; FF++ calls raw "c0" in places.
-COMPRESSIONS = {"c0": Compression.RAW, **{c.value: c for c in Compression}}
 FFPP_METHODS = frozenset({"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"})
-DFD_METHOD = "DeepFakeDetection"
 
 _SEQUENCE = re.compile(r"^(\d{3})$")
 _PAIR = re.compile(r"^(\d{3})_(\d{3})$")
-_ACTOR_SCENE = re.compile(r"^(\d{2})__(.+)$")
-_DFD_FAKE = re.compile(r"^(\d{2})_(\d{2})__(.+)__([A-Za-z0-9]{8})$")
-
-
-@dataclass(frozen=True)
-class _File:
-    rel: str
-    stem: str
-    kind: str  # 'youtube' | 'actors' | a method folder name
-    compression: Compression
 
 
 @dataclass(frozen=True)
@@ -54,25 +38,38 @@ class _Official:
 
 
 def recognises_ffpp(root: Path) -> bool:
-    """Whether `root` holds FF++'s original_sequences/ or manipulated_sequences/."""
-    return (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir()
+    """Whether `root` holds FF++'s original_sequences/youtube/ or a method folder other than
+    DeepFakeDetection's (a tree of DFD alone is the `dfd` format)."""
+    reals = [d for d in ff_tree.subdirs(root / ORIGINALS) if d.name in REAL_KINDS]
+    kinds = reals + ff_tree.subdirs(root / MANIPULATED)
+    return any(d.name not in DFD_KINDS for d in kinds)
 
 
 def scan_ffpp(root: Path, *, seed: int = 0) -> LayoutScan:
-    """Scan a FaceForensics++ root.
+    """Scan a FaceForensics++ root, and its DeepFakeDetection part as a companion.
 
-    Reals and fakes take their official split from the pair lists; the actors and
-    DeepFakeDetection videos have none and are stored as test-only with a derived source.
-    A fake `T_S` links to `T` of the same compression when that file is present. Every
-    split is fixed by the dataset, so `seed` is unused.
+    Reals and fakes take their official split from the pair lists. A fake `T_S` links to
+    `T` of the same compression when that file is present. A tree whose FF++ folders hold
+    no video is scanned as DeepFakeDetection alone. Every split is fixed by the dataset, so
+    `seed` is unused.
     """
-    files, problems = _collect(root)
+    ffpp = _scan_official(root)
+    if not dfd.recognises_dfd(root):
+        return ffpp
+    companion = dfd.scan_dfd(root)
+    if not (ffpp.entries or ffpp.problems):
+        return companion  # FF++'s folders are empty: DFD is all there is
+    return dataclasses.replace(ffpp, companions=(companion,))
+
+
+def _scan_official(root: Path) -> LayoutScan:
+    files, problems = ff_tree.collect(root, lambda kind: kind not in DFD_KINDS)
     official = _official()
-    originals = {(f.kind, f.compression, f.stem): f.rel for f in files if f.kind in _REAL_KINDS}
+    originals = {(f.compression, f.stem): f.rel for f in files if f.kind == "youtube"}
     entries: list[VideoEntry] = []
     unknown_methods: set[str] = set()
     for file in files:
-        if file.kind not in _REAL_KINDS and file.kind not in FFPP_METHODS | {DFD_METHOD}:
+        if file.kind != "youtube" and file.kind not in FFPP_METHODS:
             unknown_methods.add(file.kind)
         entry, problem = _entry(file, official, originals)
         entries.append(entry)
@@ -98,50 +95,15 @@ def scan_ffpp(root: Path, *, seed: int = 0) -> LayoutScan:
     )
 
 
-_REAL_KINDS = frozenset({"youtube", "actors"})
-
-
-def _collect(root: Path) -> tuple[list[_File], list[str]]:
-    files: list[_File] = []
-    problems: list[str] = []
-    kinds = [(d.name, d) for d in _subdirs(root / "original_sequences") if d.name in _REAL_KINDS]
-    kinds += [(d.name, d) for d in _subdirs(root / "manipulated_sequences")]
-    for kind, kind_dir in kinds:
-        for comp_dir in _subdirs(kind_dir):
-            compression = COMPRESSIONS.get(comp_dir.name.lower())
-            if compression is None:  # masks/, models/, frames/ ...
-                continue
-            for path in list_videos(comp_dir / "videos"):
-                rel = relative_path(path, root)
-                problem = encoding_problem(rel)
-                if problem:
-                    problems.append(problem)
-                    continue
-                stem = path.name.rsplit(".", 1)[0]
-                files.append(_File(rel, stem, kind, compression))
-    return files, problems
-
-
-def _subdirs(directory: Path) -> list[Path]:
-    try:
-        return sorted(p for p in directory.iterdir() if p.is_dir())
-    except OSError:
-        return []
-
-
 def _entry(
-    file: _File, official: _Official, originals: dict[tuple[str, str, str], str]
+    file: TreeFile, official: _Official, originals: dict[tuple[str, str], str]
 ) -> tuple[VideoEntry, str | None]:
     if file.kind == "youtube":
         return _youtube_real(file, official)
-    if file.kind == "actors":
-        return _actor_real(file)
-    if file.kind == DFD_METHOD:
-        return _dfd_fake(file, originals)
     return _pair_fake(file, official, originals)
 
 
-def _youtube_real(file: _File, official: _Official) -> tuple[VideoEntry, str | None]:
+def _youtube_real(file: TreeFile, official: _Official) -> tuple[VideoEntry, str | None]:
     match = _SEQUENCE.match(file.stem)
     seq = match.group(1) if match else None
     split = official.split_of.get(seq) if seq else None
@@ -159,7 +121,7 @@ def _youtube_real(file: _File, official: _Official) -> tuple[VideoEntry, str | N
 
 
 def _pair_fake(
-    file: _File, official: _Official, originals: dict[tuple[str, str, str], str]
+    file: TreeFile, official: _Official, originals: dict[tuple[str, str], str]
 ) -> tuple[VideoEntry, str | None]:
     match = _PAIR.match(file.stem)
     if not match:
@@ -184,54 +146,15 @@ def _pair_fake(
         compression=file.compression,
         target_identity=target,
         source_identity=source,
-        original_path=originals.get(("youtube", file.compression, target)),
+        original_path=originals.get((file.compression, target)),
         identity_group=official.group_of.get(target),
     )
     problem = None if split else f"{file.rel}: {target}/{source} is not an official FF++ pair"
     return entry, problem
 
 
-def _actor_real(file: _File) -> tuple[VideoEntry, str | None]:
-    # DeepFakeDetection has no official split: it is a cross-dataset test set only.
-    match = _ACTOR_SCENE.match(file.stem)
-    actor = match.group(1) if match else None
-    entry = VideoEntry(
-        path=file.rel,
-        label=Label.REAL,
-        split=Split.TEST,
-        split_source=SplitSource.DERIVED,
-        compression=file.compression,
-        target_identity=actor,
-        identity_group=f"actor:{actor}" if actor else None,
-    )
-    return entry, None
-
-
-def _dfd_fake(
-    file: _File, originals: dict[tuple[str, str, str], str]
-) -> tuple[VideoEntry, str | None]:
-    match = _DFD_FAKE.match(file.stem)
-    target, source, scene = match.groups()[:3] if match else (None, None, None)
-    original = None
-    if target and scene:
-        original = originals.get(("actors", file.compression, f"{target}__{scene}"))
-    entry = VideoEntry(
-        path=file.rel,
-        label=Label.FAKE,
-        split=Split.TEST,
-        split_source=SplitSource.DERIVED,
-        method=DFD_METHOD,
-        compression=file.compression,
-        target_identity=target,
-        source_identity=source,
-        original_path=original,
-        identity_group=f"actor:{target}" if target else None,
-    )
-    return entry, None
-
-
 def _ids(entry: VideoEntry) -> set[str]:
-    if entry.method == DFD_METHOD or entry.identity_group is None:
+    if entry.identity_group is None:
         return set()
     return {i for i in (entry.target_identity, entry.source_identity) if i}
 
@@ -278,7 +201,7 @@ def _official() -> _Official:
 
 FORMAT = Format(
     name="ffpp",
-    looks_like="FaceForensics++ original_sequences/ or manipulated_sequences/",
+    looks_like="FaceForensics++ original_sequences/youtube/ or manipulated_sequences/<Method>/",
     recognises=recognises_ffpp,
     scan=scan_ffpp,
     detect_priority=10,

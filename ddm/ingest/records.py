@@ -58,6 +58,24 @@ class VideoEntry:
 
 
 @dataclass(frozen=True)
+class Adoption:
+    """Rows that an older ddm recorded in another dataset of the same tree and that belong
+    to this scan's dataset now (DeepFakeDetection used to be part of FF++).
+
+    The catalog moves them, with their ids and so their caches and history, instead of
+    marking them missing there and recording them afresh here.
+
+    Attributes:
+        from_format: the format of the datasets that may hold them.
+        path_prefixes: the relative paths this dataset owns in such a dataset, whether or
+            not the file is still on disk.
+    """
+
+    from_format: str
+    path_prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LayoutScan:
     """Everything a scan of one dataset root found, before any probing.
 
@@ -70,6 +88,9 @@ class LayoutScan:
         listed_missing: per source (DFDC part, list file), how many listed videos are absent.
         problems: one readable line each (malformed metadata, label cross-check mismatches).
         notes: JSON-serialisable extra facts for the summary (identity overlap, counts).
+        companions: further datasets found in the same tree, each recorded under its own
+            name (FF++'s download tree also holds DeepFakeDetection).
+        adoption: which rows of other datasets this one takes over, if any.
     """
 
     format: str
@@ -79,6 +100,8 @@ class LayoutScan:
     listed_missing: Mapping[str, int]
     problems: tuple[str, ...]
     notes: Mapping[str, object]
+    companions: tuple[LayoutScan, ...] = ()
+    adoption: Adoption | None = None
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,19 @@ import logging
 from pathlib import Path
 
 from ddm.errors import InvalidInput
-from ddm.ingest import celebdf, dfdc, ffpp, folder
+from ddm.ingest import celebdf, dfd, dfdc, ffpp, folder
 from ddm.ingest.records import Format, LayoutScan
 
 logger = logging.getLogger(__name__)
 
 # In the order users see them: `--format` choices and error messages.
-FORMATS: tuple[Format, ...] = (ffpp.FORMAT, celebdf.FORMAT, dfdc.FORMAT, folder.FORMAT)
+FORMATS: tuple[Format, ...] = (
+    ffpp.FORMAT,
+    dfd.FORMAT,
+    celebdf.FORMAT,
+    dfdc.FORMAT,
+    folder.FORMAT,
+)
 FORMAT_NAMES: tuple[str, ...] = tuple(spec.name for spec in FORMATS)
 
 _BY_NAME = {spec.name: spec for spec in FORMATS}

@@ -3,13 +3,16 @@
 
 Probing (seconds to hours) happens with no database session open; the catalog is then
 brought in line with the scan in a single transaction, so an ingest that fails part-way
-leaves the catalog as it was. Two ingests of one dataset may overlap: the one that finds
-the other recorded while it probed scans again and reconciles that newer state, reusing
-its own probes, instead of overwriting it (`catalog.videos.record_ingest`).
+leaves the catalog as it was. One tree may hold several datasets (FaceForensics' holds FF++
+and DeepFakeDetection): they are probed together and recorded in that one transaction.
+Two ingests of one dataset may overlap: the one that finds the other recorded while it
+probed scans again and reconciles that newer state, reusing its own probes, instead of
+overwriting it (`catalog.videos.record_ingests`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -22,10 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from ddm.catalog.datasets import summarize_dataset
 from ddm.catalog.records import DatasetSummary
 from ddm.catalog.videos import (
+    DatasetIngest,
     IngestCounts,
     StoredDataset,
     StoredFile,
-    record_ingest,
+    record_ingests,
     stored_dataset,
 )
 from ddm.db import session_scope
@@ -45,12 +49,14 @@ MAX_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class IngestReport:
-    """The outcome of one `ddm ingest`.
+    """The outcome of one `ddm ingest`, for its first dataset and each companion.
 
     Attributes:
-        probed: files this ingest probed (each once, whatever the attempts).
+        probed: this dataset's files this ingest probed (each once, whatever the attempts).
         attempts: scan-and-record rounds; above 1 when another ingest of the dataset
             recorded while this one probed.
+        companions: the further datasets the same tree held, recorded by the same
+            ingest (DeepFakeDetection beside FF++), each with its own report.
     """
 
     name: str
@@ -60,6 +66,7 @@ class IngestReport:
     summary: DatasetSummary
     seconds: dict[str, float] = field(default_factory=dict)  # scan, stat, probe, record
     attempts: int = 1
+    companions: tuple[IngestReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,84 +106,126 @@ def ingest_dataset(
     clock = _PhaseClock()
     root = Path(root).expanduser().resolve()
     layout = scan(root, format)
-    dataset_name = name or layout.default_name
-    if not NAME_PATTERN.match(dataset_name):
-        raise InvalidInput(
-            f"dataset name {dataset_name!r} must be letters, digits, '_', '.' or '-'; "
-            "choose one with --name"
-        )
+    _dataset_names(layout, name)  # refuse a bad name before probing anything
     clock.lap("scan")
     options = _Options(workers, rehash, on_start, on_advance)
-    probed: dict[str, FileFacts] = {}  # this run's probes, by relative path
+    probed: dict[Path, FileFacts] = {}  # this run's probes, by absolute path
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        parts = _dataset_names(layout, name)
         try:
-            counts, summary = _probe_and_record(
-                factory, dataset_name, layout, probed, options, clock
-            )
+            results = _probe_and_record(factory, parts, probed, options, clock)
         except StaleIngest:
             logger.warning(
                 "another ingest of dataset %r recorded while this one probed; scanning again "
                 "to keep its changes (attempt %d of %d)",
-                dataset_name,
+                parts[0][0],
                 attempt + 1,
                 MAX_ATTEMPTS,
             )
             layout = scan(root, layout.format)
             clock.lap("scan")
             continue
-        return IngestReport(
-            dataset_name, layout.format, counts, len(probed), summary, clock.laps, attempt
-        )
+        reports = [
+            IngestReport(
+                part_name,
+                part.format,
+                counts,
+                sum(1 for e in part.entries if part.root / e.path in probed),
+                summary,
+                clock.laps,
+                attempt,
+            )
+            for (part_name, part), (counts, summary) in zip(parts, results, strict=True)
+        ]
+        return dataclasses.replace(reports[0], companions=tuple(reports[1:]))
     raise StaleIngest(
-        f"dataset {dataset_name!r}: other ingests of it recorded first {MAX_ATTEMPTS} times; "
-        "run `ddm ingest` again once they are done"
+        f"dataset {_dataset_names(layout, name)[0][0]!r}: other ingests of it recorded first "
+        f"{MAX_ATTEMPTS} times; run `ddm ingest` again once they are done"
     )
+
+
+def companion_name(name: str | None, companion: LayoutScan) -> str:
+    """The name of a dataset found beside the one the user named: its own default ('dfd'),
+    or `NAME-<default>` ('ffc23-dfd') under `--name NAME`."""
+    return companion.default_name if name is None else f"{name}-{companion.default_name}"
+
+
+def _dataset_names(layout: LayoutScan, name: str | None) -> list[tuple[str, LayoutScan]]:
+    """(dataset name, scan) for the tree's dataset and each companion.
+
+    Raises:
+        InvalidInput: a name is not usable.
+    """
+    parts = [(name or layout.default_name, layout)]
+    parts += [(companion_name(name, c), c) for c in layout.companions]
+    for part_name, _ in parts:
+        if not NAME_PATTERN.match(part_name):
+            raise InvalidInput(
+                f"dataset name {part_name!r} must be at most 64 letters, digits, '_', '.' or "
+                "'-'; choose one with --name"
+            )
+    return parts
 
 
 def _probe_and_record(
     factory: sessionmaker[Session],
-    name: str,
-    layout: LayoutScan,
-    probed: dict[str, FileFacts],
+    parts: list[tuple[str, LayoutScan]],
+    probed: dict[Path, FileFacts],
     options: _Options,
     clock: _PhaseClock,
-) -> tuple[IngestCounts, DatasetSummary]:
-    """One round: read the catalog, probe what it lacks, record; `probed` gains the probes.
+) -> list[tuple[IngestCounts, DatasetSummary]]:
+    """One round: read the catalog, probe what it lacks, record every dataset of the tree;
+    `probed` gains the probes.
 
     Raises:
         StaleIngest: another ingest recorded after the catalog was read.
     """
+    parent = parts[0][0]
     with session_scope(factory) as session:
-        stored = stored_dataset(session, name)
-    facts, todo = _plan(layout, stored, probed, options.rehash)
+        stored = [
+            stored_dataset(session, name, layout, parent=None if name == parent else parent)
+            for name, layout in parts
+        ]
+    plans = [
+        _plan(layout, known, probed, options.rehash)
+        for (_, layout), known in zip(parts, stored, strict=True)
+    ]
+    todo = [
+        layout.root / path
+        for (_, layout), (_, paths) in zip(parts, plans, strict=True)
+        for path in paths
+    ]
     clock.lap("stat")
     if options.on_start:
         options.on_start(len(todo))
     on_advance = options.on_advance
     results = probe_many(
-        [layout.root / path for path in todo],
+        todo,
         workers=options.workers,
         on_done=(lambda *_: on_advance(1)) if on_advance else None,
     )
-    for path in todo:
-        probed[path] = facts[path] = results[layout.root / path]
+    probed.update(results)
+    ingests = []
+    for (name, layout), known, (facts, paths) in zip(parts, stored, plans, strict=True):
+        facts.update({path: results[layout.root / path] for path in paths})
+        ingests.append(DatasetIngest(name, layout, facts, known))
     clock.lap("probe")
     with session_scope(factory) as session:
-        counts = record_ingest(session, name, layout, facts, seen_version=stored.version)
-        summary = summarize_dataset(session, name)
+        counts = record_ingests(session, ingests)
+        outcome = [(counts[name], summarize_dataset(session, name)) for name, _ in parts]
     clock.lap("record")
-    return counts, summary
+    return outcome
 
 
 def _plan(
-    layout: LayoutScan, stored: StoredDataset, probed: dict[str, FileFacts], rehash: bool
+    layout: LayoutScan, stored: StoredDataset, probed: dict[Path, FileFacts], rehash: bool
 ) -> tuple[dict[str, FileFacts], list[str]]:
     """(facts this run already has and can reuse, paths to probe now)."""
     reuse: dict[str, FileFacts] = {}
     todo: list[str] = []
     for entry in layout.entries:
         path = layout.root / entry.path
-        mine = probed.get(entry.path)
+        mine = probed.get(path)
         if mine is not None and not _needs_probe(path, _as_stored(mine)):
             reuse[entry.path] = mine  # probed in an earlier attempt, unchanged since
         elif rehash or _needs_probe(path, stored.files.get(entry.path)):

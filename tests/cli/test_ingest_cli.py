@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MEDIA
+from tests.ingest.trees import DFD_VIDEOS, add_deepfakedetection, is_dfd
 
 VIDEO_KEYS = {
     "id",
@@ -113,6 +114,34 @@ def test_dfdc_reports_listed_but_missing_videos(run_ddm) -> None:
     }
     table = run_ddm("ingest", str(MEDIA / "dfdc"))
     assert "listed in metadata, not on disk" in table.stdout
+
+
+def test_a_faceforensics_tree_with_dfd_gives_two_datasets(run_ddm, tmp_path: Path) -> None:
+    root = tmp_path / "FaceForensics"
+    shutil.copytree(MEDIA / "ff++", root)
+    add_deepfakedetection(root, MEDIA / "ff++/original_sequences/youtube/c23/videos/004.mp4")
+
+    report = json.loads(run_ddm("ingest", str(root), "--json").stdout)
+
+    assert (report["dataset"], report["new"], report["moved_out"]) == ("ff", 7, {})
+    [dfd] = report["companions"]
+    assert (dfd["dataset"], dfd["format"], dfd["new"]) == ("dfd", "dfd", len(DFD_VIDEOS))
+    assert (dfd["summary"]["dataset"]["real"], dfd["summary"]["dataset"]["fake"]) == (2, 3)
+    assert dfd["companions"] == []
+    ff_test = json.loads(run_ddm("videos", "--dataset", "ff", "--split", "test", "--json").stdout)
+    assert sorted(v["path"] for v in ff_test) == [
+        "manipulated_sequences/FaceSwap/c23/videos/634_660.mp4",
+        "original_sequences/youtube/c23/videos/634.mp4",
+    ]
+    assert not [
+        v
+        for v in json.loads(run_ddm("videos", "--json").stdout)
+        if is_dfd(v["path"]) and v["dataset"] != "dfd"
+    ]
+    text = run_ddm("ingest", str(root)).stdout
+    assert f"{root} holds 2 datasets: ff and dfd" in text
+    assert "dfd (dfd) at" in text and "0 new, 0 changed, 5 unchanged" in text
+    assert "dfd: videos by label and split" in text
 
 
 def test_unknown_dataset_name_is_a_domain_error(run_ddm) -> None:

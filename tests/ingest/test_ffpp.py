@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ddm.ingest.records import VideoEntry
-from ddm.ingest.registry import detect_format, scan
+from ddm.ingest.registry import FORMAT_NAMES, detect_format, scan
+from tests.ingest.trees import DFD_VIDEOS, add_deepfakedetection, is_dfd
 
 LinkVideos = Callable[[Path, Iterable[str]], None]
 YT = "original_sequences/youtube"
@@ -123,9 +124,14 @@ def test_actors_and_deepfakedetection_are_derived_test_only(
         ],
     )
 
-    entries = _by_path(scan(tmp_path).entries)
+    result = scan(tmp_path)
 
+    # A tree of DeepFakeDetection alone is the `dfd` dataset, not an FF++ one.
+    assert detect_format(tmp_path) == "dfd"
+    assert (result.format, result.default_name, result.companions) == ("dfd", "dfd", ())
+    entries = _by_path(result.entries)
     assert {(e.split, e.split_source) for e in entries.values()} == {("test", "derived")}
+    assert {e.identity_group for e in entries.values()} == {"actor:01", "actor:03"}
     real = entries["original_sequences/actors/c23/videos/01__exit_phone_room.mp4"]
     assert (real.label, real.method, real.target_identity) == ("real", None, "01")
     fake = entries[f"{MS}/DeepFakeDetection/c23/videos/01_02__exit_phone_room__YVGY8LOK.mp4"]
@@ -192,3 +198,54 @@ def test_official_splits_cover_all_thousand_sequences_pair_closed(
 
     counts = {s: sum(1 for e in entries if e.split == s) for s in ("train", "val", "test")}
     assert counts == {"train": 720, "val": 140, "test": 140}
+
+
+def test_deepfakedetection_is_a_dataset_of_its_own_beside_ffpp(
+    tmp_path: Path, link_videos: LinkVideos, real_clip: Path
+) -> None:
+    # 953/974 is an official test pair, 071/054 a train pair.
+    link_videos(
+        tmp_path,
+        [
+            f"{YT}/c23/videos/953.mp4",
+            f"{YT}/c23/videos/974.mp4",
+            f"{YT}/c23/videos/071.mp4",
+            f"{MS}/Deepfakes/c23/videos/953_974.mp4",
+            f"{MS}/FaceSwap/c23/videos/974_953.mp4",
+            f"{MS}/Face2Face/c23/videos/071_054.mp4",
+        ],
+    )
+    add_deepfakedetection(tmp_path, real_clip)
+
+    result = scan(tmp_path)
+
+    assert (result.format, result.default_name) == ("ffpp", "ff")
+    assert not [e.path for e in result.entries if is_dfd(e.path)]
+    test = {e.path for e in result.entries if e.split == "test"}
+    assert test == {
+        f"{YT}/c23/videos/953.mp4",
+        f"{YT}/c23/videos/974.mp4",
+        f"{MS}/Deepfakes/c23/videos/953_974.mp4",
+        f"{MS}/FaceSwap/c23/videos/974_953.mp4",
+    }
+    assert {e.split_source for e in result.entries} == {"official"}
+    [dfd] = result.companions
+    assert (dfd.format, dfd.default_name, dfd.root) == ("dfd", "dfd", tmp_path)
+    assert [e.path for e in dfd.entries] == sorted(DFD_VIDEOS)
+    assert {(e.split, e.split_source) for e in dfd.entries} == {("test", "derived")}
+    # Rows an earlier ingest recorded in the FF++ dataset belong to this one now.
+    assert dfd.adoption is not None and dfd.adoption.from_format == "ffpp"
+    assert all(is_dfd(path) for path in dfd.adoption.path_prefixes)
+
+
+def test_deepfakedetection_alone_can_be_forced(
+    tmp_path: Path, link_videos: LinkVideos, real_clip: Path
+) -> None:
+    link_videos(tmp_path, [f"{YT}/c23/videos/953.mp4"])
+    add_deepfakedetection(tmp_path, real_clip)
+
+    result = scan(tmp_path, "dfd")
+
+    assert "dfd" in FORMAT_NAMES and detect_format(tmp_path) == "ffpp"
+    assert (result.format, result.companions) == ("dfd", ())
+    assert [e.path for e in result.entries] == sorted(DFD_VIDEOS)

@@ -45,12 +45,13 @@ def test_forced_format_overrides_detection(tmp_path: Path, link_videos: LinkVide
     link_videos(tmp_path, ["real/a.mp4", "Celeb-real/id0_0000.mp4"])
     assert detect_format(tmp_path) == "celebdf"
     assert [e.path for e in scan(tmp_path, "folder").entries] == ["real/a.mp4"]
-    assert FORMAT_NAMES == ("ffpp", "celebdf", "dfdc", "folder")
+    assert FORMAT_NAMES == ("ffpp", "dfd", "celebdf", "dfdc", "folder")
 
 
 # One small tree per format, in the shape its `recognises` looks for.
 TREES = {
     "ffpp": ["original_sequences/youtube/c23/videos/000.mp4"],
+    "dfd": ["original_sequences/actors/c23/videos/01__exit_phone_room.mp4"],
     "celebdf": ["Celeb-real/id0_0000.mp4"],
     "dfdc": ["dfdc_train_part_0/a.mp4"],
     "folder": ["real/a.mp4"],
