@@ -8,6 +8,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +83,18 @@ def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
     }
     if test_list.error:
         problems.append(test_list.error)
+        groups = identity_groups(present)
         entries = [
-            _entry(rel, folder, None, test_list.error, seed) for rel, folder in present.items()
+            _entry(rel, folder, None, test_list.error, seed, groups)
+            for rel, folder in present.items()
         ]
         return _scan(root, entries, {}, problems, notes)
     mismatches = _cross_check(test_list)
     problems += mismatches
     notes["test_list_mismatches"] = len(mismatches)
+    groups = identity_groups(present)
     entries = [
-        _entry(rel, folder, test_list.digits.get(rel), None, seed)
+        _entry(rel, folder, test_list.digits.get(rel), None, seed, groups)
         for rel, folder in present.items()
     ]
     outside = {rel for rel in test_list.digits if rel.partition("/")[0] not in FOLDER_LABELS}
@@ -143,11 +147,12 @@ def _shipped_sha256() -> str:
 
 
 def identity_of(rel: str) -> tuple[str | None, str | None, str]:
-    """(target identity, source identity, identity group) for a Celeb-DF relative path.
+    """(target identity, source identity, own group) for a Celeb-DF relative path.
 
     Celeb-real `idP_NNNN` -> P; Celeb-synthesis `idT_idS_NNNN` -> T (the owner of the
-    footage, grouped by T); every YouTube-real file is its own identity. A name outside
-    these patterns is its own group.
+    footage) and S (the face swapped in), own group T; every YouTube-real file is its own
+    identity. A name outside these patterns is its own group. `identity_groups` merges
+    the groups of identities that appear together in a fake.
     """
     folder, _, name = rel.partition("/")
     stem = name.rsplit(".", 1)[0]
@@ -162,10 +167,40 @@ def identity_of(rel: str) -> tuple[str | None, str | None, str]:
     return None, None, f"file:{rel}"
 
 
+def identity_groups(rels: Iterable[str]) -> dict[str, str]:
+    """Celebrity id -> its identity group: the smallest id among those seen together with it
+    in any fake (union-find over target and source).
+
+    A fake shows the source's face in the target's footage: grouping by the target alone
+    would let the source's face sit in train fakes and its reals in val.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for rel in rels:
+        target, source, _ = identity_of(rel)
+        if target is not None and not rel.startswith("YouTube-real/"):
+            root_target, root_source = find(target), find(source or target)
+            parent[max(root_target, root_source)] = min(root_target, root_source)
+    return {identity: find(identity) for identity in parent}
+
+
 def _entry(
-    rel: str, folder: str, digit: str | None, list_error: str | None, seed: int
+    rel: str,
+    folder: str,
+    digit: str | None,
+    list_error: str | None,
+    seed: int,
+    groups: dict[str, str],
 ) -> VideoEntry:
     target, source, group = identity_of(rel)
+    if folder != "YouTube-real" and target is not None:
+        group = groups.get(target, group)
     split: Split | None
     split_source: SplitSource | None
     if list_error:

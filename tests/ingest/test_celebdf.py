@@ -20,14 +20,13 @@ LISTED = {
     "Celeb-synthesis/id1_id0_0007.mp4": "0",
     "Celeb-synthesis/id1_id3_0007.mp4": "1",
 }
-LISTED_ABSENT = "0 Celeb-synthesis/id9_id8_0001.mp4"
+LISTED_ABSENT = "0 Celeb-synthesis/id9_id7_0001.mp4"
 
 
 def _tree_videos(identities: range) -> list[str]:
+    # Fakes swap within pairs of identities (0 and 1, 2 and 3, ...), both ways.
     rels = [f"Celeb-real/id{p}_{c:04d}.mp4" for p in identities for c in range(2)]
-    rels += [
-        f"Celeb-synthesis/id{t}_id{(t + 1) % 40}_{c:04d}.mp4" for t in identities for c in range(2)
-    ]
+    rels += [f"Celeb-synthesis/id{t}_id{t ^ 1}_{c:04d}.mp4" for t in identities for c in range(2)]
     rels += [f"YouTube-real/{n:05d}.mp4" for n in identities]
     return rels
 
@@ -90,25 +89,41 @@ def test_derived_split_is_identity_disjoint_and_grouped_by_target(celebdf: Path)
     groups = {s: {e.identity_group for e in rest if e.split == s} for s in ("train", "val")}
     assert groups["train"] and groups["val"] and not groups["train"] & groups["val"]
     entries = _by_path(result)
-    fake = entries["Celeb-synthesis/id5_id6_0000.mp4"]
+    fake = entries["Celeb-synthesis/id5_id4_0000.mp4"]
     assert (fake.target_identity, fake.source_identity, fake.identity_group) == (
         "id5",
-        "id6",
-        "id5",
+        "id4",
+        "id4",
     )
     assert fake.split == entries["Celeb-real/id5_0001.mp4"].split
     youtube = entries["YouTube-real/00005.mp4"]
     assert (youtube.target_identity, youtube.identity_group) == ("00005", "youtube:00005")
 
 
+def test_a_swapped_in_identity_shares_the_split_of_its_own_reals(celebdf: Path) -> None:
+    # id0's face is swapped into id1's footage and back: train fakes showing id0 beside val
+    # reals of id0 would leak the identity, so both identities form one group.
+    entries = _by_path(scan(celebdf))
+
+    for fake in (e for e in entries.values() if e.label == "fake" and e.split != "test"):
+        for identity in (fake.target_identity, fake.source_identity):
+            real = entries[f"Celeb-real/{identity}_0000.mp4"]
+            assert (real.identity_group, real.split) == (fake.identity_group, fake.split), fake.path
+    # Ids seen together in any fake, listed ones included, are one group: 0, 1 and 3 (the
+    # list's id1_id3), and 2 through its pair with 3.
+    assert {entries[f"Celeb-real/id{i}_0000.mp4"].identity_group for i in range(4)} == {"id0"}
+    assert entries["Celeb-real/id4_0000.mp4"].identity_group == "id4"
+
+
 def test_overlap_between_test_identities_and_the_rest_is_reported(celebdf: Path) -> None:
     result = scan(celebdf)
 
-    # id1 has test videos and also train/val videos; YouTube 00170 is only in the test list.
+    # id1 (group id0, with ids 0, 2 and 3) has test videos and also train/val videos;
+    # YouTube 00170 is only in the test list.
     overlap = result.notes["test_identity_overlap"]
-    others = [e for e in result.entries if e.split != "test" and e.identity_group == "id1"]
-    assert overlap == {"identities": ["id1"], "videos": len(others), "test_videos": 3}
-    assert len(others) == 4
+    others = [e for e in result.entries if e.split != "test" and e.identity_group == "id0"]
+    assert overlap == {"identities": ["id0"], "videos": len(others), "test_videos": 3}
+    assert len(others) == 16  # two reals and two fakes of each of the four ids
 
 
 def test_derived_split_is_deterministic_and_stable_when_videos_are_added(
