@@ -14,6 +14,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -24,6 +25,7 @@ from ddm.catalog.leakage import keys_of, keys_query, seen_by_run
 from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
 from ddm.errors import InvalidInput, NotFound
+from ddm.fs import sha256_of
 from ddm.vocab import Label, Leak, ProbeStatus, Split
 
 ALL_SPLITS = "all"
@@ -62,6 +64,7 @@ class EvaluationSelection:
     videos: list[EvalCandidate]
     left_out: dict[str, int]
     note: str | None
+    checkpoint_sha256: str | None = None  # of the file that will score; part of the reuse key
 
     @property
     def caches_digest(self) -> str:
@@ -159,6 +162,7 @@ def evaluation_selection(
     record = get_run(session, run)
     if not record.fingerprint:
         raise InvalidInput(f"run {record.id} has no extractor fingerprint; it cannot be scored")
+    checkpoint = _checkpoint_sha256(record)
     ds_id = get_dataset(session, dataset).id
     stored, name = resolve_split(session, ds_id, split)
     note = None
@@ -184,8 +188,28 @@ def evaluation_selection(
             f"`ddm extract --dataset {dataset}` with the same weights first"
         )
     return EvaluationSelection(
-        record.id, dataset, ds_id, stored, record.fingerprint, videos, left_out, note
+        record.id, dataset, ds_id, stored, record.fingerprint, videos, left_out, note, checkpoint
     )
+
+
+def _checkpoint_sha256(run: Any) -> str | None:
+    """The sha256 of the run's checkpoint as it is now (None when it is missing: the job
+    says so when it would load it).
+
+    Raises:
+        InvalidInput: the file differs from the one training wrote, so it is not the run.
+    """
+    path = Path(run.checkpoint_path) if run.checkpoint_path else None
+    if path is None or not path.is_file():
+        return None
+    now = sha256_of(path)
+    if run.checkpoint_sha256 and now != run.checkpoint_sha256:
+        raise InvalidInput(
+            f"run {run.id}'s checkpoint {path} has changed since training (sha256 "
+            f"{run.checkpoint_sha256[:12]}..., now {now[:12]}...): it is not the run's model; "
+            "put the original back, or train a new run"
+        )
+    return now
 
 
 def _videos_with_cache(dataset: int, split: str | None, fingerprint: str) -> Any:
@@ -234,6 +258,7 @@ def find_evaluation(session: Session, selection: EvaluationSelection) -> Evaluat
             Evaluation.dataset_id == selection.dataset_id,
             _split_is(selection.split),
             Evaluation.caches_digest == selection.caches_digest,
+            _is(Evaluation.checkpoint_sha256, selection.checkpoint_sha256),
         )
         .order_by(Evaluation.id.desc())
     )
@@ -242,7 +267,11 @@ def find_evaluation(session: Session, selection: EvaluationSelection) -> Evaluat
 
 
 def _split_is(split: str | None) -> Any:
-    return Evaluation.split.is_(None) if split is None else Evaluation.split == split
+    return _is(Evaluation.split, split)
+
+
+def _is(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 def record_evaluation(
@@ -283,6 +312,7 @@ def record_evaluation(
         metrics=metrics,
         fingerprint=selection.fingerprint,
         caches_digest=selection.caches_digest,
+        checkpoint_sha256=selection.checkpoint_sha256,
         n_videos=len(selection.videos),
         leaked_videos=leaked,
         is_held_out=leaked == 0,

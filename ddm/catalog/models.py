@@ -229,6 +229,9 @@ class Run(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     checkpoint_path: Mapped[str | None] = mapped_column(Text)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(
+        String(64), doc="the best checkpoint as training wrote it; a changed file is not the run"
+    )
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -309,6 +312,9 @@ class Evaluation(Base):
     )
     caches_digest: Mapped[str | None] = mapped_column(
         String(64), doc="sha256 of the evaluated videos' ids and cache checksums: reuse key"
+    )
+    checkpoint_sha256: Mapped[str | None] = mapped_column(
+        String(64), doc="the checkpoint that scored: part of the reuse key"
     )
     n_videos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     leaked_videos: Mapped[int] = mapped_column(

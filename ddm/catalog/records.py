@@ -171,6 +171,7 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    checkpoint_sha256: str | None = None
 
 
 @dataclass(frozen=True)

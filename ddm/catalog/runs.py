@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, insert, select
@@ -28,6 +29,7 @@ from ddm.catalog.records import (
 )
 from ddm.catalog.types import utcnow
 from ddm.errors import AlreadyExists, InvalidInput, NotFound
+from ddm.fs import sha256_of
 from ddm.vocab import FINISHED_JOB_STATUSES, JobStatus, ProbeStatus
 
 ROLES = tuple(role.value for role in MEMBER_ROLES)
@@ -242,6 +244,7 @@ def to_record(row: Run) -> RunRecord:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        checkpoint_sha256=row.checkpoint_sha256,
     )
 
 
@@ -374,6 +377,9 @@ def finish_run(
 ) -> RunRecord:
     """End the run with a final status; a best epoch or checkpoint not given is kept.
 
+    A checkpoint given is recorded with its sha256, so that a file replaced later is
+    recognised as not the run's (evaluations refuse it).
+
     Raises:
         NotFound: no such run.
         InvalidInput: `status` is not a final one.
@@ -386,6 +392,8 @@ def finish_run(
         row.best_epoch = best_epoch
     if checkpoint_path is not None:
         row.checkpoint_path = checkpoint_path
+        is_file = Path(checkpoint_path).is_file()
+        row.checkpoint_sha256 = sha256_of(checkpoint_path) if is_file else None
     session.flush()
     return to_record(row)
 

@@ -4,6 +4,7 @@ reported metric checked against scikit-learn on the stored scores."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,6 +265,8 @@ def test_confident_scores_keep_their_order_through_the_stored_logits(
 ) -> None:
     import torch
 
+    from ddm.fs import sha256_of
+
     run_id = _train(job_settings, factory, synth)
     before = _report(job_settings, factory, synth, split="all")["runs"][0]
     # The same detector with its last layer scaled: every logit x1000, the order unchanged.
@@ -276,6 +279,8 @@ def test_confident_scores_keep_their_order_through_the_stored_logits(
     for key in last:  # the last Linear's bias and weight
         payload["state_dict"][key] = payload["state_dict"][key] * 1000.0
     torch.save(payload, checkpoint)
+    with session_scope(factory) as session:  # as if training had written this one
+        session.get(Run, run_id).checkpoint_sha256 = sha256_of(checkpoint)
 
     after = _report(job_settings, factory, synth, split="all")["runs"][0]
     scores = [p["score"] for p in after["predictions"]]
@@ -362,3 +367,29 @@ def test_a_run_trained_on_a_gpu_is_scored_on_a_machine_without_one(
     assert entry["n_videos"] == 4 and entry["auc"] is not None
     predictor = load_predictor(job_settings, factory, str(run_id))
     assert next(predictor.model.parameters()).device.type == "cpu"
+
+
+def test_a_replaced_checkpoint_is_refused_not_silently_reused(job_settings, factory, synth):
+    import torch
+
+    from ddm.errors import InvalidInput
+    from ddm.fs import sha256_of
+
+    run_id = _train(job_settings, factory, synth)
+    first = _report(job_settings, factory, synth)["runs"][0]
+    with session_scope(factory) as session:
+        run = session.get(Run, run_id)
+        checkpoint, recorded = Path(run.checkpoint_path), run.checkpoint_sha256
+    assert recorded == sha256_of(checkpoint)
+    original = checkpoint.read_bytes()
+    payload = torch.load(checkpoint, weights_only=True)
+    key = sorted(k for k in payload["state_dict"] if k.startswith("head."))[-1]
+    payload["state_dict"][key] = payload["state_dict"][key] + 1.0
+    torch.save(payload, checkpoint)
+    with pytest.raises(InvalidInput, match="has changed since training"):
+        evaluate_runs(job_settings, factory, synth)
+
+    # The original back: the stored evaluation is the one reused.
+    checkpoint.write_bytes(original)
+    again = _report(job_settings, factory, synth)["runs"][0]
+    assert again["reused"] and again["evaluation_id"] == first["evaluation_id"]
