@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from model.errors import IncompatibleFeatures
-from model.features import load_features
+from model.features import load_features, non_finite_problem
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,12 @@ class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         return self._cache[index] if index in self._cache else self._read(index)
+
+    def non_finite(self) -> list[tuple[int, str]]:
+        """(index, what is wrong) of every sample whose content or style holds NaN or inf,
+        which would poison any statistic fitted over the set; reads unloaded files."""
+        problems = ((index, non_finite_problem(self[index])) for index in range(len(self)))
+        return [(index, problem) for index, problem in problems if problem is not None]
 
     def _read(self, index: int) -> dict[str, Tensor]:
         path, label = self.items[index]

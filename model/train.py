@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
+from ddm.errors import DdmError
 from model.detector import bce_loss
 from model.determinism import deterministic_algorithms, restore_rng, rng_state
 from model.evaluate import predict_logits
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 Batch = Mapping[str, Tensor]
+
+
+class NoFiniteValidationLoss(DdmError):
+    """Every epoch of a run ended with a NaN or infinite validation loss: the detector
+    learned nothing usable, and there are no best weights to keep."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class TrainResult:
     """Outcome of `train`; the model itself is left holding the best weights.
 
     Attributes:
-        best_epoch: 1-based epoch with the lowest validation loss.
+        best_epoch: 1-based epoch with the lowest validation loss; 0 when no epoch had a
+            finite one, which only a run stopped by its caller returns (`has_best`).
         best_val_loss: that loss.
         epochs_run: epochs completed before stopping.
         stopped_early: True when patience ran out.
@@ -110,6 +117,11 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_state_dict: dict[str, Tensor] = field(default_factory=dict)
     optimizer_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_best(self) -> bool:
+        """True when some epoch had a finite validation loss, so best weights exist."""
+        return self.best_epoch > 0
 
 
 def mixup(
@@ -275,6 +287,10 @@ def train(
 
     Returns:
         The best epoch, history and weights.
+
+    Raises:
+        NoFiniteValidationLoss: the run ended (not stopped by `should_stop`) without any
+            epoch whose validation loss was finite.
     """
     hooks = hooks or TrainHooks()
     hooks = dataclasses.replace(
@@ -316,6 +332,7 @@ class _Trainer:
         self, train_loader: Iterable[Batch], val_loader: Iterable[Batch], hooks: TrainHooks
     ) -> TrainResult:
         writer = _summary_writer(hooks.run_dir)
+        stopped_by_caller = False
         try:
             for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
                 if self.stopper.should_stop:
@@ -326,12 +343,28 @@ class _Trainer:
                 self.stopper.update(epoch, metrics["val_loss"], self.model)
                 if hooks.on_epoch_end is not None:
                     hooks.on_epoch_end(self.state())
-                if self.stopper.should_stop or (hooks.should_stop and hooks.should_stop()):
+                stopped_by_caller = bool(hooks.should_stop and hooks.should_stop())
+                if self.stopper.should_stop or stopped_by_caller:
                     break
         finally:
             if writer is not None:
                 writer.close()
+        if not self.stopper.best_state and not stopped_by_caller:
+            raise NoFiniteValidationLoss(self._why_nothing_was_learned())
         return self._result()
+
+    def _why_nothing_was_learned(self) -> str:
+        last = self.history[-1] if self.history else {}
+        losses = ", ".join(
+            f"{name} {last[key]:.4g}"
+            for name, key in (("train loss", "train_loss"), ("val loss", "val_loss"))
+            if key in last
+        )
+        return (
+            f"no epoch of {len(self.history)} had a finite validation loss (last epoch: "
+            f"{losses or 'none run'}): the detector learned nothing; look for NaN or inf in "
+            "its features, or lower the learning rate"
+        )
 
     def _epoch(self, train_loader: Iterable[Batch], val_loader: Iterable[Batch]) -> dict:
         model, cfg = self.model, self.cfg

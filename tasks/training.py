@@ -24,7 +24,7 @@ from ddm.catalog import runs
 from ddm.catalog.jobs import create_job
 from ddm.config import Settings
 from ddm.db import session_scope
-from ddm.errors import InvalidInput
+from ddm.errors import DdmError, InvalidInput
 from ddm.fs import sha256_of
 from ddm.vocab import JobStatus, Label
 from tasks.dispatch import Dispatched, dispatch
@@ -163,6 +163,8 @@ def run_training(context: JobContext) -> JobOutcome:
         runs.start_run(session, run_id, str(run_dir))
     try:
         result = _train(context, run, members, run_dir)
+        if not context.lost.is_set():
+            _require_best_checkpoint(result, run_dir)
     except BaseException as exc:
         _finish_stopped(context, run_id, run_dir, exc)
         raise
@@ -178,6 +180,16 @@ def run_training(context: JobContext) -> JobOutcome:
             checkpoint_path=str(run_dir / BEST),
         )
     return JobOutcome(JobStatus.SUCCEEDED.value, _summary(run_id, result))
+
+
+def _require_best_checkpoint(result: Any, run_dir: Path) -> None:
+    """A run succeeds only with the checkpoint it will be recorded with (the loop itself
+    refuses a run without a finite validation epoch; this keeps the record honest)."""
+    if not result.has_best or not (run_dir / BEST).is_file():
+        raise DdmError(
+            f"the run ended after {result.epochs_run} epochs without a best checkpoint "
+            f"({run_dir / BEST}); nothing it learned can be evaluated"
+        )
 
 
 def _summary(run_id: int, result: Any) -> dict[str, Any]:
@@ -212,7 +224,8 @@ def _train(context: JobContext, run: Any, members: list[Any], run_dir: Path) -> 
 
     cache_dir = Path(context.settings.cache_dir or "")
     items = {role: _items(members, role, cache_dir) for role in ("train", "val")}
-    return train_run(context, run, items, run_dir)
+    video_ids = {cache_dir / member.cache_path: member.video_id for member in members}
+    return train_run(context, run, items, run_dir, video_ids)
 
 
 def _items(members: list[Any], role: str, cache_dir: Path) -> list[tuple[Path, float]]:

@@ -18,6 +18,7 @@ from ddm.fs import atomic_write
 from model.checkpoint import save_checkpoint
 from model.data import CachedFeatureDataset, make_loader
 from model.detector import DetectorCfg, build_detector
+from model.errors import IncompatibleFeatures
 from model.train import TrainCfg, TrainHooks, TrainResult, TrainState, train
 from tasks.devices import resolve_device
 from tasks.lifecycle import JobContext
@@ -27,13 +28,26 @@ logger = logging.getLogger(__name__)
 
 
 def train_run(
-    context: JobContext, run: Any, items: dict[str, list[tuple[Path, float]]], run_dir: Path
+    context: JobContext,
+    run: Any,
+    items: dict[str, list[tuple[Path, float]]],
+    run_dir: Path,
+    video_ids: dict[Path, int] | None = None,
 ) -> TrainResult:
-    """Train the run's detector; resume from its last saved epoch when there is one."""
+    """Train the run's detector; resume from its last saved epoch when there is one.
+
+    Args:
+        video_ids: the video of each cache file, to name it in errors.
+
+    Raises:
+        IncompatibleFeatures: a member's features hold NaN or inf values.
+    """
     config = run.config
     train_cfg = TrainCfg(**config["train"])
     train_set = CachedFeatureDataset(items["train"], preload=True)
     val_set = CachedFeatureDataset(items["val"], preload=True)
+    for role, dataset in (("train", train_set), ("val", val_set)):
+        _require_finite(dataset, role, video_ids or {})
     detector_cfg = _detector_cfg(train_set, config.get("detector", {}))
     device = resolve_device(config.get("device", "auto"))
     # The run's seed fixes the initial weights too: one seed, one run (`ddm train --seed`).
@@ -58,6 +72,25 @@ def train_run(
         train_cfg,
         device=device,
         hooks=hooks,
+    )
+
+
+def _require_finite(dataset: CachedFeatureDataset, role: str, video_ids: dict[Path, int]) -> None:
+    """Refuse a member whose features hold NaN or inf before anything is fitted on them: one
+    such file makes the input standardisation, and so every output, NaN. The run fails
+    rather than leaving the video out, since its frozen membership says it trained on it."""
+    problems = dataset.non_finite()
+    if not problems:
+        return
+    index, problem = problems[0]
+    path = Path(dataset.items[index][0])
+    video = video_ids.get(path)
+    which = f"video {video} ({path})" if video is not None else str(path)
+    more = f" (and {len(problems) - 1} more {role} videos)" if len(problems) > 1 else ""
+    raise IncompatibleFeatures(
+        f"the features of {role} {which}{more} are not finite: {problem}; extract its "
+        "dataset again (`ddm extract --dataset NAME --force`, which refuses such features "
+        "and marks the cache invalid) and plan a new run"
     )
 
 

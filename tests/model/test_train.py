@@ -257,3 +257,29 @@ def test_class_weights_scale_the_fake_term_of_the_loss() -> None:
     logits, fake, real = torch.zeros(1), torch.ones(1), torch.zeros(1)
     assert bce_loss(logits, fake, pos_weight=0.25).item() == pytest.approx(0.25 * math.log(2))
     assert bce_loss(logits, real, pos_weight=0.25).item() == pytest.approx(math.log(2))
+
+
+class _Diverged(torch.nn.Module):
+    """A detector whose every output is NaN, as one is after its weights blew up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.weight * content.new_full((len(content),), float("nan"))
+
+
+def test_a_run_without_a_finite_validation_loss_fails_saying_why(loaders) -> None:
+    from model.train import NoFiniteValidationLoss
+
+    with pytest.raises(NoFiniteValidationLoss) as caught:
+        train(_Diverged(), *loaders, replace(FAST, epochs=3))
+    message = str(caught.value)
+    assert "no epoch of 3 had a finite validation loss" in message and "\n" not in message
+
+
+def test_a_stopped_run_without_a_finite_epoch_is_the_caller_s_to_judge(loaders) -> None:
+    # Cancelled after epoch 1: no best weights, but nothing failed either.
+    result = train(_Diverged(), *loaders, replace(FAST, epochs=3), should_stop=lambda: True)
+    assert (result.epochs_run, result.best_epoch, result.has_best) == (1, 0, False)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ddm.catalog.jobs import get_job
 from ddm.catalog.models import Job, Video
@@ -21,6 +21,7 @@ from ddm.catalog.runs import get_run, run_epochs, run_members
 from ddm.catalog.types import utcnow
 from ddm.config import load_settings
 from ddm.db import session_scope
+from ddm.errors import InvalidInput
 from model.checkpoint import model_from_checkpoint
 from model.train import TrainCfg
 from tasks.evaluation import evaluate_runs
@@ -219,3 +220,62 @@ def test_a_training_worker_killed_mid_run_is_resumed_by_the_next(broker_env, tmp
 def _finished(factory, job_id: int) -> bool:
     with session_scope(factory) as session:
         return get_job(session, job_id).status in ("succeeded", "failed", "cancelled")
+
+
+# --------------------------------------------------------------------------- runs that cannot
+
+
+def _poison_one_train_video(job_settings, factory, dataset: str) -> tuple[int, Path]:
+    """Overwrite one train video's cache file with NaN style codes (as a broken extractor
+    of an older version could have written it) and record its new checksum."""
+    import torch
+
+    from ddm.catalog.models import Dataset, FeatureCache
+    from ddm.fs import sha256_of
+
+    with session_scope(factory) as session:
+        cache = session.execute(
+            select(FeatureCache)
+            .join(Video, Video.id == FeatureCache.video_id)
+            .join(Dataset, Dataset.id == Video.dataset_id)
+            .where(Dataset.name == dataset, Video.split == "train")
+            .order_by(Video.id)
+        ).scalars().first()
+        path = Path(job_settings.cache_dir) / cache.path
+        features = torch.load(path, weights_only=True)
+        features["style"][2:4] = float("nan")
+        torch.save(features, path)  # not save_features: it refuses such files
+        cache.checksum = sha256_of(path)
+        return cache.video_id, path
+
+
+def test_a_run_fed_a_nan_feature_file_fails_naming_the_video(job_settings, factory, synth):
+    video_id, path = _poison_one_train_video(job_settings, factory, synth)
+    plan = _plan(job_settings, factory, synth)
+    with_tiny_detector(factory, plan.run.id)
+    with pytest.raises(InvalidInput):
+        run_job(plan.job_id, job_settings, factory, "w1")
+    with session_scope(factory) as session:
+        run = get_run(session, plan.run.id)
+        job = get_job(session, plan.job_id)
+        epochs = run_epochs(session, run.id)
+    assert (run.status, job.status, epochs) == ("failed", "failed", [])  # nothing was fitted
+    assert f"video {video_id}" in run.error and str(path) in run.error
+    assert "NaN or inf" in run.error and run.error == job.error
+    assert run.checkpoint_path is None
+
+
+def test_a_run_whose_validation_loss_is_never_finite_fails(run_ddm, job_settings, synth) -> None:
+    # A learning rate this large blows the weights up in the first step: every later
+    # output, and so every validation loss, is NaN.
+    env = _cli_env(job_settings)
+    result = run_ddm(
+        "train", "--datasets", synth, "--epochs", "2", "--batch-size", "4", "--lr", "1e30",
+        env=env,
+    )
+    assert result.exit_code == 1, result.stdout + result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "no epoch of 2 had a finite validation loss" in error
+    [run] = json.loads(run_ddm("runs", "list", "--json", env=env).stdout)
+    assert run["status"] == "failed" and "finite validation loss" in run["error"]
+    assert run["checkpoint_path"] is None
