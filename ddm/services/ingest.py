@@ -94,6 +94,7 @@ def ingest_dataset(
         factory: sessions on the catalog.
         format: one of `registry.FORMAT_NAMES`; detected when None.
         name: the dataset name; the format's default ('ff', 'celebdf', ...) when None.
+            A companion found in the same tree is named by `companion_name`.
         workers: probe threads.
         rehash: probe and hash every file, even those whose size and mtime are unchanged.
         on_start: called with the number of files to probe, once per attempt.
