@@ -30,6 +30,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from typing import Any
 import _common  # noqa: F401  (puts the repository root on sys.path)
 import torch
 from gpu_check import SEED, build, frame_size, real_clips, synthetic_clips
+from gpu_report import FAIL, PASS, PATHS
 
 from ddm.fs import atomic_write
 from model.checkpoint import model_from_checkpoint, save_checkpoint
@@ -57,8 +59,6 @@ from tasks.devices import scoring_device
 
 log = logging.getLogger("gpu_smoke")
 
-PATHS = ("extract_fp32", "extract_bf16", "train_epoch", "evaluate", "predict", "resume_on_cpu")
-PASS, FAIL = "pass", "fail"
 FEATURE_FILES = 8  # half real, half fake: both classes, so the metrics are defined
 BATCH = 4
 
@@ -68,9 +68,13 @@ BATCH = 4
 
 @dataclass
 class Smoke:
-    """The paths' verdicts, seconds and first error lines, filled in as they run."""
+    """The paths' verdicts, seconds and first error lines, filled in as they run; after
+    each path the whole result is rewritten to `progress`, so that a run stopped from
+    outside still says which paths passed."""
 
     deadline: float
+    header: dict[str, Any]
+    progress: Path | None = None
     verdicts: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -89,22 +93,43 @@ class Smoke:
             _synchronise()  # a CUDA kernel's error surfaces at the next sync: in its path
         except Exception as exc:  # noqa: BLE001  (every failure is this path's verdict)
             log.error("%s failed:\n%s", name, traceback.format_exc())
-            result = self.fail(name, f"{type(exc).__name__}: {_first_line(exc)}")
-        else:
-            self.verdicts[name] = PASS
-            log.info("%s: pass", name)
+            self.seconds[name] = time.perf_counter() - start
+            return self.fail(name, f"{type(exc).__name__}: {_first_line(exc)}")
         self.seconds[name] = time.perf_counter() - start
+        self.verdicts[name] = PASS
+        log.info("%s: pass (%.1f s)", name, self.seconds[name])
+        self.save()
         return result
 
     def fail(self, name: str, why: str) -> None:
         self.verdicts[name] = FAIL
         self.errors[name] = why
         log.warning("%s: fail (%s)", name, why)
+        self.save()
         return None
 
     @property
     def all_pass(self) -> bool:
         return all(self.verdicts.get(name) == PASS for name in PATHS)
+
+    def result(self) -> dict[str, Any]:
+        """The JSON object: a verdict for every path (one not run yet is "fail")."""
+        return {
+            "benchmark": "gpu_smoke",
+            **{name: self.verdicts.get(name, FAIL) for name in PATHS},
+            "all_pass": self.all_pass,
+            **self.header,
+            "seconds": {name: round(value, 3) for name, value in self.seconds.items()},
+            "errors": self.errors,
+            **self.facts,
+        }
+
+    def save(self) -> None:
+        if self.progress is None:
+            return
+        partial = self.progress.with_name(self.progress.name + ".part")
+        partial.write_text(json.dumps(self.result(), default=str) + "\n")
+        os.replace(partial, self.progress)  # a reader never sees half a file
 
 
 def _synchronise() -> None:
@@ -311,8 +336,9 @@ def pick_clip(explicit: Path | None, scratch: Path) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    smoke = Smoke(deadline=args.deadline or time.time() + args.budget_s)
     clip, media = pick_clip(args.clip, scratch)
+    smoke = Smoke(deadline(args), header(args, clip, media), args.progress)
+    smoke.save()
     log.info("smoke on %s, %s, T = %d, clip %s", args.device, media, args.frames, clip.name)
     cfg = ExtractorCfg(num_frames=args.frames, precision=FP32)
     fp32 = smoke.run("extract_fp32", lambda: extract(cfg, args.device, clip))
@@ -327,33 +353,32 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     if trained is None:
         for name in ("evaluate", "predict", "resume_on_cpu"):
             smoke.fail(name, "not run: train_epoch saved no checkpoint")
-    else:
-        smoke.facts["last_pt_optimizer_devices"] = trained["optimizer_state_devices"]
-        smoke.facts.update(smoke.run("evaluate", lambda: evaluate_best(items, run_dir)) or {})
-        smoke.facts["predict_probability"] = smoke.run(
-            "predict", lambda: predict(features, run_dir)
-        )
-        cfg_d = trained["detector_cfg"]
-        smoke.facts.update(
-            smoke.run("resume_on_cpu", lambda: resume_on_cpu(items, cfg_d, run_dir)) or {}
-        )
-    return result_json(args, smoke, clip, media)
+        return smoke.result()
+    smoke.facts["last_pt_optimizer_devices"] = trained["optimizer_state_devices"]
+    smoke.facts.update(smoke.run("evaluate", lambda: evaluate_best(items, run_dir)) or {})
+    smoke.facts["predict_probability"] = smoke.run("predict", lambda: predict(features, run_dir))
+    detector = trained["detector_cfg"]
+    resumed = smoke.run("resume_on_cpu", lambda: resume_on_cpu(items, detector, run_dir))
+    smoke.facts.update(resumed or {})
+    smoke.save()
+    return smoke.result()
 
 
-def result_json(args: argparse.Namespace, smoke: Smoke, clip: Path, media: str) -> dict:
+def deadline(args: argparse.Namespace) -> float:
+    """When the last path may start: the smoke's budget, or the caller's deadline if sooner."""
+    own = time.time() + args.budget_s
+    return min(own, args.deadline) if args.deadline else own
+
+
+def header(args: argparse.Namespace, clip: Path, media: str) -> dict[str, Any]:
+    cuda = args.device.startswith("cuda")
     return {
-        "benchmark": "gpu_smoke",
-        **{name: smoke.verdicts.get(name, FAIL) for name in PATHS},
-        "all_pass": smoke.all_pass,
         "device": args.device,
-        "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+        "device_name": torch.cuda.get_device_name(torch.device(args.device)) if cuda else "cpu",
         "torch": torch.__version__,
         "frames": args.frames,
         "clip": clip.name,
         "media": media,
-        "seconds": {name: round(value, 3) for name, value in smoke.seconds.items()},
-        "errors": smoke.errors,
-        **smoke.facts,
     }
 
 
@@ -365,8 +390,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # the same way (one content clip either way) in a third of the time.
     parser.add_argument("--frames", type=int, default=32 if cuda else 8, help="T")
     parser.add_argument("--clip", type=Path, help="the clip to extract (default: smallest)")
-    parser.add_argument("--budget-s", type=float, default=60.0, help="no path starts after")
-    parser.add_argument("--deadline", type=float, help="epoch seconds; overrides --budget-s")
+    # 60 s on a GPU; the CPU fallback's extractions alone take about a minute.
+    parser.add_argument(
+        "--budget-s", type=float, default=60.0 if cuda else 100.0, help="no path starts after"
+    )
+    parser.add_argument("--deadline", type=float, help="epoch seconds: no path starts after")
+    parser.add_argument("--progress", type=Path, help="rewrite the JSON here after each path")
     return parser.parse_args(argv)
 
 
