@@ -31,18 +31,61 @@ def table(
     title: str | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """Print rows as a Rich table with the given columns, or one line when there are none."""
+    """Print rows as a Rich table with the given columns, or one line when there are none.
+
+    Where the terminal is too narrow for every column without cutting a word ("accu…"),
+    each row becomes a block of `field  value` lines instead: nothing is cut, and
+    `--json` still gives every field.
+    """
     from rich.table import Table
 
     if not rows:
         console.print(empty)
         return
+    headers = [column.replace("_", " ") for column in columns]
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    if _needed_width(headers, cells) > console.width:
+        _blocks(console, headers, cells, title)
+        return
     grid = Table(title=title)
-    for column in columns:
-        grid.add_column(column.replace("_", " "))
-    for row in rows:
-        grid.add_row(*(_cell(row.get(column)) for column in columns))
+    for header in headers:
+        grid.add_column(header)
+    for line in cells:
+        grid.add_row(*line)
     console.print(grid)
+
+
+# A Rich table's frame: one rule per column edge and a space of padding on each side.
+_PER_COLUMN = 3
+
+
+def _needed_width(headers: list[str], cells: list[list[str]]) -> int:
+    """Columns as wide as their longest word (cells wrap between words, never inside)."""
+    widths = [
+        max(_longest_word(text) for text in [header, *(line[i] for line in cells)])
+        for i, header in enumerate(headers)
+    ]
+    return sum(widths) + _PER_COLUMN * len(headers) + 1
+
+
+def _longest_word(text: str) -> int:
+    return max((len(word) for word in text.split()), default=0)
+
+
+def _blocks(console: Any, headers: list[str], cells: list[list[str]], title: str | None) -> None:
+    from rich.table import Table
+
+    if title:
+        console.print(title, style="bold", markup=False, highlight=False)
+    key_width = max(len(header) for header in headers)
+    for number, line in enumerate(cells, start=1):
+        block = Table.grid(padding=(0, 2))
+        block.add_column(width=key_width, no_wrap=True)
+        block.add_column(overflow="fold")
+        for header, value in zip(headers, line, strict=True):
+            block.add_row(header, value)
+        console.print(f"({number} of {len(cells)})", markup=False, highlight=False)
+        console.print(block)
 
 
 def _cell(value: Any) -> str:
