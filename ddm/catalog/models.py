@@ -127,7 +127,9 @@ class Video(Base):
     target_identity: Mapped[str | None] = mapped_column(String(128))
     source_identity: Mapped[str | None] = mapped_column(String(128))
     identity_group: Mapped[str | None] = mapped_column(String(128))
-    part: Mapped[str | None] = mapped_column(String(64), doc="e.g. dfdc_train_part_3")
+    part: Mapped[str | None] = mapped_column(
+        Text, doc="e.g. dfdc_train_part_3, or the folder of a labelled set (any length)"
+    )
     original_video_id: Mapped[int | None] = mapped_column(
         ForeignKey("videos.id", ondelete="SET NULL")
     )
