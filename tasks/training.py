@@ -63,10 +63,12 @@ def plan_training(
 
     Raises:
         NotFound: an unknown dataset.
-        InvalidInput: no valid cache, an empty split, or a split with one class.
+        InvalidInput: no valid cache, a dataset without train or val videos cached by the
+            run's extractor, an empty split, or a split with one class.
     """
     with session_scope(factory) as session:
         selection = runs.training_selection(session, datasets, fingerprint)
+        _check_every_dataset(session, datasets, selection)
         counts = {role: _labels(getattr(selection, role)) for role in ("train", "val")}
         _check_splits(datasets, selection.fingerprint, counts)
         if class_balance:
@@ -90,6 +92,46 @@ def plan_training(
 
 def _labels(members: list[Any]) -> dict[str, int]:
     return {label.value: sum(m.label == label for m in members) for label in Label}
+
+
+def _check_every_dataset(session: Session, datasets: list[str], selection: Any) -> None:
+    """Every named dataset contributes train and val videos, or the run is not planned: a
+    combined run that silently trained on some of its datasets would be misreported."""
+    for name in dict.fromkeys(datasets):
+        for role in ("train", "val"):
+            if not any(member.dataset == name for member in getattr(selection, role)):
+                shares = runs.extractor_shares(session, datasets)
+                raise InvalidInput(_lacking(name, role, selection.fingerprint, shares))
+
+
+def _lacking(name: str, role: str, chosen: str, shares: list[Any]) -> str:
+    """One line: what `name` lacks in `role`, what its caches are instead, and the fix."""
+    short = runs.SHORT_FINGERPRINT
+    frames = next((share.frames for share in shares if share.fingerprint == chosen), None)
+    with_frames = f" (T={frames})" if frames else ""
+    head = f"dataset {name!r} has no {role} videos cached with extractor {chosen[:short]}"
+    head += f"{with_frames}, the one this run uses"
+    frames_option = f" --frames {frames}" if frames else ""
+    if chosen.startswith("random-"):  # caches made without pretrained weights
+        frames_option += " --allow-random-weights"
+    theirs = [share for share in shares if share.dataset == name and share.role == role]
+    if not theirs:
+        return (
+            f"{head}, nor with any other: run `ddm extract --dataset {name}{frames_option}` "
+            f"first, or leave {name} out of --datasets"
+        )
+    other = theirs[0]  # the extractor covering most of them
+    described = f"extractor {other.fingerprint[:short]} (T={other.frames or '?'}, "
+    described += f"{other.videos} videos)"
+    if frames and other.frames != frames:
+        fix = f"run `ddm extract --dataset {name}{frames_option}` to cache them for "
+        fix += f"{chosen[:short]} too"
+    else:
+        fix = f"extract {name} with the settings and weights of {chosen[:short]}"
+    return (
+        f"{head}; its {role} caches are of {described}: {fix}, or train on {name} "
+        f"alone (`ddm train --datasets {name}`)"
+    )
 
 
 def _check_splits(datasets: list[str], fingerprint: str, counts: dict[str, dict[str, int]]) -> None:

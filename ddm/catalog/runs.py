@@ -8,7 +8,7 @@ what a run says it trained on never changes afterwards.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -52,10 +52,27 @@ class LeftOut(StrEnum):
 
 
 @dataclass(frozen=True)
+class ExtractorShare:
+    """How many eligible videos of one dataset's split have a valid cache of one extractor.
+
+    Attributes:
+        frames: frames sampled per video (T) by that extractor, as its caches record it;
+            None when they do not.
+    """
+
+    dataset: str
+    role: str
+    fingerprint: str
+    videos: int
+    frames: int | None
+
+
+@dataclass(frozen=True)
 class _Cache:
     path: str | None
     checksum: str | None
     is_valid: bool
+    frames: int | None = None
 
     @property
     def is_usable(self) -> bool:
@@ -73,7 +90,8 @@ def training_selection(
     Args:
         datasets: dataset names; only their `train` and `val` splits are read.
         fingerprint: the extractor to use (a unique prefix is enough); by default the one
-            whose valid caches cover most eligible videos (ties: the smallest).
+            whose valid caches cover most eligible videos (ties: the smallest), among
+            those that cover both splits of every dataset when any does.
 
     Raises:
         NotFound: a dataset is unknown (all unknown ones are named).
@@ -102,7 +120,8 @@ def training_selection(
             f"no valid feature cache in the train or val splits of {', '.join(names)}; "
             f"run `ddm extract --dataset {names[0]}` first"
         )
-    chosen = _choose_fingerprint(coverage, fingerprint, names)
+    complete = _complete_fingerprints(videos, caches, names)
+    chosen = _choose_fingerprint(coverage, fingerprint, names, complete)
     picked: dict[str, list[MemberCandidate]] = {role: [] for role in ROLES}
     left_out = dict.fromkeys((reason.value for reason in LeftOut), 0)
     for video in videos:
@@ -162,12 +181,14 @@ def _caches_by_video(session: Session, dataset_ids: list[int]) -> dict[int, dict
             FeatureCache.path,
             FeatureCache.checksum,
             FeatureCache.is_valid,
+            FeatureCache.frames_sampled,
         ).join(Video, Video.id == FeatureCache.video_id),
         dataset_ids,
     )
     caches: dict[int, dict[str, _Cache]] = {}
-    for video_id, fingerprint, path, checksum, is_valid in session.execute(query):
-        caches.setdefault(video_id, {})[fingerprint] = _Cache(path, checksum, bool(is_valid))
+    for video_id, fingerprint, path, checksum, is_valid, frames in session.execute(query):
+        cache = _Cache(path, checksum, bool(is_valid), frames)
+        caches.setdefault(video_id, {})[fingerprint] = cache
     return caches
 
 
@@ -189,9 +210,26 @@ def _coverage(videos: Sequence[Any], caches: dict[int, dict[str, _Cache]]) -> di
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _choose_fingerprint(coverage: dict[str, int], given: str | None, names: list[str]) -> str:
+def _complete_fingerprints(
+    videos: Sequence[Any], caches: dict[int, dict[str, _Cache]], names: list[str]
+) -> set[str]:
+    """The extractors with a valid cache in both the train and val split of every dataset."""
+    covered: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for video in videos:
+        if _is_eligible(video):
+            for fingerprint, cache in caches.get(video.id, {}).items():
+                if cache.is_usable:
+                    covered[fingerprint].add((video.name, video.split))
+    needed = {(name, role) for name in names for role in ROLES}
+    return {fingerprint for fingerprint, parts in covered.items() if parts >= needed}
+
+
+def _choose_fingerprint(
+    coverage: dict[str, int], given: str | None, names: list[str], complete: set[str]
+) -> str:
     if given is None:
-        return next(iter(coverage))  # the widest, ties broken by the smallest
+        # The widest (ties: the smallest), preferring one that every dataset can train with.
+        return next((fp for fp in coverage if fp in complete), next(iter(coverage)))
     if given in coverage:
         return given
     matches = [fingerprint for fingerprint in coverage if fingerprint.startswith(given)]
@@ -220,6 +258,49 @@ def _left_out_reason(video: Any, caches: dict[str, _Cache], chosen: str) -> Left
     if any(cache.is_usable for cache in caches.values()):
         return LeftOut.OTHER_FINGERPRINT
     return LeftOut.NO_CACHE
+
+
+def extractor_shares(session: Session, datasets: Sequence[str]) -> list[ExtractorShare]:
+    """Per dataset, split and extractor: the eligible videos with a valid cache, and the
+    frames per video that extractor samples. Sorted by dataset, split, then most videos.
+
+    Raises:
+        NotFound: a dataset is unknown.
+    """
+    _, ids = _dataset_ids(session, datasets)
+    videos = session.execute(
+        _in_training_splits(
+            select(
+                Video.id,
+                Dataset.name,
+                Video.split,
+                Video.label,
+                Video.is_present,
+                Video.probe_status,
+            ).join(Dataset, Dataset.id == Video.dataset_id),
+            ids,
+        )
+    ).all()
+    caches = _caches_by_video(session, ids)
+    counts: Counter[tuple[str, str, str]] = Counter()
+    frames: dict[str, Counter[int]] = defaultdict(Counter)
+    for video in videos:
+        if not _is_eligible(video):
+            continue
+        for fingerprint, cache in caches.get(video.id, {}).items():
+            if cache.is_usable:
+                counts[(video.name, video.split, fingerprint)] += 1
+                if cache.frames is not None:
+                    frames[fingerprint][cache.frames] += 1
+    ordered = sorted(counts.items(), key=lambda item: (item[0][:2], -item[1], item[0][2]))
+    return [
+        ExtractorShare(name, role, fingerprint, count, _most_common(frames[fingerprint]))
+        for (name, role, fingerprint), count in ordered
+    ]
+
+
+def _most_common(values: Counter[int]) -> int | None:
+    return values.most_common(1)[0][0] if values else None
 
 
 # --------------------------------------------------------------------------- runs

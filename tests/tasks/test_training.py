@@ -234,13 +234,13 @@ def _poison_one_train_video(job_settings, factory, dataset: str) -> tuple[int, P
     from ddm.fs import sha256_of
 
     with session_scope(factory) as session:
-        cache = session.execute(
+        cache = session.scalars(
             select(FeatureCache)
             .join(Video, Video.id == FeatureCache.video_id)
             .join(Dataset, Dataset.id == Video.dataset_id)
             .where(Dataset.name == dataset, Video.split == "train")
             .order_by(Video.id)
-        ).scalars().first()
+        ).first()
         path = Path(job_settings.cache_dir) / cache.path
         features = torch.load(path, weights_only=True)
         features["style"][2:4] = float("nan")
@@ -269,13 +269,103 @@ def test_a_run_whose_validation_loss_is_never_finite_fails(run_ddm, job_settings
     # A learning rate this large blows the weights up in the first step: every later
     # output, and so every validation loss, is NaN.
     env = _cli_env(job_settings)
-    result = run_ddm(
-        "train", "--datasets", synth, "--epochs", "2", "--batch-size", "4", "--lr", "1e30",
-        env=env,
-    )
+    options = ["--epochs", "2", "--batch-size", "4", "--lr", "1e30"]
+    result = run_ddm("train", "--datasets", synth, *options, env=env)
     assert result.exit_code == 1, result.stdout + result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ") and "no epoch of 2 had a finite validation loss" in error
     [run] = json.loads(run_ddm("runs", "list", "--json", env=env).stdout)
     assert run["status"] == "failed" and "finite validation loss" in run["error"]
     assert run["checkpoint_path"] is None
+
+
+def _add_dataset(job_settings, factory, name: str, fingerprint: str, frames: int) -> None:
+    """A dataset like `synth` whose caches were extracted with `frames` frames per video
+    under another extractor."""
+    import torch
+
+    from ddm.catalog.models import Dataset, FeatureCache
+    from tests.tasks.synth import SPLITS, add_valid_cache
+
+    with session_scope(factory) as session:
+        dataset = Dataset(name=name, format="folder", root_path=f"/data/{name}")
+        session.add(dataset)
+        session.flush()
+        for split, count in SPLITS.items():
+            for index in range(count):
+                video = Video(
+                    dataset_id=dataset.id,
+                    path=f"{split}/{name}-{index}.mp4",
+                    content_hash=f"{name}-{split}-{index}".ljust(64, "0"),
+                    split=split,
+                    label="fake" if index % 3 else "real",
+                    probe_status="ok",
+                    is_present=True,
+                )
+                session.add(video)
+                session.flush()
+                features = {
+                    "content": torch.randn(1, 2048),
+                    "style": torch.randn(frames, 1, 512),
+                }
+                add_valid_cache(session, job_settings, video, features, fingerprint)
+        session.flush()
+        session.execute(
+            update(FeatureCache)
+            .where(FeatureCache.fingerprint == fingerprint)
+            .values(frames_sampled=frames)
+        )
+
+
+def test_a_combined_run_stops_when_a_dataset_lacks_the_run_s_extractor(
+    run_ddm, job_settings, factory
+) -> None:
+    from ddm.catalog.models import FeatureCache
+
+    make_synth(job_settings, factory, "a")
+    with session_scope(factory) as session:
+        session.execute(update(FeatureCache).values(frames_sampled=8))
+    other = "random-" + "d" * 40
+    _add_dataset(job_settings, factory, "b", other, frames=16)
+    env = _cli_env(job_settings)
+
+    result = run_ddm("train", "--datasets", "a,b", "--epochs", "1", env=env)
+
+    assert result.exit_code == 1, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: dataset 'b' has no train videos cached with extractor")
+    assert f"{FINGERPRINT[:19]} (T=8)" in line and f"{other[:19]} (T=16" in line
+    assert "`ddm extract --dataset b --frames 8 --allow-random-weights`" in line
+    assert json.loads(run_ddm("runs", "list", "--json", env=env).stdout) == []
+
+
+def test_the_default_extractor_is_one_every_dataset_can_train_with(job_settings, factory) -> None:
+    import torch
+
+    from ddm.catalog.models import Dataset, FeatureCache
+    from ddm.catalog.runs import training_selection
+    from tests.tasks.synth import add_valid_cache
+
+    make_synth(job_settings, factory, "a")  # all 18 train/val videos with FINGERPRINT
+    other = "random-" + "d" * 40
+    _add_dataset(job_settings, factory, "b", other, frames=8)
+    with session_scope(factory) as session:
+        # `other` also covers one train and one val video of a, and only 8 of b's 18.
+        for split in ("train", "val"):
+            video = session.scalars(
+                select(Video)
+                .join(Dataset, Dataset.id == Video.dataset_id)
+                .where(Dataset.name == "a", Video.split == split)
+            ).first()
+            features = {"content": torch.randn(1, 2048), "style": torch.randn(8, 1, 512)}
+            add_valid_cache(session, job_settings, video, features, other)
+        b_train = select(Video.id).join(Dataset).where(Dataset.name == "b", Video.split == "train")
+        dropped = list(session.scalars(b_train.order_by(Video.id).limit(10)))
+        session.execute(
+            update(FeatureCache).where(FeatureCache.video_id.in_(dropped)).values(is_valid=False)
+        )
+    with session_scope(factory) as session:
+        selection = training_selection(session, ["a", "b"])
+    assert selection.coverage == {FINGERPRINT: 18, other: 10}
+    assert selection.fingerprint == other  # the widest, FINGERPRINT, has nothing of b
+    assert {m.dataset for m in selection.train} == {m.dataset for m in selection.val} == {"a", "b"}
