@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from celery import Celery, signals
 
@@ -30,7 +31,7 @@ RETRY_BACKOFF_MAX_S = 300
 def make_app(settings: Settings) -> Celery:
     """A Celery app for these settings; with no broker it can still name tasks, not send them."""
     load_job_modules(settings.job_module_names)
-    app = Celery("ddm", broker=settings.broker or "memory://")
+    app = Celery("ddm", broker=broker_for_kombu(settings.broker or "memory://"))
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -56,6 +57,24 @@ def make_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
     )
     return app
+
+
+def broker_for_kombu(url: str) -> str:
+    """The broker URL with a `?password=` moved into its user-info.
+
+    kombu reads a password from the user-info only: one in the query string breaks its URL
+    parser, and Celery's worker banner, which masks a user-info password, would print it.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    passwords = [value for key, value in query if key.lower() == "password"]
+    if not passwords or parts.password:
+        return url
+    user = quote(parts.username or "", safe="")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}:{quote(passwords[-1], safe='')}@{host}"
+    rest = urlencode([(key, value) for key, value in query if key.lower() != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, rest, parts.fragment))
 
 
 def define_task(app: Celery, kind: JobKind) -> Any:
