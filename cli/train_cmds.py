@@ -35,17 +35,33 @@ def _device(_: Any, __: Any, value: str) -> str:
     return value
 
 
+class TrainCfgDefault(click.Option):
+    """An option whose default is the `TrainCfg` field of the same name, read when it is
+    needed (parsing, or rendering `ddm train --help`): the command cannot disagree with the
+    training configuration, and importing the CLI still imports no torch."""
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        import dataclasses
+
+        from model.train import TrainCfg
+
+        fields = {field.name: field.default for field in dataclasses.fields(TrainCfg)}
+        return fields[self.name or ""]
+
+
 @click.command("train")
 @click.option("--datasets", required=True, callback=_datasets, help="Comma-separated names.")
 @click.option("--name", help="Run name (default: the datasets and a number, e.g. ff-1).")
-@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--epochs", cls=TrainCfgDefault, type=click.IntRange(1), show_default=True)
+@click.option(
+    "--lr", cls=TrainCfgDefault, type=click.FloatRange(min=0, min_open=True), show_default=True
+)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--mixup-alpha", type=click.FloatRange(min=0), default=0.2, show_default=True)
-@click.option("--mixup-prob", type=click.FloatRange(0, 1), default=0.7, show_default=True)
-@click.option("--patience", type=click.IntRange(1), default=12, show_default=True)
+@click.option("--mixup-alpha", cls=TrainCfgDefault, type=click.FloatRange(min=0), show_default=True)
+@click.option("--mixup-prob", cls=TrainCfgDefault, type=click.FloatRange(0, 1), show_default=True)
+@click.option("--patience", cls=TrainCfgDefault, type=click.IntRange(1), show_default=True)
 # numpy's and torch's generators both take seeds in [0, 2**32).
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--seed", cls=TrainCfgDefault, type=click.IntRange(0, 2**32 - 1), show_default=True)
 @click.option(
     "--device",
     default="auto",

@@ -61,7 +61,7 @@ class TrainCfg:
             repeats bit for bit, slower; a CPU run repeats either way.
     """
 
-    epochs: int = 100
+    epochs: int = 60
     lr: float = 1e-4
     weight_decay: float = 0.01
     mixup_alpha: float = 0.2
