@@ -1,5 +1,11 @@
 """Celeb-DF v1/v2 layout: labels from the folder, the official test list, and a derived
 identity-disjoint train/val split for everything else (ingest layer, no database).
+
+Every celebrity is its own identity, placed whole in train or val (each YouTube-real file
+is one too); a fake lands where its target and its source both are, and a fake between a
+train and a val identity is left out of both. Grouping every identity seen together in a
+fake instead links nearly all 59 celebrities of the real dataset into one group: one
+split, no validation set.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddm.ingest.common import (
-    derived_split,
+    DERIVED_VAL_PERCENT,
     encoding_problem,
     list_videos,
     relative_path,
     shipped_bytes,
 )
 from ddm.ingest.records import Format, LayoutScan, VideoEntry
+from ddm.ingest.splitting import Assignment, Splittable, assign_splits, stratum_of
 from ddm.vocab import Label, Split, SplitSource
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ _LIST_LINE = re.compile(r"^([01])\s+(\S(?:.*\S)?)$")
 # ingest while the list is unreadable.
 _LIST_FIELDS = frozenset({"split", "split_source", "raw_label"})
 _KEPT = "splits kept from the last ingest (new videos get none)"
+# The official list is the test split; the rest is train and val.
+DERIVED_RATIOS = (100 - DERIVED_VAL_PERCENT, DERIVED_VAL_PERCENT, 0)
 
 
 @dataclass(frozen=True)
@@ -83,18 +92,18 @@ def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
     }
     if test_list.error:
         problems.append(test_list.error)
-        groups = identity_groups(present)
         entries = [
-            _entry(rel, folder, None, test_list.error, seed, groups)
-            for rel, folder in present.items()
+            _entry(rel, folder, None, test_list.error, None) for rel, folder in present.items()
         ]
         return _scan(root, entries, {}, problems, notes)
     mismatches = _cross_check(test_list)
     problems += mismatches
     notes["test_list_mismatches"] = len(mismatches)
-    groups = identity_groups(present)
+    derived = derive_splits([rel for rel in present if rel not in test_list.digits], seed)
+    notes["derived_split"] = _derived_note(derived, seed)
+    problems += derived.shortages
     entries = [
-        _entry(rel, folder, test_list.digits.get(rel), None, seed, groups)
+        _entry(rel, folder, test_list.digits.get(rel), None, derived)
         for rel, folder in present.items()
     ]
     outside = {rel for rel in test_list.digits if rel.partition("/")[0] not in FOLDER_LABELS}
@@ -151,8 +160,7 @@ def identity_of(rel: str) -> tuple[str | None, str | None, str]:
 
     Celeb-real `idP_NNNN` -> P; Celeb-synthesis `idT_idS_NNNN` -> T (the owner of the
     footage) and S (the face swapped in), own group T; every YouTube-real file is its own
-    identity. A name outside these patterns is its own group. `identity_groups` merges
-    the groups of identities that appear together in a fake.
+    identity. A name outside these patterns is its own group.
     """
     folder, _, name = rel.partition("/")
     stem = name.rsplit(".", 1)[0]
@@ -167,27 +175,31 @@ def identity_of(rel: str) -> tuple[str | None, str | None, str]:
     return None, None, f"file:{rel}"
 
 
-def identity_groups(rels: Iterable[str]) -> dict[str, str]:
-    """Celebrity id -> its identity group: the smallest id among those seen together with it
-    in any fake (union-find over target and source).
-
-    A fake shows the source's face in the target's footage: grouping by the target alone
-    would let the source's face sit in train fakes and its reals in val.
-    """
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+def derive_splits(rels: Iterable[str], seed: int) -> Assignment:
+    """Train/val of the videos outside the test list: each identity placed whole, with
+    `DERIVED_RATIOS`, stratified so that val holds reals and fakes where it can; a fake goes
+    where its target and source both are, or nowhere."""
+    items = []
     for rel in rels:
-        target, source, _ = identity_of(rel)
-        if target is not None and not rel.startswith("YouTube-real/"):
-            root_target, root_source = find(target), find(source or target)
-            parent[max(root_target, root_source)] = min(root_target, root_source)
-    return {identity: find(identity) for identity in parent}
+        target, source, group = identity_of(rel)
+        label = FOLDER_LABELS[rel.partition("/")[0]]
+        groups = (group,) if source is None or source == group else (group, source)
+        method = rel.partition("/")[0] if label == Label.FAKE else None
+        items.append(Splittable(rel, label, stratum_of(label, method), groups))
+    return assign_splits(items, DERIVED_RATIOS, seed)
+
+
+def _derived_note(derived: Assignment, seed: int) -> dict[str, object]:
+    left_out = len(derived.straddling)
+    note: dict[str, object] = {
+        "seed": seed,
+        "ratios": list(DERIVED_RATIOS),
+        "grouped_by": "identity (celebrity id; each YouTube-real file its own)",
+        "straddling": left_out,
+    }
+    if left_out:
+        note["left_out"] = f"{left_out} fakes straddle train and val identities: left out of both"
+    return note
 
 
 def _entry(
@@ -195,12 +207,9 @@ def _entry(
     folder: str,
     digit: str | None,
     list_error: str | None,
-    seed: int,
-    groups: dict[str, str],
+    derived: Assignment | None,
 ) -> VideoEntry:
     target, source, group = identity_of(rel)
-    if folder != "YouTube-real" and target is not None:
-        group = groups.get(target, group)
     split: Split | None
     split_source: SplitSource | None
     if list_error:
@@ -208,7 +217,8 @@ def _entry(
     elif digit is not None:
         split, split_source = Split.TEST, SplitSource.OFFICIAL
     else:
-        split, split_source = derived_split(group, seed), SplitSource.DERIVED
+        assert derived is not None, "a readable list comes with derived splits"
+        split, split_source = derived.splits[rel], SplitSource.DERIVED
     return VideoEntry(
         path=rel,
         label=FOLDER_LABELS[folder],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -81,10 +82,10 @@ def test_listed_videos_are_official_test_and_absent_ones_are_counted(celebdf: Pa
     assert result.notes["test_list"]["matches_shipped_v2"] is False  # type: ignore[index]
 
 
-def test_derived_split_is_identity_disjoint_and_grouped_by_target(celebdf: Path) -> None:
+def test_derived_split_is_identity_disjoint_and_grouped_by_identity(celebdf: Path) -> None:
     result = scan(celebdf)
 
-    rest = [e for e in result.entries if e.split != "test"]
+    rest = [e for e in result.entries if e.split != "test" and e.split is not None]
     assert {(e.split, e.split_source) for e in rest} == {("train", "derived"), ("val", "derived")}
     groups = {s: {e.identity_group for e in rest if e.split == s} for s in ("train", "val")}
     assert groups["train"] and groups["val"] and not groups["train"] & groups["val"]
@@ -93,37 +94,35 @@ def test_derived_split_is_identity_disjoint_and_grouped_by_target(celebdf: Path)
     assert (fake.target_identity, fake.source_identity, fake.identity_group) == (
         "id5",
         "id4",
-        "id4",
+        "id5",
     )
-    assert fake.split == entries["Celeb-real/id5_0001.mp4"].split
+    assert entries["Celeb-real/id5_0000.mp4"].identity_group == "id5"
     youtube = entries["YouTube-real/00005.mp4"]
     assert (youtube.target_identity, youtube.identity_group) == ("00005", "youtube:00005")
 
 
-def test_a_swapped_in_identity_shares_the_split_of_its_own_reals(celebdf: Path) -> None:
-    # id0's face is swapped into id1's footage and back: train fakes showing id0 beside val
-    # reals of id0 would leak the identity, so both identities form one group.
+def test_a_fake_takes_the_split_its_two_identities_share(celebdf: Path) -> None:
+    # id0's face is swapped into id1's footage and back: a train fake showing id0 beside
+    # val reals of id0 would leak the identity, so such a fake is left out of both.
     entries = _by_path(scan(celebdf))
 
     for fake in (e for e in entries.values() if e.label == "fake" and e.split != "test"):
-        for identity in (fake.target_identity, fake.source_identity):
-            real = entries[f"Celeb-real/{identity}_0000.mp4"]
-            assert (real.identity_group, real.split) == (fake.identity_group, fake.split), fake.path
-    # Ids seen together in any fake, listed ones included, are one group: 0, 1 and 3 (the
-    # list's id1_id3), and 2 through its pair with 3.
-    assert {entries[f"Celeb-real/id{i}_0000.mp4"].identity_group for i in range(4)} == {"id0"}
-    assert entries["Celeb-real/id4_0000.mp4"].identity_group == "id4"
+        target, source = (
+            entries[f"Celeb-real/{identity}_0000.mp4"].split
+            for identity in (fake.target_identity, fake.source_identity)
+        )
+        assert fake.split == (target if target == source else None), fake.path
 
 
 def test_overlap_between_test_identities_and_the_rest_is_reported(celebdf: Path) -> None:
     result = scan(celebdf)
 
-    # id1 (group id0, with ids 0, 2 and 3) has test videos and also train/val videos;
-    # YouTube 00170 is only in the test list.
+    # id1 has test videos (a real and two fakes it is the target of) and also train/val
+    # videos; YouTube 00170 is only in the test list.
     overlap = result.notes["test_identity_overlap"]
-    others = [e for e in result.entries if e.split != "test" and e.identity_group == "id0"]
-    assert overlap == {"identities": ["id0"], "videos": len(others), "test_videos": 3}
-    assert len(others) == 16  # two reals and two fakes of each of the four ids
+    others = [e for e in result.entries if e.split != "test" and e.identity_group == "id1"]
+    assert overlap == {"identities": ["id1"], "videos": len(others), "test_videos": 3}
+    assert len(others) == 4  # two reals and two fakes of id1
 
 
 def test_derived_split_is_deterministic_and_stable_when_videos_are_added(
@@ -157,7 +156,10 @@ def test_shipped_v2_list_is_used_when_the_dataset_has_none(
         "matches_shipped_v2": True,
     }
     assert dict(result.listed_missing) == {TEST_LIST: 517}
-    assert result.problems == ()  # the official list is consistent with its folders
+    # The official list is consistent with its folders; one real left for train and val
+    # is said, too.
+    assert [p for p in result.problems if TEST_LIST in p] == []
+    assert [p for p in result.problems if "train get no real video" in p]
 
 
 def test_malformed_test_list_leaves_splits_unknown_but_keeps_folder_labels(
@@ -174,3 +176,67 @@ def test_malformed_test_list_leaves_splits_unknown_but_keeps_folder_labels(
     ]
     assert all(e.metadata_error and "line 2 malformed" in e.metadata_error for e in result.entries)
     assert len(result.problems) == 1 and "line 2 malformed" in result.problems[0]
+
+
+def _swap_tree(celebrities: int, fakes: int, youtube: int, seed: int = 0) -> list[str]:
+    """A Celeb-DF-like tree: a few reals per celebrity and fakes swapping random pairs,
+    so nearly every celebrity is linked to nearly every other through some fake."""
+    rng = random.Random(seed)
+    rels = [f"Celeb-real/id{p}_{c:04d}.mp4" for p in range(celebrities) for c in range(3)]
+    for n in range(fakes):
+        target, source = rng.sample(range(celebrities), 2)
+        rels.append(f"Celeb-synthesis/id{target}_id{source}_{n:04d}.mp4")
+    rels += [f"YouTube-real/{n:05d}.mp4" for n in range(youtube)]
+    return rels
+
+
+def _identities(entry: VideoEntry) -> set[str]:
+    return {i for i in (entry.target_identity, entry.source_identity) if i}
+
+
+def test_cross_linked_swaps_still_give_a_val_split_with_both_classes(
+    tmp_path: Path, link_videos: LinkVideos
+) -> None:
+    listed_fake = "Celeb-synthesis/id1_id2_9999.mp4"
+    link_videos(tmp_path, [*_swap_tree(celebrities=30, fakes=400, youtube=20), listed_fake])
+    _write_list(tmp_path, ["1 Celeb-real/id0_0000.mp4", f"0 {listed_fake}"])
+
+    result = scan(tmp_path, seed=3)
+
+    entries = _by_path(result)
+    by_split = {s: [e for e in result.entries if e.split == s] for s in ("train", "val")}
+    assert {e.label for e in by_split["val"]} == {"real", "fake"}
+    assert {e.label for e in by_split["train"]} == {"real", "fake"}
+    seen = {s: set().union(*(_identities(e) for e in by_split[s])) for s in by_split}
+    assert not seen["train"] & seen["val"]
+    assert 0.08 < len(seen["val"]) / (len(seen["val"]) + len(seen["train"])) < 0.25
+    assert entries["Celeb-real/id0_0000.mp4"].split == "test"
+    assert entries[listed_fake].split == "test"
+
+
+def test_a_fake_between_a_train_and_a_val_identity_gets_no_split_and_is_counted(
+    tmp_path: Path, link_videos: LinkVideos
+) -> None:
+    link_videos(tmp_path, _swap_tree(celebrities=30, fakes=400, youtube=20))
+    _write_list(tmp_path, ["1 Celeb-real/id0_0000.mp4"])
+
+    result = scan(tmp_path, seed=3)
+
+    real_split = {
+        e.target_identity: e.split
+        for e in result.entries
+        if e.path.startswith("Celeb-real/") and e.split != "test"
+    }
+    unsplit = [e for e in result.entries if e.split is None]
+    assert unsplit and all(e.label == "fake" for e in unsplit)
+    for fake in unsplit:
+        assert real_split[fake.target_identity] != real_split[fake.source_identity], fake.path
+        assert fake.split_source == "derived"
+    for fake in (e for e in result.entries if e.label == "fake" and e.split in ("train", "val")):
+        assert real_split[fake.target_identity] == real_split[fake.source_identity] == fake.split
+    assert result.notes["derived_split"]["straddling"] == len(unsplit)
+    assert (
+        f"{len(unsplit)} fakes straddle train and val identities: left out of both"
+        in result.notes["derived_split"]["left_out"]
+    )
+    assert all(e.identity_group == e.target_identity for e in unsplit)
