@@ -68,6 +68,24 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         _fsync_directory(final.parent)
 
 
+def move_into_place(source: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Rename a finished file onto `final` as `atomic_write` does: its bytes reach the disk
+    first, the directory entry after, and Ctrl-C waits until the rename is done.
+
+    For files assembled over several runs (a resumable download), which `atomic_write`'s
+    one-shot temporary file cannot hold.
+    """
+    final = Path(final)
+    with _interrupts_deferred():
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(source, final)
+    _fsync_directory(final.parent)
+
+
 # errno -> what to say of the folder: the set-up problems a write can meet.
 _STORAGE_ERRNOS = {
     errno.ENOSPC: "no space left on {}",
