@@ -277,10 +277,15 @@ class FaceDetector:
     ) -> None:
         from facenet_pytorch import MTCNN  # heavy import; only needed when detecting
 
+        from model.mtcnn import detect_faces
+
         self.cfg = cfg
         is_gpu = torch.device(device).type == "cuda"
         self.batch_size = batch_size or (64 if is_gpu else 16)
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device))
+        # facenet-pytorch's networks and settings, but our pass: its own waits on the
+        # device once per candidate box (see model.mtcnn).
+        self._detect_faces = detect_faces
 
     def detect(self, frames: np.ndarray) -> list[FrameDetections]:
         """Return the faces with probability >= `cfg.min_face_prob` on each frame, boxes in
@@ -301,14 +306,16 @@ class FaceDetector:
         found: list[FrameDetections] = []
         for start in range(0, len(frames), self.batch_size):
             batch = frames[start : start + self.batch_size]
-            batch_boxes, batch_probs = self.mtcnn.detect(batch)
+            batch_boxes, batch_probs, _ = self._detect_faces(self.mtcnn, batch)
             found.extend(
                 self._keep(b, p, scale) for b, p in zip(batch_boxes, batch_probs, strict=True)
             )
         return found
 
-    def _keep(self, boxes: np.ndarray | None, probs: np.ndarray, scale: float) -> FrameDetections:
-        if boxes is None:
+    def _keep(
+        self, boxes: np.ndarray | None, probs: np.ndarray | None, scale: float
+    ) -> FrameDetections:
+        if boxes is None or probs is None:
             return FrameDetections.empty()
         probs = np.asarray(probs, dtype=np.float64)
         confident = probs >= self.cfg.min_face_prob
