@@ -1,11 +1,10 @@
-"""Helpers shared by the layout scanners: listing video files, the derived-split rule and
-the split files shipped as package data (ingest layer, no database).
+"""Helpers shared by the layout scanners: listing video files and the split files shipped
+as package data (ingest layer, no database).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
 
-# Derived splits send this percentage of identity groups to 'val', the rest to 'train'.
+# Celeb-DF's derived split sends this percentage of identities to 'val', the rest to 'train'.
 DERIVED_VAL_PERCENT = 15
 
 
@@ -70,18 +69,6 @@ def encoding_problem(rel_path: str) -> str | None:
     except UnicodeEncodeError:
         return f"{ascii(rel_path)}: file name is not valid UTF-8; skipped (rename the file)"
     return None
-
-
-def derived_split(group: str, seed: int) -> Split:
-    """The derived split ('train' or 'val') of one identity group.
-
-    sha256 of "<seed>:<group>" taken mod 100; below 100 - DERIVED_VAL_PERCENT (85) goes to
-    train. Each group's split depends only on its own key and the seed, so it never moves
-    when videos or groups are added, and every video of a group lands in the same split.
-    """
-    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 100
-    return Split.TRAIN if bucket < 100 - DERIVED_VAL_PERCENT else Split.VAL
 
 
 def shipped_bytes(*parts: str) -> bytes:

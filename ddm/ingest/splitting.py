@@ -178,7 +178,8 @@ def _shortages(
         missing = [split.value for split in wanted if split not in placed]
         if missing:
             lines.append(
-                f"{' and '.join(missing)} get no {label} video: {len(groups)} {label} "
+                f"{' and '.join(missing)} {'get' if len(missing) > 1 else 'gets'} no {label} "
+                f"video: {len(groups)} {label} "
                 f"group(s) for {len(wanted)} splits; add {label} videos or choose other "
                 "ratios (`ddm split DATASET --ratios`)"
             )

@@ -159,7 +159,7 @@ def test_shipped_v2_list_is_used_when_the_dataset_has_none(
     # The official list is consistent with its folders; one real left for train and val
     # is said, too.
     assert [p for p in result.problems if TEST_LIST in p] == []
-    assert [p for p in result.problems if "train get no real video" in p]
+    assert [p for p in result.problems if "train gets no real video" in p]
 
 
 def test_malformed_test_list_leaves_splits_unknown_but_keeps_folder_labels(
