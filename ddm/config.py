@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     broker_url: SecretStr | None = None
     cache_dir: Path | None = None
     weights_dir: Path | None = None
+    # A mirror of the published weights files: `ddm weights fetch` downloads
+    # `<weights_url>/<file name>` instead of each file's published location.
+    weights_url: SecretStr | None = None
     debug: bool = False
     # Jobs. A batch is the unit of work one task covers: a crash loses at most one batch.
     batch_size: int = Field(default=16, ge=1)
@@ -95,6 +98,11 @@ class Settings(BaseSettings):
         return self.broker_url.get_secret_value() if self.broker_url else None
 
     @property
+    def weights_base_url(self) -> str | None:
+        """The weights mirror's base URL, or None to fetch from the published locations."""
+        return self.weights_url.get_secret_value() if self.weights_url else None
+
+    @property
     def job_module_names(self) -> list[str]:
         return [name.strip() for name in self.job_modules.split(",") if name.strip()]
 
@@ -106,6 +114,7 @@ class Settings(BaseSettings):
             "broker_url": mask_url(self.broker) if self.broker else None,
             "cache_dir": str(self.cache_dir),
             "weights_dir": str(self.weights_dir),
+            "weights_url": mask_url(self.weights_base_url) if self.weights_base_url else None,
             "debug": self.debug,
             "batch_size": self.batch_size,
             "heartbeat_seconds": self.heartbeat_seconds,

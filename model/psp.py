@@ -272,6 +272,10 @@ def psp_filter_fn(checkpoint: Mapping[str, Any], model: nn.Module) -> dict[str, 
     return encoder
 
 
+# Google Drive file id of `psp_ffhq_encode.pt` ("StyleGAN Inversion" in pSp's README).
+_PSP_FFHQ_DRIVE_ID = "1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0"
+
+
 @register_model(
     "psp_encoder",
     pretrained_cfg=PretrainedCfg(
@@ -281,6 +285,10 @@ def psp_filter_fn(checkpoint: Mapping[str, Any], model: nn.Module) -> dict[str, 
         std=(0.5, 0.5, 0.5),
         input_size=(3, 256, 256),
         source="pixel2style2pixel README: pSp FFHQ inversion model",
+        # The Drive link of pSp's README, in the direct form of its download-weights.sh;
+        # neither states a size or digest, so the first fetch records them.
+        url=f"https://docs.google.com/uc?export=download&id={_PSP_FFHQ_DRIVE_ID}",
+        download_page=f"https://drive.google.com/file/d/{_PSP_FFHQ_DRIVE_ID}/view",
     ),
 )
 def psp_encoder(levels: Sequence[int] = DEFAULT_LEVELS) -> GradualStyleEncoder:

@@ -2,7 +2,7 @@
 
 Modelled on timm's `_registry`/`_factory`: each family module registers one-line builders
 with `@register_model`, and callers only ever say `create_model("slow_r50")`. Weights come
-from local files only; nothing here downloads.
+from local files only; nothing here downloads (`ddm weights fetch` does, from `url`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import logging
 import os
+from importlib import import_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
+from ddm.download import PublishedFile
 from model.errors import UnknownModel
 from model.weights import LoadReport, find_weights, load_pretrained
 
@@ -38,6 +40,11 @@ class PretrainedCfg:
         std: per-channel normalisation std.
         input_size: the input shape of one sample, without the batch dimension.
         source: where a person can obtain the file (documentation only, never fetched).
+        url: the published direct link `ddm weights fetch` downloads.
+        download_page: where a person downloads it by hand, when that differs from `url`.
+        size: the published length in bytes; None where the publisher states none.
+        sha256: the published hex digest; None where the publisher states none (the
+            first download records what it saw, and later ones are checked against it).
     """
 
     weights_file: str | None = None
@@ -46,6 +53,10 @@ class PretrainedCfg:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     input_size: tuple[int, ...] = ()
     source: str = ""
+    url: str = ""
+    download_page: str = ""
+    size: int | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+# The modules whose `@register_model` builders fill `_REGISTRY`.
+FAMILIES = ("model.detector", "model.psp", "model.slow_r50")
 
 
 def register_model(
@@ -81,12 +94,24 @@ def register_model(
     return decorate
 
 
+def load_families() -> None:
+    """Import every family module, which registers its models (once; cheap afterwards).
+
+    The `model` package no longer imports them when it is imported (that would import
+    torch for the reports, which need none), so every lookup here calls this first.
+    """
+    for family in FAMILIES:
+        import_module(family)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Return the sorted names of registered models matching a shell-style pattern."""
+    load_families()
     return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
 
 
 def _entry(name: str) -> _Entry:
+    load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -162,3 +187,17 @@ def resolve_weights(
         UnknownModel: `name` is not registered.
     """
     return find_weights(get_cfg(name).weights_file, path=path, weights_dir=weights_dir, model=name)
+
+
+def published_weights(name: str) -> PublishedFile:
+    """The published weights file of model `name`: its name, link, size and sha256.
+
+    Raises:
+        UnknownModel: `name` is not registered, or no weights are published for it.
+    """
+    cfg = get_cfg(name)
+    if not (cfg.weights_file and cfg.url):
+        raise UnknownModel(f"no published weights for {name!r} ({cfg.source or 'none named'})")
+    return PublishedFile(
+        cfg.weights_file, cfg.url, page=cfg.download_page, size=cfg.size, sha256=cfg.sha256
+    )

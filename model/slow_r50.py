@@ -179,6 +179,9 @@ def slow_r50_filter_fn(checkpoint: Mapping[str, Any], model: nn.Module) -> dict[
         std=(0.225, 0.225, 0.225),
         input_size=(3, 16, 112, 112),
         source="PyTorchVideo model zoo, kinetics/SLOW_8x8_R50.pyth",
+        # The URL PyTorchVideo's hub entry loads; the model zoo states no size or digest,
+        # so the first fetch records them.
+        url="https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOW_8x8_R50.pyth",
     ),
 )
 def slow_r50() -> SlowR50:
