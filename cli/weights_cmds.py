@@ -124,7 +124,7 @@ def fetch(
             results = fetch_files(files, folder, base_url=base_url, timeout=timeout, progress=bars)
     except NetworkProblem as exc:
         _print_manual_route(files, folder, base_url)
-        raise NetworkProblem(f"{exc}; download the files listed above by hand") from exc
+        raise NetworkProblem(f"{exc} (or download the files listed above by hand)") from exc
     _report_unpinned(app, results, folder)
     if as_json:
         write_json([asdict(result) for result in results])

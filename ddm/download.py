@@ -167,11 +167,11 @@ def fetch_file(
         progress: told how far each download is.
 
     Raises:
-        DownloadFailed: an HTTP error, a web page instead of the file, a cut connection
-            (the partial file is kept for the next run), a file whose size or sha256
-            differs from the published or recorded one (nothing is moved into place and
-            the partial file is removed), or a present file that differs.
-        NetworkProblem: the server cannot be reached or timed out.
+        DownloadFailed: an HTTP error, a web page instead of the file, a file whose size
+            or sha256 differs from the published or recorded one (nothing is moved into
+            place and the partial file is removed), or a present file that differs.
+        NetworkProblem: the server cannot be reached, timed out or cut the connection
+            (the bytes received are kept for the next run to resume from).
         SetupError: `folder` cannot be written.
     """
     folder = Path(folder)
@@ -284,7 +284,7 @@ def _download_into(
         progress.start(file_name, offset + length if length is not None else expected_size, offset)
         received = _copy(response, out, progress, url, timeout)
     if length is not None and received < length:
-        raise DownloadFailed(
+        raise NetworkProblem(
             f"the connection to {mask_url(url)} closed after {offset + received} of "
             f"{offset + length} bytes; run the command again to resume"
         )

@@ -61,7 +61,7 @@ def test_interrupted_download_resumes_with_only_the_rest(
     served: Served, base_url: str, tmp_path: Path
 ) -> None:
     served.cut_after = 100_000
-    with pytest.raises(DownloadFailed, match="100000 of 300000 bytes") as failure:
+    with pytest.raises(NetworkProblem, match="100000 of 300000 bytes") as failure:
         fetch_file(pinned(base_url), tmp_path)
     assert "run the command again to resume" in str(failure.value)
     assert not (tmp_path / NAME).exists()
