@@ -84,6 +84,7 @@ def _register_commands() -> None:
         job_cmds,
         predict_cmds,
         report_cmds,
+        split_cmds,
         train_cmds,
         weights_cmds,
     )
@@ -92,6 +93,7 @@ def _register_commands() -> None:
         db_cmds,
         catalog_cmds,
         ingest_cmds,
+        split_cmds,
         extract_cmds,
         job_cmds,
         cache_cmds,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -22,9 +22,12 @@ from ddm.ingest.records import (
     ProbeResult,
     VideoEntry,
 )
+from ddm.ingest.resplit import SplitPolicy
 from ddm.vocab import CacheError, Label, ProbeStatus
 
 _BATCH = 500
+# The dataset note where `ddm split` keeps its policy; an ingest carries it over.
+SPLIT_POLICY_NOTE = "split_policy"
 # A scan entry's fields are its video's columns, by the same names; the path is the key,
 # `original_path` becomes a link to another row and `unread_fields` says which to keep.
 ENTRY_COLUMNS = tuple(
@@ -66,11 +69,14 @@ class StoredDataset:
         files: every known file by relative path, including the rows this dataset will
             adopt from `donors` (so that unchanged ones are not probed again).
         donors: the `ingest_version` of each dataset whose rows this one adopts, by name.
+        split_policy: what `ddm split` chose for the dataset: the ingest applies it to its
+            scan, so a re-ingest keeps that split.
     """
 
     version: int | None
     files: dict[str, StoredFile]
     donors: dict[str, int] = field(default_factory=dict)
+    split_policy: SplitPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,12 @@ def stored_dataset(
         parent: the dataset the scan was found beside (FF++ for DeepFakeDetection), a
             donor even when its tree has moved since it was last ingested.
     """
-    version = session.scalars(
-        select(Dataset.ingest_version).where(Dataset.name == dataset_name)
+    found = session.execute(
+        select(Dataset.ingest_version, Dataset.notes).where(Dataset.name == dataset_name)
     ).one_or_none()
+    version, notes = found if found is not None else (None, None)
+    recorded = (notes or {}).get(SPLIT_POLICY_NOTE)
+    policy = SplitPolicy.from_json(recorded) if recorded else None
     query = (
         select(Video.path, Video.size_bytes, Video.mtime, Video.is_present)
         .join(Dataset)
@@ -118,12 +127,12 @@ def stored_dataset(
     }
     adoption = scan.adoption if scan is not None else None
     if adoption is None:
-        return StoredDataset(version, files)
+        return StoredDataset(version, files, split_policy=policy)
     donors = _donors(session, dataset_name, adoption, str(scan.root) if scan else "", parent)
     if donors:
         for path, size, mtime, present, *_ in session.execute(_adoptable(adoption, donors)):
             files.setdefault(path, StoredFile(size, mtime, present))
-    return StoredDataset(version, files, donors)
+    return StoredDataset(version, files, donors, policy)
 
 
 def _donors(
@@ -430,10 +439,12 @@ def _refresh_counts(dataset: Dataset, rows: Iterable[Video]) -> None:
 
 def _record_notes(dataset: Dataset, scan: LayoutScan) -> None:
     dataset.listed_missing_count = sum(scan.listed_missing.values())
+    policy = (dataset.notes or {}).get(SPLIT_POLICY_NOTE)
     dataset.notes = {
         "listed_missing": dict(scan.listed_missing),
         "problems": list(scan.problems),
         **scan.notes,
+        **({SPLIT_POLICY_NOTE: policy} if policy else {}),
     }
 
 
@@ -451,7 +462,35 @@ def list_videos(
     fingerprint: str | None = None,
     limit: int | None = None,
 ) -> list[VideoRecord]:
-    """Videos matching every given filter, by dataset and path.
+    """Videos matching every given filter, by dataset and path (`iter_videos` as a list)."""
+    return list(
+        iter_videos(
+            session,
+            dataset=dataset,
+            label=label,
+            split=split,
+            method=method,
+            present_only=present_only,
+            fingerprint=fingerprint,
+            limit=limit,
+        )
+    )
+
+
+def iter_videos(
+    session: Session,
+    *,
+    dataset: str | None = None,
+    label: str | None = None,
+    split: str | None = None,
+    method: str | None = None,
+    present_only: bool = False,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+) -> Iterator[VideoRecord]:
+    """Videos matching every given filter, by dataset and path, read in batches while the
+    caller consumes them (a server-side cursor on PostgreSQL): memory stays the same
+    whether the dataset has a hundred videos or DFDC's 128k.
 
     Args:
         fingerprint: the extractor whose cache rows fill `cache_valid`, `face_fallback`,
@@ -462,11 +501,17 @@ def list_videos(
     cache = aliased(FeatureCache)
     on_cache = and_(cache.video_id == Video.id, cache.fingerprint == (fingerprint or ""))
     query = (
-        select(Video, Dataset.name, original.path, cache)
+        select(
+            *(getattr(Video, column) for column in _RECORD_VIDEO_COLUMNS),
+            Dataset.name.label("dataset"),
+            original.path.label("original_path"),
+            *(getattr(cache, column).label(f"cache_{column}") for column in _RECORD_CACHE_COLUMNS),
+        )
         .join(Dataset, Video.dataset_id == Dataset.id)
         .outerjoin(original, Video.original_video_id == original.id)
         .outerjoin(cache, on_cache)
         .order_by(Dataset.name, Video.path)
+        .execution_options(yield_per=_STREAM_BATCH)
     )
     filters: dict[str, Any] = {"label": label, "split": split, "method": method}
     for column, value in filters.items():
@@ -478,29 +523,60 @@ def list_videos(
         query = query.where(Video.is_present.is_(True))
     if limit is not None:
         query = query.limit(limit)
-    return [
-        _to_record(row, name, original_path, cache_row, fingerprint)
-        for row, name, original_path, cache_row in session.execute(query)
-    ]
+    for row in session.execute(query):
+        yield _to_record(row, fingerprint)
 
 
-def _to_record(
-    row: Video,
-    dataset: str,
-    original_path: str | None,
-    cache: FeatureCache | None,
-    fingerprint: str | None,
-) -> VideoRecord:
+_STREAM_BATCH = 2000
+# Plain columns, not ORM objects: loading DFDC's videos as objects costs seconds.
+_RECORD_VIDEO_COLUMNS = (
+    "id",
+    "path",
+    "label",
+    "split",
+    "split_source",
+    "method",
+    "compression",
+    "frame_count",
+    "fps",
+    "width",
+    "height",
+    "duration_s",
+    "probe_status",
+    "probe_error",
+    "is_present",
+    "target_identity",
+    "source_identity",
+    "identity_group",
+    "part",
+    "raw_label",
+    "metadata_error",
+    "content_hash",
+    "size_bytes",
+)
+_RECORD_CACHE_COLUMNS = (
+    "is_valid",
+    "face_fallback",
+    "fallback_frames",
+    "interpolated_frames",
+    "frame_sources",
+    "frames_sampled",
+    "error",
+)
+
+
+def _to_record(row: Any, fingerprint: str | None) -> VideoRecord:
+    # The cache columns are all NULL where the video has no cache row of `fingerprint`.
     return VideoRecord(
         id=row.id,
-        dataset=dataset,
+        dataset=row.dataset,
         path=row.path,
         label=row.label,
         split=row.split,
         split_source=row.split_source,
         method=row.method,
         compression=row.compression,
-        original_path=original_path,
+        original_path=row.original_path,
         frame_count=row.frame_count,
         fps=row.fps,
         width=row.width,
@@ -509,13 +585,13 @@ def _to_record(
         probe_status=row.probe_status,
         probe_error=row.probe_error,
         present=row.is_present,
-        face_fallback=cache.face_fallback if cache else None,
-        cache_valid=bool(cache and cache.is_valid),
-        fallback_frames=cache.fallback_frames if cache else None,
-        interpolated_frames=cache.interpolated_frames if cache else None,
-        frame_sources=cache.frame_sources if cache else None,
-        frames_sampled=cache.frames_sampled if cache else None,
-        cache_error=cache.error if cache else None,
+        face_fallback=row.cache_face_fallback,
+        cache_valid=bool(row.cache_is_valid),
+        fallback_frames=row.cache_fallback_frames,
+        interpolated_frames=row.cache_interpolated_frames,
+        frame_sources=row.cache_frame_sources,
+        frames_sampled=row.cache_frames_sampled,
+        cache_error=row.cache_error,
         fingerprint=fingerprint,
         target_identity=row.target_identity,
         source_identity=row.source_identity,

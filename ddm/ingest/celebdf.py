@@ -70,7 +70,7 @@ def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
     """Scan a Celeb-DF root.
 
     Listed videos are official 'test'; the rest are split train/val by identity group with
-    `derived_split`. The list digit is only cross-checked against the folder label.
+    `derive_splits`. The list digit is only cross-checked against the folder label.
     """
     problems: list[str] = []
     present: dict[str, str] = {}  # rel path -> folder

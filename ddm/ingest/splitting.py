@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ddm.errors import InvalidInput
-from ddm.vocab import Label, Split
+from ddm.vocab import Split
 
 # train, val, test percentages.
 Ratios = tuple[int, int, int]
@@ -123,8 +123,10 @@ def _cut(ordered: list[str], ratios: Ratios) -> dict[str, Split]:
 
 
 def _quotas(n: int, ratios: Ratios) -> dict[Split, int]:
-    """Largest-remainder apportionment of n groups; ties go to the held-out splits."""
-    exact = {split: n * ratio / 100 for split, ratio in zip(SPLIT_ORDER, ratios, strict=True)}
+    """Largest-remainder apportionment of n groups; ties go to the held-out splits. Ratios
+    need not sum to 100: a split kept official elsewhere has 0 and the others share n."""
+    total = sum(ratios)
+    exact = {split: n * ratio / total for split, ratio in zip(SPLIT_ORDER, ratios, strict=True)}
     counts = {split: math.floor(value) for split, value in exact.items()}
     by_remainder = sorted(exact, key=lambda s: (-(exact[s] - counts[s]), _GUARANTEE_ORDER.index(s)))
     for split in by_remainder[: n - sum(counts.values())]:
@@ -219,13 +221,3 @@ def _common_split(item: Splittable, placed: Mapping[str, Split]) -> Split | None
 def stratum_of(label: str | None, method: str | None) -> str:
     """The stratum of a video: its label, and its method when it has one."""
     return "/".join(part for part in (label or "unlabelled", method) if part)
-
-
-def class_counts(items: Iterable[Splittable], splits: Mapping[str, Split | None]) -> dict:
-    """split -> label -> videos, for the summary lines."""
-    counts: dict[str, dict[str, int]] = {s.value: dict.fromkeys(Label, 0) for s in SPLIT_ORDER}
-    for item in items:
-        split = splits.get(item.key)
-        if split is not None and item.label in (Label.REAL, Label.FAKE):
-            counts[split.value][item.label] += 1
-    return {s: {str(k): v for k, v in by.items()} for s, by in counts.items()}

@@ -37,6 +37,7 @@ from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.probe import probe_many
 from ddm.ingest.records import FileFacts, LayoutScan
 from ddm.ingest.registry import scan
+from ddm.ingest.resplit import apply_policy
 from ddm.services import ProgressHook
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,11 @@ def _probe_and_record(
             stored_dataset(session, name, layout, parent=None if name == parent else parent)
             for name, layout in parts
         ]
+    # A split chosen with `ddm split` outlives the format's own.
+    parts = [
+        (name, apply_policy(layout, known.split_policy) if known.split_policy else layout)
+        for (name, layout), known in zip(parts, stored, strict=True)
+    ]
     plans = [
         _plan(layout, known, probed, options.rehash)
         for (_, layout), known in zip(parts, stored, strict=True)
