@@ -48,6 +48,14 @@ MODULES: dict[str, str | None] = {
     "requests": "requests",
     "torchvision": "torchvision",
     "facenet_pytorch": "facenet-pytorch",
+    # The model layer imports ddm.config (model.registry -> ddm.download), which needs these.
+    "typing_extensions": "typing-extensions",
+    "annotated_types": "annotated-types",
+    "typing_inspection": "typing-inspection",
+    "pydantic_core": "pydantic-core",
+    "pydantic": "pydantic",
+    "dotenv": "python-dotenv",
+    "pydantic_settings": "pydantic-settings",
 }
 # What the smoke and the throughput run import of the project: the model layer and the
 # jobs layer's device rules (tasks.devices), which need nothing beyond the modules above.

@@ -14,10 +14,11 @@ that a broken path shows in seconds instead of after a throughput run:
   epoch there (a dead GPU run handed to a CPU worker). On a CPU-only machine the "GPU"
   run is simply the run's own device; the JSON says which devices the file held.
 
-The smoke keeps to the model layer plus `tasks.devices`, which need torch, numpy, OpenCV
-and facenet-pytorch only: the jobs layer needs SQLAlchemy, Celery and pydantic, which a
-bare GPU machine lacks. The `train` job's resume read is `tasks.training_loop`'s own when
-that module imports, else the same call copied here (`resume_reader` says which).
+The smoke keeps to the model layer plus `tasks.devices`: they need torch, numpy, OpenCV,
+facenet-pytorch and (through `ddm.config`) pydantic, small wheels that travel with the
+tree, while the jobs layer needs SQLAlchemy, Celery, Redis and PostgreSQL clients, which
+a bare GPU machine lacks. The `train` job's resume read is `tasks.training_loop`'s own
+when that module imports, else the same call copied here (`resume_reader` says which).
 
 The last line on stdout is one JSON object; exit status 0 when every path passed.
 
@@ -27,6 +28,7 @@ The last line on stdout is one JSON object; exit status 0 when every path passed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -61,6 +63,14 @@ log = logging.getLogger("gpu_smoke")
 
 FEATURE_FILES = 8  # half real, half fake: both classes, so the metrics are defined
 BATCH = 4
+# `ddm extract --backbones small` (tasks.extraction.BACKBONES, which needs the jobs layer's
+# dependencies to import): the same code paths with CPU-sized networks.
+SMALL_BACKBONES = {
+    "style_model": "psp_encoder_small",
+    "content_model": "slow_r50_small",
+    "face_size": 128,
+    "content_size": 56,
+}
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -340,10 +350,16 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     smoke = Smoke(deadline(args), header(args, clip, media), args.progress)
     smoke.save()
     log.info("smoke on %s, %s, T = %d, clip %s", args.device, media, args.frames, clip.name)
-    cfg = ExtractorCfg(num_frames=args.frames, precision=FP32)
+    sizes = SMALL_BACKBONES if args.backbones == "small" else {}
+    cfg = ExtractorCfg(num_frames=args.frames, precision=FP32, **sizes)
     fp32 = smoke.run("extract_fp32", lambda: extract(cfg, args.device, clip))
-    bf16_cfg = ExtractorCfg(num_frames=args.frames, precision=BF16)
+    bf16_cfg = dataclasses.replace(cfg, precision=BF16)
     bf16 = smoke.run("extract_bf16", lambda: extract(bf16_cfg, args.device, clip))
+    for name, extracted in (("extract_fp32", fp32), ("extract_bf16", bf16)):
+        if extracted is not None:  # where a slow extraction spent its time
+            smoke.facts[f"{name}_stages"] = {
+                k: round(v, 3) for k, v in extracted["timings"].items()
+            }
     features = fp32 or bf16 or random_features(cfg)
     smoke.facts["train_features"] = "extracted" if (fp32 or bf16) else "random"
     items = feature_files(features, scratch)
@@ -377,6 +393,7 @@ def header(args: argparse.Namespace, clip: Path, media: str) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(torch.device(args.device)) if cuda else "cpu",
         "torch": torch.__version__,
         "frames": args.frames,
+        "backbones": args.backbones,
         "clip": clip.name,
         "media": media,
     }
@@ -389,6 +406,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # The production T on a GPU; on the CPU fallback a short one, which takes every path
     # the same way (one content clip either way) in a third of the time.
     parser.add_argument("--frames", type=int, default=32 if cuda else 8, help="T")
+    # The published networks' sizes on a GPU; CPU-sized ones on the CPU fallback, where the
+    # full pair alone takes most of the 120 s whenever the 2 cores are shared.
+    parser.add_argument(
+        "--backbones", choices=("full", "small"), default="full" if cuda else "small"
+    )
     parser.add_argument("--clip", type=Path, help="the clip to extract (default: smallest)")
     # 60 s on a GPU; the CPU fallback's extractions alone take about a minute.
     parser.add_argument(
