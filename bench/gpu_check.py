@@ -1,25 +1,28 @@
 """GPU check of the feature extractor: throughput on the device, a CPU baseline in the same
 run, and agreement of the device's features with the CPU's fp32 ones.
 
-Prepared to run once on a borrowed GPU machine (see `bench/gpu_check.sh`, which installs
-the carried wheels it lacks); it runs on a CPU as well, for a smoke test. Both extractors
-have random weights (no weights files exist), built from the same seed, so they hold the
-same weights; MTCNN's weights ship with facenet-pytorch, so face detection is the real one.
+The throughput step of `bench/gpu_check.sh`, which first installs the carried wheels the
+device lacks, checks the machine (bench/gpu_preflight.py) and runs every GPU code path
+once (bench/gpu_smoke.py), all under one time limit. It runs on a CPU as well, as a
+rehearsal of the script with smaller defaults. Both extractors have random weights (no
+weights files exist), built from the same seed, so they hold the same weights; MTCNN's
+weights ship with facenet-pytorch, so face detection is the real one.
 
-1. Agreement: every distinct clip (up to --agree-clips) through both extractors; per frame
+1. CPU baseline: the fp32 CPU extractor on --cpu-videos clips spread over the clip list,
+   after one warm-up extraction, with torch's default threads (all cores).
+2. Agreement: every distinct clip (up to --agree-clips) through both extractors; per frame
    the crop boxes must overlap (IoU >= 0.9), and where they do, the style codes (per frame)
    and content vectors (per 16-frame clip) must have cosine >= 0.99. Random weights make
    the codes nearly constant across frames, so the "centred" cosines (each extractor's
    per-video mean removed first) are reported too, outside the pass/fail rule.
-2. CPU baseline: the fp32 CPU extractor on --cpu-videos clips spread over the clip list,
-   after one warm-up extraction, with torch's default threads (all cores).
 3. Device throughput: the clips repeated to --videos files (symlinks, so the decode
    threads see distinct paths as in production), decoded ahead by a `FramePrefetcher`
    and extracted one after another, after one warm-up per frame size; it stops early
-   after --minutes or when the time budget (--budget-s) runs out.
+   after --minutes or at the deadline (--deadline, else --budget-s from the start).
 
+A clip that cannot be decoded is skipped in every step and listed in `unreadable_clips`.
 The last line on stdout is one JSON object (progress goes to stderr); the same object is
-written to bench/results/gpu_check.json.
+written to bench/results/gpu_check.json (gpu_check.cpu.json for a run without a GPU).
 
     bash bench/gpu_check.sh [--videos N] [--minutes M]        # on the device
     .venv/bin/python bench/gpu_check.py --videos 3 --frames 8 --cpu-videos 1 --device cpu
@@ -55,6 +58,8 @@ from model.prefetch import FramePrefetcher
 log = logging.getLogger("gpu_check")
 
 RESULT_PATH = RESULTS / "gpu_check.json"
+# A CPU rehearsal of the script must never pass for the device's numbers.
+CPU_RESULT_PATH = RESULTS / "gpu_check.cpu.json"
 SEED = 0  # tasks.extraction.RANDOM_WEIGHTS_SEED: production's random weights
 SEED_V100_S_PER_VIDEO = 14.0  # the seed paper's extractor on a V100
 TARGET_S_PER_VIDEO = SEED_V100_S_PER_VIDEO / 100
@@ -566,10 +571,11 @@ def result_json(
 
 
 def write_result(result: dict[str, Any]) -> None:
-    with atomic_write(RESULT_PATH, "w") as handle:
+    path = RESULT_PATH if result["device"].startswith("cuda") else CPU_RESULT_PATH
+    with atomic_write(path, "w") as handle:
         json.dump(result, handle, indent=2, default=str)
         handle.write("\n")
-    log.info("results written to %s", RESULT_PATH)
+    log.info("results written to %s", path)
 
 
 # --------------------------------------------------------------------------- main
