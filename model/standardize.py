@@ -17,8 +17,14 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-# A dimension that never varies in the training set is centred, not scaled.
-MIN_STD = 1e-12
+# A dimension whose spread is below this fraction of the typical (median) spread of its
+# input is scaled as if it had that much: an absolute floor let a nearly constant
+# dimension be multiplied by up to 1e12, and any shift of another dataset blew up.
+MIN_RELATIVE_STD = 1e-2
+# Standardised values are clipped to this range, so that features far outside the
+# training distribution (another dataset, another extractor) stay bounded; this also
+# bounds checkpoints whose statistics were fitted before the relative floor.
+CLIP = 10.0
 
 
 class InputStandardizer(nn.Module):
@@ -38,8 +44,8 @@ class InputStandardizer(nn.Module):
     def forward(self, content: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
         """content (B, N, D), flow (B, T-1, F) -> the same, standardised."""
         return (
-            (content - self.content_mean) / self.content_std,
-            (flow - self.flow_mean) / self.flow_std,
+            ((content - self.content_mean) / self.content_std).clamp(-CLIP, CLIP),
+            ((flow - self.flow_mean) / self.flow_std).clamp(-CLIP, CLIP),
         )
 
     @torch.no_grad()
@@ -57,6 +63,9 @@ class InputStandardizer(nn.Module):
             flow.add(batch["flow"].flatten(0, 1))  # (B*(T-1), F)
         if content.count == 0:
             raise ValueError("cannot fit input statistics on an empty training set")
+        for name, moments in (("content vectors", content), ("style flows", flow)):
+            if not moments.is_finite():
+                raise ValueError(f"cannot fit input statistics: the {name} hold non-finite values")
         self._set(self.content_mean, self.content_std, content)
         self._set(self.flow_mean, self.flow_std, flow)
         self.fitted.fill_(True)
@@ -65,7 +74,14 @@ class InputStandardizer(nn.Module):
     def _set(mean: Tensor, std: Tensor, moments: _Moments) -> None:
         fitted_mean, fitted_std = moments.mean_std()
         mean.copy_(fitted_mean.to(mean.dtype))
-        std.copy_(torch.where(fitted_std > MIN_STD, fitted_std, 1.0).to(std.dtype))
+        std.copy_(fitted_std.clamp_min(_std_floor(fitted_std)).to(std.dtype))
+
+
+def _std_floor(std: Tensor) -> float:
+    """The least std a dimension is scaled by: a fraction of the median std of the
+    dimensions that vary; 1 when none does (they are then centred, not scaled)."""
+    varying = std[std > 0]
+    return MIN_RELATIVE_STD * float(varying.median()) if len(varying) else 1.0
 
 
 class _Moments:
@@ -82,6 +98,11 @@ class _Moments:
         self.total = total if self.total is None else self.total + total
         self.squares = squares if self.squares is None else self.squares + squares
         self.count += len(rows)
+
+    def is_finite(self) -> bool:
+        # A NaN or inf anywhere in the rows makes the sums non-finite.
+        assert self.total is not None and self.squares is not None
+        return bool(torch.isfinite(self.total).all() and torch.isfinite(self.squares).all())
 
     def mean_std(self) -> tuple[Tensor, Tensor]:
         assert self.total is not None and self.squares is not None

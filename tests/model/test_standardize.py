@@ -12,7 +12,7 @@ from model.data import CachedFeatureDataset, make_loader
 from model.detector import build_detector
 from model.evaluate import evaluate
 from model.features import save_features
-from model.standardize import InputStandardizer
+from model.standardize import MIN_RELATIVE_STD, InputStandardizer
 from model.train import train
 from tests.model.test_train import FAST, TINY
 
@@ -56,7 +56,8 @@ def test_fit_sets_per_dimension_mean_and_std() -> None:
     flow = torch.tensor([[[0.0, 2.0], [2.0, 2.0]]] * 2)  # (B=2, T-1=2, 2)
     scaler.fit([{"content": content, "flow": flow}])
     assert scaler.content_mean.tolist() == [2.0, 20.0, 5.0]
-    assert scaler.content_std.tolist() == [1.0, 10.0, 1.0]  # a constant dimension keeps 1
+    # A constant dimension is scaled by the floor: a fraction of the typical spread.
+    assert scaler.content_std.tolist() == pytest.approx([1.0, 10.0, MIN_RELATIVE_STD * 1.0])
     standard_content, standard_flow = scaler(content, flow)
     assert standard_content[:, 0, :2].tolist() == [[-1.0, -1.0], [1.0, 1.0]]
     assert standard_flow[0, :, 0].tolist() == [-1.0, 1.0]
@@ -102,3 +103,32 @@ def test_the_detector_learns_a_style_flow_statistic_at_real_feature_scales(tmp_p
     assert scores[True]["accuracy"] >= 0.9 and scores[True]["roc_auc"] >= 0.95, scores
     # Without it the same detector stays near chance: the content path drowns the flows.
     assert scores[False]["roc_auc"] < 0.8, scores
+
+
+def test_a_nearly_constant_dimension_is_not_scaled_up_without_bound() -> None:
+    from model.standardize import CLIP
+
+    generator = torch.Generator().manual_seed(0)
+    content = torch.randn(64, 1, 8, generator=generator)  # (B, N=1, D=8), std about 1
+    content[:, :, 3] = 5.0 + 1e-9 * torch.randn(64, 1, generator=generator)  # nearly constant
+    flow = torch.randn(64, 2, 4, generator=generator)
+    scaler = InputStandardizer(content_dim=8, flow_dim=4)
+    scaler.fit([{"content": content, "flow": flow}])
+    typical = scaler.content_std.median()
+    assert scaler.content_std[3] >= MIN_RELATIVE_STD * typical
+    # Another dataset shifts that dimension by a typical spread: the standardised value
+    # stays in a sane range instead of reaching about 1e9.
+    shifted = content.clone()
+    shifted[:, :, 3] += 1.0
+    standard_content, _ = scaler(shifted, flow)
+    assert standard_content.abs().max() <= CLIP
+    assert standard_content[:, :, 3].abs().min() == CLIP
+
+
+def test_fitting_refuses_non_finite_inputs() -> None:
+    content = torch.zeros(2, 1, 3)
+    content[1, 0, 2] = float("nan")
+    scaler = InputStandardizer(content_dim=3, flow_dim=2)
+    with pytest.raises(ValueError, match="non-finite"):
+        scaler.fit([{"content": content, "flow": torch.zeros(2, 1, 2)}])
+    assert not bool(scaler.fitted)
