@@ -146,7 +146,9 @@ def _check_splits(datasets: list[str], fingerprint: str, counts: dict[str, dict[
         if missing:
             raise InvalidInput(
                 f"the {role} split of {names} has only {_other(missing[0])} videos "
-                f"({by_label}); a detector needs both classes"
+                f"({by_label}); a detector needs both classes: no {missing[0]} video in "
+                f"{role}; add {missing[0]} videos or re-split with "
+                f"{' or '.join(f'`ddm split {name}`' for name in datasets)}"
             )
 
 
