@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog import evaluations, runs
 from ddm.catalog.datasets import list_datasets
+from ddm.catalog.splits import split_changes
 from ddm.catalog.stats import video_facts
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput
@@ -53,6 +54,7 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
                 continue
             predictions = evaluations.evaluation_predictions(session, evaluation.id)
             entries.append(run_entry(planned.run, evaluation, predictions, planned.is_reused))
+        _mark_split_changes(session, entries)
         run_ids = [planned.run.id for planned in plan.planned]
         matrix = cross_dataset(session, run_ids, {e["evaluation_id"]: e for e in entries})
         known = {dataset.name for dataset in list_datasets(session)}
@@ -72,9 +74,27 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
             "catalog": catalog["datasets"],
             "sentences": sentences + catalog["sentences"],
         },
-        "notes": list(plan.notes),
+        "notes": [*plan.notes, *_split_change_notes(entries)],
         "failed": failed,
     }
+
+
+def _mark_split_changes(session: Session, entries: list[dict[str, Any]]) -> None:
+    # A re-split (`ddm split`) after an evaluation leaves its numbers about the split as
+    # it was: said, never recomputed, since runs and their predictions are history.
+    changed = split_changes(session, [entry["evaluation_id"] for entry in entries])
+    for entry in entries:
+        entry["split_changed"] = changed.get(entry["evaluation_id"], 0)
+
+
+def _split_change_notes(entries: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"run {e['run_id']} ({e['run_name']}): {e['split_changed']} of its {e['n_videos']} "
+        f"scored {e['eval_dataset']} videos changed split since evaluation "
+        f"{e['evaluation_id']}; its numbers cover the {e['split']} split as it was then"
+        for e in entries
+        if e["split_changed"]
+    ]
 
 
 def _failure(session: Session, planned: Any) -> str:
@@ -211,6 +231,7 @@ def cross_dataset(
     already computed from them, by evaluation id, which are not read again)."""
     computed = computed or {}
     stored = evaluations.latest_evaluations(session, run_ids)
+    changed = split_changes(session, [e.id for e in stored])
     columns = sorted({e.dataset for e in stored})
     rows = []
     for run_id in run_ids:
@@ -223,7 +244,10 @@ def cross_dataset(
             if evaluation is None:
                 continue
             entry = computed.get(evaluation.id) or _summary_of(session, evaluation)
-            cells[dataset] = _cell(entry, evaluation)
+            cells[dataset] = {
+                **_cell(entry, evaluation),
+                "split_changed": changed.get(evaluation.id, 0),
+            }
         rows.append(
             {"run_id": run.id, "run_name": run.name, "train_datasets": run.datasets, "cells": cells}
         )

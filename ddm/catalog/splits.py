@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ddm.catalog.datasets import get_dataset
-from ddm.catalog.models import Dataset, Video
+from ddm.catalog.models import Dataset, Evaluation, Prediction, Video
 from ddm.catalog.videos import SPLIT_POLICY_NOTE
 from ddm.errors import InvalidInput
 from ddm.ingest.group_files import GroupFileError
@@ -125,3 +126,22 @@ def _by_split(rows: list[Video]) -> dict[str, dict[str, int]]:
         for split in [*(s.value for s in Split), NO_SPLIT]
         if any(counts[(split, label.value)] for label in Label) or split != NO_SPLIT
     }
+
+
+def split_changes(session: Session, evaluation_ids: Sequence[int]) -> dict[int, int]:
+    """Evaluation id -> how many of its scored videos are no longer in the split it scored
+    (a re-split since); evaluations of every split and unchanged ones are left out."""
+    if not evaluation_ids:
+        return {}
+    query = (
+        select(Prediction.evaluation_id, func.count())
+        .join(Evaluation, Evaluation.id == Prediction.evaluation_id)
+        .join(Video, Video.id == Prediction.video_id)
+        .where(
+            Prediction.evaluation_id.in_(list(evaluation_ids)),
+            Evaluation.split.is_not(None),
+            or_(Video.split.is_(None), Video.split != Evaluation.split),
+        )
+        .group_by(Prediction.evaluation_id)
+    )
+    return {evaluation_id: count for evaluation_id, count in session.execute(query)}
