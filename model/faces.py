@@ -400,7 +400,12 @@ def crop_boxes(
 
 def style_input(crops: np.ndarray) -> Tensor:
     """(T, S, S, 3) uint8 crops -> (T, 3, S, S) floats normalised with mean/std 0.5."""
-    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
+    return normalise_style(torch.from_numpy(crops))
+
+
+def normalise_style(pixels: Tensor) -> Tensor:
+    """(B, S, S, 3) uint8 crops, on any device -> (B, 3, S, S) floats there, mean/std 0.5."""
+    x = pixels.permute(0, 3, 1, 2).float().div_(255)
     return x.sub_(STYLE_MEAN).div_(STYLE_STD)
 
 
@@ -414,13 +419,26 @@ def content_input(crops: np.ndarray, size: int = 112, clip_len: int = 16) -> Ten
     Returns:
         (ceil(T / clip_len), 3, clip_len, size, size) floats.
     """
+    return normalise_content(torch.from_numpy(content_pixels(crops, size, clip_len)))
+
+
+def content_pixels(crops: np.ndarray, size: int = 112, clip_len: int = 16) -> np.ndarray:
+    """The clips of `content_input` before normalisation.
+
+    Returns:
+        (ceil(T / clip_len), clip_len, size, size, 3) uint8.
+    """
     whole = np.array([0, 0, crops.shape[2], crops.shape[1]])
-    small = np.stack([crop_resize(crop, whole, size) for crop in crops])
-    x = torch.from_numpy(small).permute(0, 3, 1, 2).float().div_(255)  # (T, 3, s, s)
-    x = x.sub_(CONTENT_MEAN).div_(CONTENT_STD)
+    small = np.stack([crop_resize(crop, whole, size) for crop in crops])  # (T, s, s, 3)
     clips = []
-    for start in range(0, len(x), clip_len):
-        clip = x[start : start + clip_len]
-        clip = clip[torch.arange(clip_len) % len(clip)]  # circular padding
-        clips.append(clip.permute(1, 0, 2, 3))  # (3, clip_len, s, s)
-    return torch.stack(clips)
+    for start in range(0, len(small), clip_len):
+        clip = small[start : start + clip_len]
+        clips.append(clip[np.arange(clip_len) % len(clip)])  # circular padding
+    return np.stack(clips)
+
+
+def normalise_content(pixels: Tensor) -> Tensor:
+    """(N, L, s, s, 3) uint8 clips, on any device -> (N, 3, L, s, s) floats there, normalised
+    with mean 0.45 / std 0.225."""
+    x = pixels.permute(0, 4, 1, 2, 3).float().div_(255)
+    return x.sub_(CONTENT_MEAN).div_(CONTENT_STD)

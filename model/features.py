@@ -30,15 +30,17 @@ from model.faces import (
     DecodedVideo,
     FaceCfg,
     FaceDetector,
-    content_input,
+    content_pixels,
     extract_faces,
-    style_input,
+    normalise_content,
+    normalise_style,
 )
 from model.precision import (
     FP32,
     autocast_for,
     channels_last_input,
     check_precision,
+    strict_fp32,
     to_channels_last,
 )
 from model.psp import prepare_for_inference
@@ -227,11 +229,12 @@ class FeatureExtractor:
             UnreadableVideo: the file cannot be opened or has no frames.
         """
         start = time.perf_counter()
-        track = extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
-        style_start = time.perf_counter()
-        style = self.encode_style(track.crops)
-        content_start = time.perf_counter()
-        content = self.encode_content(track.crops)
+        with strict_fp32():  # detection too: TF32 could flip MTCNN's boxes
+            track = extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
+            style_start = time.perf_counter()
+            style = self.encode_style(track.crops)
+            content_start = time.perf_counter()
+            content = self.encode_content(track.crops)
         end = time.perf_counter()
         timings = dict(track.timings)
         timings.update(style=content_start - style_start, content=end - content_start)
@@ -255,13 +258,13 @@ class FeatureExtractor:
     @torch.inference_mode()
     def encode_style(self, crops: np.ndarray) -> Tensor:
         """(T, S, S, 3) uint8 face crops -> (T, L, 512) float32 style codes."""
-        frames = style_input(crops)  # (T, 3, S, S)
-        with autocast_for(self.cfg.precision, self.device):
+        pixels = torch.from_numpy(crops)  # (T, S, S, 3) uint8
+        with strict_fp32(), autocast_for(self.cfg.precision, self.device):
             codes = [
-                self.style_encoder(self._to_device(batch), levels=self.cfg.levels).float().cpu()
-                for batch in frames.split(self.batch_size)
+                self.style_encoder(self._style_batch(batch), levels=self.cfg.levels)
+                for batch in pixels.split(self.batch_size)
             ]
-        style = torch.cat(codes)  # (T, L, 512)
+        style = torch.cat(codes).float().cpu()  # (T, L, 512); one wait for the device
         if self.cfg.add_latent_avg:
             style = style + self.style_encoder.latent_avg[list(self.cfg.levels)].cpu()
         return style.contiguous()
@@ -269,19 +272,31 @@ class FeatureExtractor:
     @torch.inference_mode()
     def encode_content(self, crops: np.ndarray) -> Tensor:
         """(T, S, S, 3) uint8 face crops -> (ceil(T / clip_len), 2048) float32 vectors."""
-        clips = content_input(crops, self.cfg.content_size, self.cfg.clip_len)  # (N,3,16,s,s)
-        with autocast_for(self.cfg.precision, self.device):
+        clips = content_pixels(crops, self.cfg.content_size, self.cfg.clip_len)  # (N,16,s,s,3)
+        with strict_fp32(), autocast_for(self.cfg.precision, self.device):
             vectors = [
-                self.content_encoder(self._to_device(batch)).float().cpu()
-                for batch in clips.split(self.batch_size)
+                self.content_encoder(self._content_batch(batch))
+                for batch in torch.from_numpy(clips).split(self.batch_size)
             ]
-        return torch.cat(vectors).contiguous()  # (N, 2048)
+        return torch.cat(vectors).float().cpu().contiguous()  # (N, 2048)
 
-    def _to_device(self, batch: Tensor) -> Tensor:
-        if self.device.type == "cuda":
-            # Pinned host memory lets the copy overlap the previous batch's kernels.
-            batch = batch.pin_memory()
-        return channels_last_input(batch.to(self.device, non_blocking=True))
+    def _style_batch(self, pixels: Tensor) -> Tensor:
+        # Normalised on the device: a quarter of the bytes cross, and no float host copy.
+        return channels_last_input(normalise_style(upload(pixels, self.device)))
+
+    def _content_batch(self, pixels: Tensor) -> Tensor:
+        return channels_last_input(normalise_content(upload(pixels, self.device)))
+
+
+def upload(pixels: Tensor, device: torch.device) -> Tensor:
+    """Copy a batch of uint8 pixels to `device`; from pinned memory, without waiting, to a GPU.
+
+    The copy overlaps the kernels still queued, since the outputs are only read back once
+    per video.
+    """
+    if device.type == "cuda":
+        pixels = pixels.pin_memory()
+    return pixels.to(device, non_blocking=True)
 
 
 def build_extractor(

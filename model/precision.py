@@ -3,7 +3,8 @@
 Both run the convolutions in channels_last layout, which oneDNN (CPU) and cuDNN (GPU)
 execute faster than the default layout without changing the results beyond rounding.
 bf16 autocast changes them more than rounding does, so it is part of the extractor's
-fingerprint: its caches never mix with fp32 ones.
+fingerprint: its caches never mix with fp32 ones. TF32, which cuDNN uses for fp32
+convolutions by default, changes them as much, so extraction turns it off (`strict_fp32`).
 
 Measured on a 2-core CPU with AMX-BF16 (bench/extract.py, T = 32): the style stage of a
 video took 15.9 s in fp32 and 4.9 s in bf16, the whole video 22.2 s and 10.7 s.
@@ -58,3 +59,22 @@ def autocast_for(precision: str, device: torch.device) -> Iterator[None]:
         return
     with torch.autocast(device.type, dtype=torch.bfloat16):
         yield
+
+
+@contextlib.contextmanager
+def strict_fp32() -> Iterator[None]:
+    """Turn TF32 off for cuDNN convolutions and CUDA matmuls; restore the settings after.
+
+    TF32 keeps 10 mantissa bits: a GPU's "fp32" features would then differ from a CPU's by
+    far more than rounding, and MTCNN's boxes could flip at its thresholds, under the one
+    fp32 fingerprint. Strict fp32 keeps that fingerprint meaning the same numbers on every
+    device, rather than splitting caches per device kind; bf16 is the fast option and has
+    its own fingerprint. The settings are process-wide: run one extraction at a time per
+    process (decoding threads run no convolutions).
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
