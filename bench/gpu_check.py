@@ -31,6 +31,7 @@ written to bench/results/gpu_check.json (gpu_check.cpu.json for a run without a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -74,6 +75,14 @@ LOOP_RESERVE_S = 90.0
 # Kept for writing the results once the timed loop stops.
 FINISH_RESERVE_S = 10.0
 MAIN_STAGES = ("detect", "track", "style", "content", "total")
+# `ddm extract --backbones small` (tasks.extraction.BACKBONES, which needs the jobs layer's
+# dependencies to import): the same code paths with CPU-sized networks.
+SMALL_BACKBONES = {
+    "style_model": "psp_encoder_small",
+    "content_model": "slow_r50_small",
+    "face_size": 128,
+    "content_size": 56,
+}
 SYNTHETIC_SIZES = ((640, 480), (1280, 720), (1920, 1080), (854, 480))
 SYNTHETIC_FRAMES = 48
 
@@ -96,6 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=sized["frames"], help="T per video")
     parser.add_argument("--device", default="cuda" if cuda else "cpu", help="cuda or cpu")
     parser.add_argument("--precision", default=BF16, choices=PRECISIONS, help="device's")
+    # The published networks' sizes on a GPU; CPU-sized ones for the rehearsal without one,
+    # where the full pair takes 20 to 40 s per video on 2 shared cores.
+    parser.add_argument(
+        "--backbones", choices=("full", "small"), default="full" if cuda else "small"
+    )
     parser.add_argument("--cpu-videos", type=int, default=sized["cpu"], help="CPU baseline")
     parser.add_argument("--agree-clips", type=int, default=sized["agree"], help="clips compared")
     parser.add_argument(
@@ -321,10 +335,12 @@ def agreement(
     Clips that cannot be decoded are skipped and recorded in `unreadable`.
     """
     rows = []
+    longest = 0.0
     for clip in clips:
-        if time.perf_counter() > until:
+        if not has_time(until, longest):
             log.warning("agreement stopped after %d clips: time budget", len(rows))
             break
+        began = time.perf_counter()
         cpu_seconds = None
         if clip not in references and clip not in unreadable:
             extracted = _readable_extract(cpu, clip, unreadable)
@@ -337,6 +353,7 @@ def agreement(
         row.update(clip=clip.name, size="x".join(map(str, frame_size(clip))), cpu_s=cpu_seconds)
         log.info("agreement %s: %s", clip.name, _brief(row))
         rows.append(row)
+        longest = max(longest, _since(began))
     return summarise_agreement(rows, same_weights(cpu, device)), rows
 
 
@@ -421,15 +438,29 @@ def _readable_extract(
         return None
 
 
-def warm_up(device: FeatureExtractor, clips: list[Path], done: set[tuple[int, int]]) -> None:
+def has_time(until: float, longest: float) -> bool:
+    """Whether one more step as long as the longest so far ends by `until`: a step that
+    overran would be killed by the script's time limit, and this run's JSON with it."""
+    return time.perf_counter() + longest <= until
+
+
+def warm_up(
+    device: FeatureExtractor, clips: list[Path], done: set[tuple[int, int]], until: float
+) -> None:
     """One untimed extraction per frame size not met yet: the first pass at a size picks
     kernels and allocates buffers."""
+    longest = 0.0
     for clip in clips:
         size = frame_size(clip)
-        if size not in done:
-            device.extract(clip)
-            done.add(size)
-            log.info("device warm-up at %dx%d done", *size)
+        if size in done:
+            continue
+        if not has_time(until, longest):
+            log.warning("device warm-up stopped: time budget")
+            return
+        _, seconds = timed_extract(device, clip)
+        longest = max(longest, seconds)
+        done.add(size)
+        log.info("device warm-up at %dx%d done", *size)
 
 
 def throughput(
@@ -439,14 +470,16 @@ def throughput(
     stages = dict.fromkeys(MAIN_STAGES, 0.0)
     totals = {"decode_thread_s": 0.0, "wait_for_decode_s": 0.0, "fallback_frames": 0}
     done = failed = 0
+    longest = 0.0
     if device.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device.device)
     start = time.perf_counter()
     with FramePrefetcher(device.cfg.num_frames, workers=workers, ahead=workers) as prefetcher:
         prefetcher.schedule(paths)
         for path in paths:
-            if time.perf_counter() > until:
+            if not has_time(until, longest):
                 break
+            began = time.perf_counter()
             try:
                 features = _extract_prefetched(device, path, prefetcher, totals)
             except UnreadableVideo as exc:
@@ -458,6 +491,7 @@ def throughput(
             totals["decode_thread_s"] += features["timings"]["decode"]
             totals["fallback_frames"] += int(features["num_fallback"])
             done += 1
+            longest = max(longest, _since(began))
             if done % 25 == 0:
                 log.info("device: %d/%d videos, %.1f s", done, len(paths), _since(start))
         wall = _since(start)  # before close(): dropping unstarted decodes is not work
@@ -536,6 +570,7 @@ def result_json(
             "torch": torch.__version__,
             "precision": args.precision,
             "frames": args.frames,
+            "backbones": args.backbones,
             "weights": "random",
             "media": media,
             "videos_requested": args.videos,
@@ -594,9 +629,12 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         clips = synthetic_clips(scratch)
     cuda = torch.device(args.device).type == "cuda"
     log.info("building extractors (random weights, seed %d)", SEED)
-    cpu = build(ExtractorCfg(num_frames=args.frames, precision=FP32), "cpu", 8)
-    device_cfg = ExtractorCfg(num_frames=args.frames, precision=args.precision)
-    device = build(device_cfg, args.device, 32 if cuda else 8)
+    sizes = SMALL_BACKBONES if args.backbones == "small" else {}
+    cpu_cfg = ExtractorCfg(num_frames=args.frames, precision=FP32, **sizes)
+    cpu = build(cpu_cfg, "cpu", 8)
+    device = build(
+        dataclasses.replace(cpu_cfg, precision=args.precision), args.device, 32 if cuda else 8
+    )
 
     unreadable: dict[Path, str] = {}
     cpu_seconds, references = cpu_baseline(cpu, clips, args.cpu_videos, unreadable)
@@ -608,9 +646,9 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     clips = [clip for clip in clips if clip not in unreadable]
     # Warm only the sizes the loop will meet; the agreement ran the device at some already.
     warmed = {frame_size(clip) for clip in compared if clip not in unreadable}
-    warm_up(device, clips[: args.videos], warmed)
-    paths = repeated_paths(clips, args.videos, scratch)
     loop_until = min(time.perf_counter() + args.minutes * 60, deadline - FINISH_RESERVE_S)
+    warm_up(device, clips[: args.videos], warmed, loop_until)
+    paths = repeated_paths(clips, args.videos, scratch)
     log.info("timed loop: %d videos, %d decode workers", len(paths), args.decode_workers)
     loop = throughput(device, paths, args.decode_workers, loop_until)
     result = result_json(args, facts, media, cpu_seconds, agree, loop, device, started)

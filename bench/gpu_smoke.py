@@ -46,7 +46,14 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 import torch
-from gpu_check import SEED, build, frame_size, real_clips, synthetic_clips
+from gpu_check import (
+    SEED,
+    SMALL_BACKBONES,
+    build,
+    frame_size,
+    real_clips,
+    synthetic_clips,
+)
 from gpu_report import FAIL, PASS, PATHS
 
 from ddm.fs import atomic_write
@@ -63,14 +70,6 @@ log = logging.getLogger("gpu_smoke")
 
 FEATURE_FILES = 8  # half real, half fake: both classes, so the metrics are defined
 BATCH = 4
-# `ddm extract --backbones small` (tasks.extraction.BACKBONES, which needs the jobs layer's
-# dependencies to import): the same code paths with CPU-sized networks.
-SMALL_BACKBONES = {
-    "style_model": "psp_encoder_small",
-    "content_model": "slow_r50_small",
-    "face_size": 128,
-    "content_size": 56,
-}
 
 
 # --------------------------------------------------------------------------- bookkeeping
