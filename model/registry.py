@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +67,8 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+# The modules whose `@register_model` builders fill `_REGISTRY`.
+FAMILIES = ("model.detector", "model.psp", "model.slow_r50")
 
 
 def register_model(
@@ -91,12 +94,24 @@ def register_model(
     return decorate
 
 
+def load_families() -> None:
+    """Import every family module, which registers its models (once; cheap afterwards).
+
+    The `model` package no longer imports them when it is imported (that would import
+    torch for the reports, which need none), so every lookup here calls this first.
+    """
+    for family in FAMILIES:
+        import_module(family)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Return the sorted names of registered models matching a shell-style pattern."""
+    load_families()
     return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
 
 
 def _entry(name: str) -> _Entry:
+    load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
