@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.output import output_options, table, write_json
+from cli.output import output_options, table, write_json, write_json_list
 from cli.progress import progress_bar
 from ddm.ingest.registry import FORMAT_NAMES
 from ddm.vocab import Label, Split, values
@@ -200,13 +200,13 @@ def videos(
     from ddm.catalog.caches import latest_fingerprint
     from ddm.catalog.datasets import get_dataset
     from ddm.catalog.records import to_json
-    from ddm.catalog.videos import list_videos
+    from ddm.catalog.videos import iter_videos
 
     with app.session() as session:
         if dataset is not None:
             get_dataset(session, dataset)  # an unknown name is an error, not an empty list
         fingerprint = fingerprint or latest_fingerprint(session, dataset)
-        records = list_videos(
+        records = iter_videos(
             session,
             dataset=dataset,
             label=label,
@@ -216,10 +216,12 @@ def videos(
             fingerprint=fingerprint,
             limit=limit,
         )
-    rows = [to_json(record) for record in records]
-    if as_json:
-        write_json(rows)
-        return
+        rows = (to_json(record) for record in records)
+        if as_json:
+            # Streamed from the open cursor: DFDC's 128k videos never sit in memory at once.
+            write_json_list(rows)
+            return
+        rows = list(rows)
     table(app.out, rows, VIDEO_COLUMNS, empty="no videos match")
 
 

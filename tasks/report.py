@@ -9,7 +9,7 @@ document's keys (`runs`, `cross_dataset`, `bias`) are a stable interface.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -139,7 +139,7 @@ def run_entry(
         "scope": "all" if not leaks else "held_out",
         **_metric_fields(split["held_out"], evaluation.threshold),
         "pooled": _metric_fields(split["pooled"], evaluation.threshold),
-        "ranked_by": "logit" if _logits(predictions) is not None else "score",
+        "ranked_by": "logit" if _logits([p.logit for p in predictions]) is not None else "score",
         "left_out": evaluation.left_out or {},
         "predictions": [_prediction(p) for p in predictions],
     }
@@ -154,20 +154,30 @@ def run_entry(
 def evaluation_metrics(predictions: list[Any], threshold: float | None) -> dict[str, Any]:
     """`model.metrics.held_out_metrics` of stored predictions, ranked by their logits
     (by their scores for evaluations stored before logits were kept)."""
+    scores = evaluations.StoredScores(
+        labels=[p.label for p in predictions],
+        scores=[p.score for p in predictions],
+        logits=[p.logit for p in predictions],
+        is_leaked=[p.is_leaked for p in predictions],
+    )
+    return stored_metrics(scores, threshold)
+
+
+def stored_metrics(stored: evaluations.StoredScores, threshold: float | None) -> dict[str, Any]:
+    """`evaluation_metrics` of an evaluation's stored scores alone."""
     from model.metrics import held_out_metrics
 
     return held_out_metrics(
-        [int(p.label == Label.FAKE) for p in predictions],
-        [p.score for p in predictions],
-        [p.is_leaked for p in predictions],
+        [int(label == Label.FAKE) for label in stored.labels],
+        stored.scores,
+        stored.is_leaked,
         threshold if threshold is not None else DEFAULT_THRESHOLD,
-        logits=_logits(predictions),
+        logits=_logits(stored.logits),
     )
 
 
-def _logits(predictions: list[Any]) -> list[float] | None:
-    logits = [p.logit for p in predictions]
-    return None if any(logit is None for logit in logits) else logits
+def _logits(logits: list[float | None]) -> list[float] | None:
+    return None if any(logit is None for logit in logits) else cast(list[float], logits)
 
 
 def _metric_fields(m: dict[str, Any] | None, threshold: float | None) -> dict[str, Any]:
@@ -256,12 +266,13 @@ def cross_dataset(
 
 def _summary_of(session: Session, evaluation: Any) -> dict[str, Any]:
     """The keys of a run entry that a cell shows, computed from the stored predictions."""
-    predictions = evaluations.evaluation_predictions(session, evaluation.id)
-    split = evaluation_metrics(predictions, evaluation.threshold)
-    everything = split["n_held_out"] == len(predictions)
+    # The scores alone: a matrix over 10 runs reads about a million of them.
+    stored = evaluations.evaluation_scores(session, evaluation.id)
+    split = stored_metrics(stored, evaluation.threshold)
+    everything = split["n_held_out"] == len(stored.scores)
     return {
         **_metric_fields(split["held_out"], evaluation.threshold),
-        "n_videos": len(predictions),
+        "n_videos": len(stored.scores),
         "n_held_out": split["n_held_out"],
         "scope": "all" if everything else "held_out",
         "held_out": everything,

@@ -394,8 +394,26 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
         .where(FeatureCache.fingerprint == (evaluation.fingerprint or ""))
         .subquery()
     )
+    # Plain columns, not ORM objects: a DFDC evaluation has 128k rows.
     query = (
-        select(Prediction, Video, cache.c.fallback_frames, cache.c.frame_sources, cache.c.path)
+        select(
+            Prediction.video_id,
+            Video.path,
+            Prediction.label,
+            Prediction.score,
+            Prediction.logit,
+            Prediction.predicted_label,
+            Prediction.is_leaked,
+            Prediction.leak,
+            Video.method,
+            Video.compression,
+            Video.frame_count,
+            Video.width,
+            Video.height,
+            cache.c.fallback_frames,
+            cache.c.frame_sources,
+            cache.c.path.label("cache_path"),
+        )
         .join(Video, Video.id == Prediction.video_id)
         .outerjoin(cache, cache.c.video_id == Prediction.video_id)
         .where(Prediction.evaluation_id == evaluation_id)
@@ -404,25 +422,53 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
     return [
         PredictionRecord(
             evaluation_id=evaluation_id,
-            video_id=video.id,
-            path=video.path,
-            label=prediction.label,
-            score=prediction.score,
-            logit=prediction.logit,
-            predicted_label=prediction.predicted_label,
-            is_leaked=bool(prediction.is_leaked),
-            leak=prediction.leak,
-            method=video.method,
-            compression=video.compression,
-            frame_count=video.frame_count,
-            width=video.width,
-            height=video.height,
-            fallback_frames=fallback,
-            frame_sources=sources,
-            cache_path=path,
+            video_id=row.video_id,
+            path=row.path,
+            label=row.label,
+            score=row.score,
+            logit=row.logit,
+            predicted_label=row.predicted_label,
+            is_leaked=bool(row.is_leaked),
+            leak=row.leak,
+            method=row.method,
+            compression=row.compression,
+            frame_count=row.frame_count,
+            width=row.width,
+            height=row.height,
+            fallback_frames=row.fallback_frames,
+            frame_sources=row.frame_sources,
+            cache_path=row.cache_path,
         )
-        for prediction, video, fallback, sources, path in session.execute(query)
+        for row in session.execute(query)
     ]
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    """What the metrics of one evaluation read of each prediction, as parallel lists in
+    video id order: a cross-dataset matrix cell needs no more than this."""
+
+    labels: list[str | None]
+    scores: list[float]
+    logits: list[float | None]
+    is_leaked: list[bool]
+
+
+def evaluation_scores(session: Session, evaluation_id: int) -> StoredScores:
+    """The evaluation's stored labels, scores, logits and leak flags, without the videos'
+    facts (`evaluation_predictions` joins those)."""
+    query = (
+        select(Prediction.label, Prediction.score, Prediction.logit, Prediction.is_leaked)
+        .where(Prediction.evaluation_id == evaluation_id)
+        .order_by(Prediction.video_id)
+    )
+    rows = session.execute(query).all()
+    return StoredScores(
+        labels=[row[0] for row in rows],
+        scores=[row[1] for row in rows],
+        logits=[row[2] for row in rows],
+        is_leaked=[bool(row[3]) for row in rows],
+    )
 
 
 def _to_record(row: Evaluation, dataset: str) -> EvaluationRecord:

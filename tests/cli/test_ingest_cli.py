@@ -76,6 +76,23 @@ def test_videos_json_is_the_documented_interface(run_ddm, ingested_ff) -> None:
     assert orphan["original_path"] is None
 
 
+def test_videos_json_streams_the_same_document_as_the_catalog_list(run_ddm, ingested_ff) -> None:
+    from ddm.catalog.records import to_json
+    from ddm.catalog.videos import list_videos
+    from ddm.db import create_db_engine, make_session_factory, session_scope
+
+    result = run_ddm("videos", "--json", env=ingested_ff)
+    assert result.exit_code == 0, result.stderr
+    engine = create_db_engine(ingested_ff["DDM_DATABASE_URL"])
+    with session_scope(make_session_factory(engine)) as session:
+        expected = [to_json(record) for record in list_videos(session)]
+    engine.dispose()
+    assert result.stdout == json.dumps(expected, indent=2, default=str) + "\n"
+    empty = run_ddm("videos", "--json", "--method", "NoSuchMethod", env=ingested_ff)
+    assert empty.exit_code == 0, empty.stderr
+    assert empty.stdout == "[]\n"
+
+
 def test_videos_filters(run_ddm, ingested_ff) -> None:
     def paths(*args: str) -> list[str]:
         result = run_ddm("videos", "--json", *args, env=ingested_ff)
