@@ -15,13 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import Tensor, nn
 
-from ddm.download import PublishedFile
 from model.errors import UnknownModel
 from model.weights import LoadReport, find_weights, load_pretrained
+
+if TYPE_CHECKING:
+    from ddm.download import PublishedFile
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +197,10 @@ def published_weights(name: str) -> PublishedFile:
     Raises:
         UnknownModel: `name` is not registered, or no weights are published for it.
     """
+    # Imported here: ddm.download needs the settings' libraries, which a machine that only
+    # runs the networks (the device check's) need not have.
+    from ddm.download import PublishedFile
+
     cfg = get_cfg(name)
     if not (cfg.weights_file and cfg.url):
         raise UnknownModel(f"no published weights for {name!r} ({cfg.source or 'none named'})")
