@@ -9,8 +9,10 @@ call it, strongest first (`ddm.vocab.Leak`):
   ingested per compression, as `ff_c23` and `ff_c40`);
 - split: the video sits in the train or val split of a dataset the run trained on, though
   it was no member (left out for want of a cache, say);
-- identity: it shares an identity group with a member (the same person or footage; the
-  official FF++ and Celeb-DF splits are not identity-disjoint, DATASETS.md §1.5, §2.4).
+- identity: it shares an identity group or a person with a member (the same person or
+  footage; a fake's person is its target's and its source's, whose face was swapped in;
+  the official FF++ and Celeb-DF splits are not identity-disjoint, DATASETS.md §1.5,
+  §2.4).
 
 Identity groups and sequences are compared within one dataset format: groups are named by
 each format's own rules, so equal names of two formats mean nothing.
@@ -46,6 +48,8 @@ class VideoKeys:
     compression: str | None
     split: str | None
     identity_group: str | None
+    target_identity: str | None = None
+    source_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class SeenByRun:
     video_ids: frozenset[int]
     content_hashes: frozenset[str]
     sequences: frozenset[tuple[str, str]]
-    groups: frozenset[tuple[str, str]]
+    identities: frozenset[tuple[str, str, str]]
     train_datasets: frozenset[int]
 
     def leak_of(self, video: VideoKeys) -> Leak | None:
@@ -67,7 +71,7 @@ class SeenByRun:
             return Leak.SEQUENCE
         if video.dataset_id in self.train_datasets and video.split in SEEN_SPLITS:
             return Leak.SPLIT
-        if video.identity_group and (video.format, video.identity_group) in self.groups:
+        if identity_keys(video) & self.identities:
             return Leak.IDENTITY
         return None
 
@@ -83,6 +87,8 @@ def keys_query() -> Select[Any]:
         Video.compression,
         Video.split,
         Video.identity_group,
+        Video.target_identity,
+        Video.source_identity,
     ).join(Dataset, Dataset.id == Video.dataset_id)
 
 
@@ -96,6 +102,8 @@ def keys_of(row: Any) -> VideoKeys:
         row.compression,
         row.split,
         row.identity_group,
+        row.target_identity,
+        row.source_identity,
     )
 
 
@@ -112,11 +120,16 @@ def seen_by_run(session: Session, run_id: int, train_datasets: Iterable[str]) ->
         video_ids=frozenset(keys.video_id for keys, _ in members),
         content_hashes=frozenset(hashes),
         sequences=frozenset(k for k in (sequence_key(keys) for keys, _ in members) if k),
-        groups=frozenset(
-            (keys.format, keys.identity_group) for keys, _ in members if keys.identity_group
-        ),
+        identities=frozenset(key for keys, _ in members for key in identity_keys(keys)),
         train_datasets=frozenset(dataset_ids),
     )
+
+
+def identity_keys(video: VideoKeys) -> set[tuple[str, str, str]]:
+    """The identity group and the people of a video, each qualified by its dataset format."""
+    keys = {(video.format, "group", video.identity_group)} if video.identity_group else set()
+    people = (video.target_identity, video.source_identity)
+    return keys | {(video.format, "person", person) for person in people if person}
 
 
 def sequence_key(video: VideoKeys) -> tuple[str, str] | None:

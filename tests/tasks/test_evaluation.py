@@ -393,3 +393,17 @@ def test_a_replaced_checkpoint_is_refused_not_silently_reused(job_settings, fact
     checkpoint.write_bytes(original)
     again = _report(job_settings, factory, synth)["runs"][0]
     assert again["reused"] and again["evaluation_id"] == first["evaluation_id"]
+
+
+def test_a_fake_whose_swapped_in_face_was_trained_on_is_seen(job_settings, factory, synth):
+    # Celeb-DF-like: a test fake's source (the face swapped in) is a person of a train real.
+    with session_scope(factory) as session:
+        train_v0 = session.scalars(select(Video).where(Video.path == "train/v0.mp4")).one()
+        test_v1 = session.scalars(select(Video).where(Video.path == "test/v1.mp4")).one()
+        train_v0.target_identity, train_v0.identity_group = "id7", "id7"
+        test_v1.target_identity, test_v1.identity_group = "id2", "id2"
+        test_v1.source_identity = "id7"
+    _train(job_settings, factory, synth)
+    (entry,) = _report(job_settings, factory, synth)["runs"]
+    assert entry["leaks"] == {"identity": 1} and entry["n_held_out"] == 3
+    assert {p["path"]: p["leak"] for p in entry["predictions"]}["test/v1.mp4"] == "identity"
