@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -91,14 +93,16 @@ def train(app: App, datasets: list[str], wait: bool, as_json: bool, **options: A
     """
     from tasks.training import train_datasets
 
-    run = train_datasets(
-        app.settings,
-        app.session_factory,
-        datasets,
-        on_plan=lambda plan: _describe_plan(app, plan),
-        on_epoch=lambda metrics: _describe_epoch(app, metrics),
-        **_plan_options(options),
-    )
+    with _training_progress(app, options["epochs"]) as live:
+        run = train_datasets(
+            app.settings,
+            app.session_factory,
+            datasets,
+            on_plan=lambda plan: _describe_plan(app, plan),
+            on_epoch=lambda metrics: (_describe_epoch(app, metrics), live.epoch(metrics)),
+            on_batch=live.batch,
+            **_plan_options(options),
+        )
     plan, dispatched = run.plan, run.dispatched
     if dispatched.sent and not wait:
         app.err.print(f"submitted run {plan.run.id} ({plan.run.name}) as job {plan.job_id}")
@@ -161,6 +165,55 @@ def _describe_epoch(app: App, metrics: dict[str, Any]) -> None:
         markup=False,
         highlight=False,
     )
+
+
+class _Live:
+    """Bars for the epochs and the current epoch's batches, with the latest losses; does
+    nothing without a terminal, where the line per epoch says it all."""
+
+    def __init__(self, progress: Any = None, epochs: int = 0) -> None:
+        self.progress = progress
+        if progress is not None:
+            self.epochs = progress.add_task("epochs", total=epochs, loss="")
+            self.batches = progress.add_task("batches", total=None, loss="")
+
+    def batch(self, event: dict[str, Any]) -> None:
+        if self.progress is not None:
+            loss = f"loss {event['loss']:.4f}"
+            self.progress.update(
+                self.batches, total=event["batches"], completed=event["batch"], loss=loss
+            )
+
+    def epoch(self, metrics: dict[str, Any]) -> None:
+        if self.progress is not None:
+            losses = f"loss {metrics['train_loss']:.4f} / {metrics['val_loss']:.4f}"
+            self.progress.update(self.epochs, completed=metrics["epoch"], loss=losses)
+            self.progress.reset(self.batches, loss="")
+
+
+@contextlib.contextmanager
+def _training_progress(app: App, epochs: int) -> Iterator[_Live]:
+    """Live bars on stderr in a terminal (not with --quiet, nor when piped)."""
+    if app.quiet or not app.err.is_terminal:
+        yield _Live()
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[loss]}"),
+    )
+    with Progress(*columns, console=app.err, transient=True) as progress:
+        yield _Live(progress, epochs)
 
 
 def _fail_unless_succeeded(app: App, run_id: int) -> None:

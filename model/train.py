@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +226,8 @@ class TrainHooks:
             cancellation).
         run_dir: write TensorBoard scalars here.
         resume: continue from this state (saved by `on_epoch_end`) instead of epoch 1.
+        on_batch: called after each training batch with (epoch, batch, batches, loss);
+            `batches` is None for a loader without a length. For progress bars.
     """
 
     on_metrics: MetricsCallback | None = None
@@ -233,6 +235,7 @@ class TrainHooks:
     should_stop: Callable[[], bool] | None = None
     run_dir: str | os.PathLike[str] | None = None
     resume: TrainState | None = None
+    on_batch: Callable[[int, int, int | None, float], None] | None = None
 
 
 @dataclass
@@ -337,7 +340,7 @@ class _Trainer:
             for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
                 if self.stopper.should_stop:
                     break  # a resumed run whose patience had already run out
-                metrics = self._epoch(train_loader, val_loader)
+                metrics = self._epoch(train_loader, val_loader, epoch, hooks.on_batch)
                 self.history.append({"epoch": epoch, **metrics})
                 _report(epoch, metrics, hooks.on_metrics, writer)
                 self.stopper.update(epoch, metrics["val_loss"], self.model)
@@ -366,11 +369,23 @@ class _Trainer:
             "its features, or lower the learning rate"
         )
 
-    def _epoch(self, train_loader: Iterable[Batch], val_loader: Iterable[Batch]) -> dict:
+    def _epoch(
+        self,
+        train_loader: Iterable[Batch],
+        val_loader: Iterable[Batch],
+        epoch: int,
+        on_batch: Callable[[int, int, int | None, float], None] | None,
+    ) -> dict:
         model, cfg = self.model, self.cfg
         lr = self.optimizer.param_groups[0]["lr"]
+        batches = len(train_loader) if isinstance(train_loader, Sized) else None
+
+        def batch_done(index: int, loss: float) -> None:
+            if on_batch is not None:
+                on_batch(epoch, index, batches, loss)
+
         train_loss, train_acc = _train_epoch(
-            model, train_loader, self.optimizer, self.mixer, self.device, cfg
+            model, train_loader, self.optimizer, self.mixer, self.device, cfg, batch_done
         )
         val_loss, val_acc = _validate(model, val_loader, self.device, cfg.pos_weight)
         self.scheduler.step()  # once per epoch, as the seed schedules it
@@ -431,11 +446,12 @@ def _train_epoch(
     mixer: Mixup,
     device: torch.device,
     cfg: TrainCfg,
+    on_batch: Callable[[int, float], None],
 ) -> tuple[float, float]:
     model.train()
     total_loss = total_correct = 0.0
     count = 0
-    for batch in loader:
+    for index, batch in enumerate(loader, start=1):
         content, style, target = mixer(
             batch["content"].to(device),
             batch["style"].to(device),
@@ -454,6 +470,7 @@ def _train_epoch(
         total_loss += loss.item() * len(target)
         total_correct += correct
         count += len(target)
+        on_batch(index, loss.item())
     return total_loss / max(count, 1), total_correct / max(count, 1)
 
 

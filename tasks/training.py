@@ -181,16 +181,24 @@ def train_datasets(
     *,
     on_plan: Callable[[TrainingPlan], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> TrainingRun:
     """Plan a run on `datasets` and train it: here without a broker (`on_epoch` hears of
-    each epoch's metrics), on a worker with one. `options` are `plan_training`'s."""
+    each epoch's metrics, `on_batch` of each training batch's loss), on a worker with one.
+    `options` are `plan_training`'s."""
     if not settings.broker:
         abandon_stale_jobs(settings, factory)
     plan = plan_training(settings, factory, datasets, **options)
     if on_plan is not None:
         on_plan(plan)
-    return TrainingRun(plan, dispatch(settings, factory, [plan.job_id], on_epoch))
+
+    def on_event(event: dict[str, Any]) -> None:
+        hook = on_batch if "batch" in event else on_epoch
+        if hook is not None:
+            hook(event)
+
+    return TrainingRun(plan, dispatch(settings, factory, [plan.job_id], on_event))
 
 
 # --------------------------------------------------------------------------- running

@@ -61,6 +61,17 @@ def train_run(
         should_stop=context.lost.is_set,
         run_dir=run_dir / "tensorboard",
         resume=_resume_state(run),
+        # Progress only, no unit of work: the job's units are epochs.
+        on_batch=lambda epoch, batch, batches, loss: context.advance(
+            event={
+                "run_id": run.id,
+                "epoch": epoch,
+                "batch": batch,
+                "batches": batches,
+                "loss": loss,
+            },
+            units=0,
+        ),
     )
     if hooks.resume is not None:
         logger.info("run_id=%s resumes after epoch %d", run.id, hooks.resume.epoch)

@@ -54,7 +54,9 @@ def test_a_run_trains_on_its_frozen_train_and_val_videos(job_settings, factory, 
         job = get_job(session, plan.job_id)
     assert run.status == "succeeded" and job.status == "succeeded"
     assert {m.role for m in members} == {"train", "val"} and len(members) == 18  # never test
-    assert [e.epoch for e in epochs] == [1, 2, 3, 4] == [event["epoch"] for event in seen]
+    ends = [event["epoch"] for event in seen if "batch" not in event]  # epochs, not batches
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4] == ends
+    assert {event["batch"] for event in seen if "batch" in event} == {1, 2, 3}
     assert run.config["train"]["pos_weight"] == pytest.approx(4 / 8)  # n_real / n_fake
     assert run.config["class_balance"].startswith("weighted")
     model, checkpoint = model_from_checkpoint(run.checkpoint_path)
@@ -69,7 +71,7 @@ def _train_then_die(settings_kwargs: dict, job_id: int, epochs_before_death: int
     settings = load_settings(**settings_kwargs)
 
     def die_after(event: dict) -> None:
-        if event["epoch"] >= epochs_before_death:
+        if "batch" not in event and event["epoch"] >= epochs_before_death:
             os.kill(os.getpid(), signal.SIGKILL)
 
     run_job(job_id, settings, session_factory(settings.db_url), "doomed", on_event=die_after)
@@ -99,7 +101,7 @@ def test_a_run_whose_worker_died_resumes_from_its_last_epoch(job_settings, facto
     assert run_job(plan.job_id, job_settings, factory, "w2", on_event=seen.append) == "succeeded"
     # It died as epoch 2 was being recorded, before that epoch's state was saved: the run
     # goes on from the state after epoch 1, not from the start.
-    assert [event["epoch"] for event in seen] == [2, 3, 4]
+    assert [event["epoch"] for event in seen if "batch" not in event] == [2, 3, 4]
     with session_scope(factory) as session:
         assert [e.epoch for e in run_epochs(session, plan.run.id)] == [1, 2, 3, 4]
         assert get_run(session, plan.run.id).status == "succeeded"
@@ -113,7 +115,7 @@ def test_a_cancelled_run_keeps_its_best_checkpoint(job_settings, factory, synth)
     with_tiny_detector(factory, plan.run.id)
 
     def cancel_after_two(event: dict) -> None:
-        if event["epoch"] == 2:
+        if event["epoch"] == 2 and "batch" not in event:  # the end of epoch 2
             with session_scope(factory) as session:
                 cancel_job(session, plan.job_id)
             time.sleep(job_settings.heartbeat_seconds * 3)  # a heartbeat notices
