@@ -30,8 +30,16 @@ class Bar:
 @contextlib.contextmanager
 def progress_bar(app: App, description: str) -> Iterator[Bar]:
     """Yield a Bar drawing on stderr, or a silent one with --quiet or without a terminal."""
+    with live_progress(app) as progress:
+        yield Bar(progress, description) if progress is not None else Bar()
+
+
+@contextlib.contextmanager
+def live_progress(app: App, *extra_columns: Any) -> Iterator[Any]:
+    """A transient Rich Progress on stderr (description, bar, count, time left, then
+    `extra_columns`), or None with --quiet or without a terminal."""
     if app.quiet or not app.err.is_terminal:
-        yield Bar()
+        yield None
         return
     from rich.progress import (
         BarColumn,
@@ -46,6 +54,7 @@ def progress_bar(app: App, description: str) -> Iterator[Bar]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        *extra_columns,
     )
     with Progress(*columns, console=app.err, transient=True) as progress:
-        yield Bar(progress, description)
+        yield progress

@@ -194,25 +194,11 @@ class _Live:
 @contextlib.contextmanager
 def _training_progress(app: App, epochs: int) -> Iterator[_Live]:
     """Live bars on stderr in a terminal (not with --quiet, nor when piped)."""
-    if app.quiet or not app.err.is_terminal:
-        yield _Live()
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[loss]}"),
-    )
-    with Progress(*columns, console=app.err, transient=True) as progress:
+    from cli.progress import live_progress
+
+    with live_progress(app, TextColumn("{task.fields[loss]}")) as progress:
         yield _Live(progress, epochs)
 
 
