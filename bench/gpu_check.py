@@ -40,7 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -663,15 +663,29 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.WARNING if args.json_only else logging.INFO,
         format="%(asctime)s %(name)s %(message)s",
     )
+    print_json_last(_run_and_write, args, "gpu_check-")
+
+
+def _run_and_write(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    result = run(args, scratch)
+    write_result(result)
+    return result
+
+
+def print_json_last(
+    run_in: Callable[[Any, Path], dict[str, Any]], args: Any, prefix: str
+) -> dict[str, Any]:
+    """`run_in(args, scratch)` in a scratch folder removed afterwards, its result printed as
+    one JSON line, the last on stdout; returns the result."""
     # Anything a library prints goes to stderr: the last stdout line must be the JSON.
     stdout, sys.stdout = sys.stdout, sys.stderr
-    scratch = Path(tempfile.mkdtemp(prefix="gpu_check-"))
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        result = run(args, scratch)
+        result = run_in(args, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    write_result(result)
     print(json.dumps(result, separators=(",", ":"), default=str), file=stdout, flush=True)
+    return result
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -51,6 +49,7 @@ from gpu_check import (
     SMALL_BACKBONES,
     build,
     frame_size,
+    print_json_last,
     real_clips,
     synthetic_clips,
 )
@@ -425,14 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
-    # Anything a library prints goes to stderr: the last stdout line must be the JSON.
-    stdout, sys.stdout = sys.stdout, sys.stderr
-    scratch = Path(tempfile.mkdtemp(prefix="gpu_smoke-"))
-    try:
-        result = run(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(json.dumps(result, separators=(",", ":"), default=str), file=stdout, flush=True)
+    result = print_json_last(run, args, "gpu_smoke-")
     return 0 if result["all_pass"] else 1
 
 
