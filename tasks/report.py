@@ -131,14 +131,9 @@ def run_entry(
         "split": evaluation.split or evaluations.ALL_SPLITS,
         "evaluation_id": evaluation.id,
         "reused": is_reused,
-        "held_out": not leaks,
         "leaked_videos": sum(leaks.values()),
         "leaks": {leak.value: leaks[leak.value] for leak in Leak if leaks[leak.value]},
-        "n_videos": len(predictions),
-        "n_held_out": split["n_held_out"],
-        "scope": "all" if not leaks else "held_out",
-        **_metric_fields(split["held_out"], evaluation.threshold),
-        "pooled": _metric_fields(split["pooled"], evaluation.threshold),
+        **_headline(split, evaluation.threshold, len(predictions)),
         "ranked_by": "logit" if _logits([p.logit for p in predictions]) is not None else "score",
         "left_out": evaluation.left_out or {},
         "predictions": [_prediction(p) for p in predictions],
@@ -269,14 +264,20 @@ def _summary_of(session: Session, evaluation: Any) -> dict[str, Any]:
     # The scores alone: a matrix over 10 runs reads about a million of them.
     stored = evaluations.evaluation_scores(session, evaluation.id)
     split = stored_metrics(stored, evaluation.threshold)
-    everything = split["n_held_out"] == len(stored.scores)
+    return _headline(split, evaluation.threshold, len(stored.scores))
+
+
+def _headline(split: dict[str, Any], threshold: float | None, n_videos: int) -> dict[str, Any]:
+    """What the headline covers and its metrics, with the pooled ones beside: the keys a
+    run entry and a matrix cell share, from `held_out_metrics`."""
+    everything = split["n_held_out"] == n_videos
     return {
-        **_metric_fields(split["held_out"], evaluation.threshold),
-        "n_videos": len(stored.scores),
+        "held_out": everything,
+        "n_videos": n_videos,
         "n_held_out": split["n_held_out"],
         "scope": "all" if everything else "held_out",
-        "held_out": everything,
-        "pooled": _metric_fields(split["pooled"], evaluation.threshold),
+        **_metric_fields(split["held_out"], threshold),
+        "pooled": _metric_fields(split["pooled"], threshold),
     }
 
 
