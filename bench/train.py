@@ -311,6 +311,85 @@ def production_run(settings, factory, args, counts) -> dict[str, Any]:
     return result
 
 
+# --------------------------------------------------------------------------- learning
+
+
+def learning(datasets, args, pos_weight: float, work: Path) -> list[dict[str, Any]]:
+    """Train with each (batch size, precision, lr) setting and score a held-out set.
+
+    Each setting runs `model.train.train` (what the job calls) on the first
+    `--learning-videos` training videos for `--learning-epochs` epochs, once per seed, and
+    is scored in fp32 by `model.evaluate.evaluate` on held-out videos generated apart, so
+    that settings are compared by what they learn, not by their own validation loss."""
+    from torch.utils.data import Subset
+
+    from model.data import CachedFeatureDataset, make_loader
+    from model.detector import DetectorCfg, build_detector
+    from model.evaluate import evaluate
+    from model.features import save_features
+    from model.train import train
+
+    train_set, val_set = datasets
+    train_part = Subset(train_set, range(min(args.learning_videos, len(train_set))))
+    val_part = Subset(val_set, range(min(args.learning_videos // 4, len(val_set))))
+    test_items = []
+    for index in range(args.learning_test_videos):
+        path = work / "test" / f"{index}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        is_fake = index % 5 != 0  # the training set's 4 fakes per real
+        save_features(path, video_features(10**6 + index, is_fake))
+        test_items.append((str(path), float(is_fake)))
+    test_set = CachedFeatureDataset(test_items, preload=True)
+    test_loader = make_loader(test_set, batch_size=512, shuffle=False)
+    rows = []
+    for setting, seed in itertools.product(args.learning_settings, args.learning_seeds):
+        batch_size, precision, lr = setting
+        cfg = TrainCfg(
+            epochs=args.learning_epochs,
+            patience=args.learning_epochs,
+            lr=lr,
+            precision=precision,
+            pos_weight=pos_weight,
+            seed=seed,
+        )
+        torch.manual_seed(seed)
+        model = build_detector(DetectorCfg())
+        start = time.perf_counter()
+        result = train(
+            model,
+            make_loader(train_part, batch_size=batch_size, shuffle=True),
+            make_loader(val_part, batch_size=512, shuffle=False),
+            cfg,
+        )
+        seconds = time.perf_counter() - start
+        metrics = evaluate(model, test_loader).metrics
+        row = {"batch_size": batch_size, "precision": precision, "lr": lr, "seed": seed}
+        row.update(
+            seconds=seconds,
+            best_epoch=result.best_epoch,
+            best_val_loss=result.best_val_loss,
+            test_accuracy=metrics["accuracy"],
+            test_roc_auc=metrics["roc_auc"],
+            loadavg=_common.loadavg(),
+        )
+        rows.append(row)
+        log(
+            f"  batch {batch_size}, {precision}, lr {lr:g}, seed {seed}: {seconds:.0f} s, best "
+            f"epoch {result.best_epoch}, test accuracy {metrics['accuracy']:.4f}, "
+            f"AUC {metrics['roc_auc']:.4f}"
+        )
+    return rows
+
+
+def _settings(text: str) -> list[tuple[int, str, float]]:
+    """'16:fp32:1e-4,128:bf16:3e-4' -> [(16, 'fp32', 1e-4), (128, 'bf16', 3e-4)]."""
+    settings = []
+    for part in filter(None, text.split(",")):
+        batch, precision, lr = part.split(":")
+        settings.append((int(batch), precision, float(lr)))
+    return settings
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -532,6 +611,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=["default"],
         help=f"comma-separated, of {', '.join(VARIANTS)} (default: default)",
     )
+    parser.add_argument(
+        "--learning", action="store_true", help="compare what batch/precision/lr settings learn"
+    )
+    parser.add_argument(
+        "--learning-settings",
+        type=_settings,
+        default=_settings("16:fp32:1e-4,128:bf16:1e-4,128:bf16:3e-4"),
+        help="comma-separated batch:precision:lr (default 16:fp32:1e-4,128:bf16:1e-4,...)",
+    )
+    parser.add_argument("--learning-seeds", type=_ints, default=[0, 1])
+    parser.add_argument("--learning-epochs", type=int, default=15)
+    parser.add_argument("--learning-videos", type=int, default=1024, help="train videos")
+    parser.add_argument("--learning-test-videos", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="torch.profiler top operators")
     parser.add_argument("--profile-batches", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the production run")
@@ -596,6 +688,9 @@ def main(argv=None) -> int:
                 f"preload {run['preload_s']:.1f} s, median epoch {run['median_epoch_s']:.1f} s, "
                 f"peak RSS {run['peak_rss_mib']:.0f} MiB"
             )
+        if args.learning:
+            datasets = datasets or _load_datasets(settings, factory)
+            result["learning"] = learning(datasets, args, pos_weight, work)
         if args.sweep or args.profile:
             if datasets is None:
                 datasets = _load_datasets(settings, factory)

@@ -72,6 +72,13 @@ class TrainCfgDefault(click.Option):
     help="auto, cpu, cuda or cuda:N.",
 )
 @click.option(
+    "--precision",
+    cls=TrainCfgDefault,
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    show_default=True,
+    help="bf16 autocast (fp32 weights); auto: bf16 on AMX CPUs and bf16 GPUs, else fp32.",
+)
+@click.option(
     "--deterministic", is_flag=True, help="Deterministic GPU kernels: repeatable, slower."
 )
 @click.option("--fingerprint", help="Extractor whose caches to use (default: most videos).")
@@ -127,6 +134,7 @@ def _plan_options(options: dict[str, Any]) -> dict[str, Any]:
         patience=options["patience"],
         seed=options["seed"],
         deterministic=options["deterministic"],
+        precision=options["precision"],
     )
     return {
         "train_cfg": train_cfg,
@@ -280,9 +288,22 @@ def _print_run(app: App, run_ref: int | str, as_json: bool) -> None:
     fields += ["best_epoch", "checkpoint_path", "run_dir", "error"]
     rows = [{"field": key, "value": data[key]} for key in fields]
     rows.append({"field": "datasets", "value": ",".join(data["datasets"])})
+    rows += [{"field": key, "value": value} for key, value in _ran_with(data["config"]).items()]
     table(app.out, rows, ["field", "value"], title=f"run {run.id}")
     curve = [{**row, "lr": row.get("learning_rate")} for row in epochs]
     table(app.out, curve, EPOCH_COLUMNS, title="training curve", empty="no epoch finished yet")
+
+
+def _ran_with(config: dict[str, Any]) -> dict[str, str]:
+    """Device, precision and batch size: as the worker resolved them once it started,
+    as planned ("auto ...") before."""
+    resolved = config.get("resolved", {})
+    planned = {
+        "device": config.get("device", "auto"),
+        "precision": config.get("train", {}).get("precision", "fp32"),
+    }
+    shown = {key: resolved.get(key) or f"{value} (not started)" for key, value in planned.items()}
+    return {**shown, "batch_size": str(config.get("batch_size", ""))}
 
 
 COMMANDS = (train, runs_group)

@@ -78,3 +78,24 @@ def strict_fp32() -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+AUTO = "auto"
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """True where bf16 matrix products run in hardware: a CPU with AMX tiles (their bf16
+    units), or a GPU with native bf16. Elsewhere bf16 autocast is emulated and slower than
+    fp32, so `auto` keeps fp32 there."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return bool(torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`precision` itself, or for AUTO, BF16 where `bf16_is_fast(device)`, else FP32."""
+    if precision == AUTO:
+        return BF16 if bf16_is_fast(device) else FP32
+    return check_precision(precision)

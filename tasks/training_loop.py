@@ -19,12 +19,15 @@ from model.checkpoint import save_checkpoint
 from model.data import CachedFeatureDataset, make_loader
 from model.detector import DetectorCfg, build_detector
 from model.errors import IncompatibleFeatures
+from model.precision import FP32, resolve_precision
 from model.train import TrainCfg, TrainHooks, TrainResult, TrainState, train
 from tasks.devices import resolve_device
 from tasks.lifecycle import JobContext
 from tasks.training import BEST, DETECTOR, LAST
 
 logger = logging.getLogger(__name__)
+
+VAL_BATCH = 512
 
 
 def train_run(
@@ -43,13 +46,15 @@ def train_run(
         IncompatibleFeatures: a member's features hold NaN or inf values.
     """
     config = run.config
-    train_cfg = TrainCfg(**config["train"])
+    device = resolve_device(config.get("device", "auto"))
+    train_cfg = _train_cfg(config["train"], device)
+    with session_scope(context.factory) as session:
+        runs.record_resolved(session, run.id, device=device, precision=train_cfg.precision)
     train_set = CachedFeatureDataset(items["train"], preload=True)
     val_set = CachedFeatureDataset(items["val"], preload=True)
     for role, dataset in (("train", train_set), ("val", val_set)):
         _require_finite(dataset, role, video_ids or {})
     detector_cfg = _detector_cfg(train_set, config.get("detector", {}))
-    device = resolve_device(config.get("device", "auto"))
     # The run's seed fixes the initial weights too: one seed, one run (`ddm train --seed`).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)
@@ -79,11 +84,20 @@ def train_run(
     return train(
         model,
         make_loader(train_set, batch_size=config["batch_size"], shuffle=True),
-        make_loader(val_set, batch_size=config["batch_size"], shuffle=False),
+        # Validation runs in eval mode without gradients: its batch size changes nothing
+        # but its speed (0.6 s at 512 against 4 s at 16 for 685 videos here).
+        make_loader(val_set, batch_size=max(config["batch_size"], VAL_BATCH), shuffle=False),
         train_cfg,
         device=device,
         hooks=hooks,
     )
+
+
+def _train_cfg(values: dict[str, Any], device: str) -> TrainCfg:
+    """The run's TrainCfg with 'auto' precision resolved for the device it trains on; a
+    run planned before precision was a setting trained in fp32, and resumes in fp32."""
+    precision = values.get("precision", FP32)
+    return TrainCfg(**{**values, "precision": resolve_precision(precision, torch.device(device))})
 
 
 def _require_finite(dataset: CachedFeatureDataset, role: str, video_ids: dict[Path, int]) -> None:

@@ -439,6 +439,17 @@ def start_run(session: Session, run_id: int, run_dir: str) -> RunRecord:
     return to_record(row)
 
 
+def record_resolved(session: Session, run_id: int, **resolved: str) -> RunRecord:
+    """Record what the worker chose for the run's 'auto' settings (device, precision)
+    under the config's "resolved" key: the plan says what was asked, this what ran."""
+    row = _find(session, run_id)
+    config = dict(row.config or {})
+    config["resolved"] = {**config.get("resolved", {}), **resolved}
+    row.config = config  # a new dict: the JSON column sees the change
+    session.flush()
+    return to_record(row)
+
+
 def set_last_state(session: Session, run_id: int, path: str) -> RunRecord:
     """Where the full state of the last finished epoch is, to resume from."""
     row = _find(session, run_id)

@@ -124,7 +124,8 @@ def test_training_stops_early_and_keeps_the_best_model(make_feature_files) -> No
     flipped = [(path, 1.0 - label) for path, label in items]  # validation disagrees
     train_loader = make_loader(CachedFeatureDataset(items), batch_size=4, shuffle=True)
     val_loader = make_loader(CachedFeatureDataset(flipped), batch_size=8, shuffle=False)
-    cfg = replace(FAST, epochs=60, patience=3, mixup_alpha=0.0)
+    # fp32: the test compares the stored best loss with an fp32 evaluation to 1e-5.
+    cfg = replace(FAST, epochs=60, patience=3, mixup_alpha=0.0, precision="fp32")
     model = fresh_model()
     result = train(model, train_loader, val_loader, cfg)
     assert result.stopped_early
@@ -210,6 +211,35 @@ def test_train_cfg_rejects_nonsense(field: str) -> None:
         replace(FAST, **{field: 0})
     with pytest.raises(ValueError, match="mixup_prob"):
         replace(FAST, mixup_prob=1.5)
+
+
+def test_train_cfg_refuses_an_unknown_precision() -> None:
+    with pytest.raises(ValueError, match="precision in auto, fp32, bf16"):
+        replace(FAST, precision="fp16")
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, amx, expected):
+    from model.precision import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked for, kept
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_bf16_training_runs_under_autocast_with_fp32_weights(loaders) -> None:
+    def head_dtypes(precision: str) -> set[torch.dtype]:
+        seen: set[torch.dtype] = set()
+        model = fresh_model()
+        model.head.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+        result = train(model, *loaders, replace(FAST, epochs=1, precision=precision))
+        assert result.epochs_run == 1 and np.isfinite(result.history[0]["val_loss"])
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+        return seen
+
+    assert head_dtypes("bf16") == {torch.bfloat16}  # training and validation batches
+    assert head_dtypes("fp32") == {torch.float32}
 
 
 @pytest.mark.gpu

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import time
 from dataclasses import replace
@@ -13,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import select, update
 
 from ddm.catalog.jobs import get_job
@@ -23,6 +25,7 @@ from ddm.config import load_settings
 from ddm.db import session_scope
 from ddm.errors import InvalidInput
 from model.checkpoint import model_from_checkpoint
+from model.precision import resolve_precision
 from model.train import TrainCfg
 from tasks.evaluation import evaluate_runs
 from tasks.lifecycle import run_job, sweep_once
@@ -59,6 +62,10 @@ def test_a_run_trains_on_its_frozen_train_and_val_videos(job_settings, factory, 
     assert {event["batch"] for event in seen if "batch" in event} == {1, 2, 3}
     assert run.config["train"]["pos_weight"] == pytest.approx(4 / 8)  # n_real / n_fake
     assert run.config["class_balance"].startswith("weighted")
+    # What the worker chose for "auto" is recorded beside what was planned.
+    expected = resolve_precision(QUICK.precision, torch.device("cpu"))
+    assert run.config["resolved"] == {"device": "cpu", "precision": expected}
+    assert run.config["train"]["precision"] == QUICK.precision
     model, checkpoint = model_from_checkpoint(run.checkpoint_path)
     assert checkpoint.epoch == run.best_epoch and bool(model.standardize.fitted)
     assert Path(run.last_state_path).is_file() and job.progress_done == 4
@@ -152,6 +159,8 @@ def test_ddm_train_and_runs_through_the_cli(run_ddm, job_settings, synth) -> Non
     assert [r["id"] for r in listed] == [run["id"]]
     shown = run_ddm("runs", "show", run["name"], env=env)
     assert shown.exit_code == 0 and "training curve" in shown.stdout
+    precision = resolve_precision("auto", torch.device("cpu"))
+    assert re.search(rf"precision\s+│?\s*{precision}", shown.stdout), shown.stdout
 
 
 def test_bad_training_requests_are_one_line_and_exit_1(run_ddm, job_settings, synth, factory):
