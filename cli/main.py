@@ -14,6 +14,13 @@ import click
 
 from cli.app import App
 
+# OpenMP threads that spin at every barrier stall one another as soon as another process
+# shares the cores: a training epoch ran 4 to 12 times slower at 2 threads than at 1 on a
+# shared machine, and not at all slower with passive waiting (bench/README.md). Set before
+# torch loads OpenMP, and inherited by workers and their pool children; a user's own
+# setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 EXIT_OK, EXIT_DOMAIN, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 

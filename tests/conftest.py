@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session
 from ddm.db import create_db_engine, upgrade
 from tests.pg import PgServer, start_server
 
+# As `ddm` itself sets it (cli/main.py): tests that train in this process then do not
+# stall when a subprocess (a worker, a CLI run) takes the other core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MEDIA = Path(os.environ.get("DDM_TEST_MEDIA", SHARED / "media"))
 REFERENCE = Path(os.environ.get("DDM_TEST_REFERENCE", SHARED / "reference"))
