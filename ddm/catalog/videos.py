@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -205,40 +206,78 @@ def record_ingests(session: Session, parts: Sequence[DatasetIngest]) -> dict[str
         _reconcile(session, datasets[part.name], part, counts[part.name])
     for name, dataset in datasets.items():
         if name not in counts:  # a donor this ingest did not scan: only its counts change
-            rows = session.scalars(select(Video).where(Video.dataset_id == dataset.id))
-            _refresh_counts(dataset, rows)
+            _refresh_counts(session, dataset)
     return counts
 
 
 def _reconcile(
     session: Session, dataset: Dataset, part: DatasetIngest, counts: IngestCounts
 ) -> None:
+    # Every row is read as plain columns; only the rows this ingest writes (new, probed,
+    # relabelled, gone or relinked files) become ORM objects. A re-scan of DFDC's 128,000
+    # unchanged files is then one read and a comparison per file, not 128,000 objects.
     scan, facts = part.scan, part.facts
-    rows = {
-        row.path: row
-        for row in session.scalars(select(Video).where(Video.dataset_id == dataset.id))
-    }
-    present_before = {path for path, row in rows.items() if row.is_present}
-    invalidate: list[int] = []
+    query = select(*(getattr(Video, name) for name in _STORED_COLUMNS))
+    stored = {row.path: row for row in session.execute(query.where(Video.dataset_id == dataset.id))}
+    written: dict[str, Video] = {}  # by path
+    to_update: dict[int, VideoEntry] = {}  # by video id
     for entry in scan.entries:
-        row = rows.get(entry.path)
+        row = stored.get(entry.path)
         if row is None:
-            rows[entry.path] = _insert(session, dataset.id, entry, facts.get(entry.path))
+            written[entry.path] = _insert(session, dataset.id, entry, facts.get(entry.path))
             counts.new += 1
-        elif _update(row, entry, facts.get(entry.path), invalidate):
+        elif entry.path in facts or not row.is_present or _scan_differs(row, entry):
+            to_update[row.id] = entry
+        else:
+            counts.unchanged += 1
+    invalidate: list[int] = []
+    for video in _load_videos(session, to_update):
+        written[video.path] = video
+        if _update(video, to_update[video.id], facts.get(video.path), invalidate):
             counts.changed += 1
         else:
             counts.unchanged += 1
     session.flush()
-    _mark_missing(rows, {entry.path for entry in scan.entries})
-    counts.missing = sum(1 for path in present_before if not rows[path].is_present)
-    _link_originals(scan.entries, rows)
-    counts.content_changed = sorted(row.path for row in rows.values() if row.id in invalidate)
+    on_disk = {entry.path for entry in scan.entries}
+    gone = [row.id for path, row in stored.items() if row.is_present and path not in on_disk]
+    for video in _load_videos(session, gone):
+        video.is_present = False
+        written[video.path] = video
+    counts.missing = sum(
+        1
+        for path, video in written.items()
+        if path in stored and stored[path].is_present and not video.is_present
+    )
+    _link_originals(session, scan.entries, stored, written)
+    counts.content_changed = sorted(v.path for v in written.values() if v.id in invalidate)
     counts.caches_invalidated = _invalidate_caches(session, invalidate)
     session.flush()
-    # `rows` holds every video of the dataset, new ones included: no need to read them back.
-    _refresh_counts(dataset, rows.values())
+    _refresh_counts(session, dataset)
     _record_notes(dataset, scan)
+
+
+# What `_reconcile` reads of every row: enough to tell an unchanged file from one to write.
+_STORED_COLUMNS = ("id", "path", "is_present", "original_video_id", *ENTRY_COLUMNS)
+_SCAN_VALUES = operator.attrgetter(*ENTRY_COLUMNS)
+_SCAN_AT = len(_STORED_COLUMNS) - len(ENTRY_COLUMNS)
+
+
+def _scan_differs(row: Any, entry: VideoEntry) -> bool:
+    """Whether the scan gives a stored row other values (those it could read)."""
+    if not entry.unread_fields:
+        return bool(row[_SCAN_AT:] != _SCAN_VALUES(entry))
+    return any(
+        name not in entry.unread_fields and stored != getattr(entry, name)
+        for name, stored in zip(ENTRY_COLUMNS, row[_SCAN_AT:], strict=True)
+    )
+
+
+def _load_videos(session: Session, ids: Iterable[int]) -> Iterator[Video]:
+    """The videos of `ids` as ORM objects, read in batches (SQLite caps a statement's
+    parameters)."""
+    ids = list(ids)
+    for start in range(0, len(ids), _BATCH):
+        yield from session.scalars(select(Video).where(Video.id.in_(ids[start : start + _BATCH])))
 
 
 def _claim_datasets(session: Session, parts: Sequence[DatasetIngest]) -> dict[str, Dataset]:
@@ -393,27 +432,40 @@ def _fingerprint_columns(fingerprint: FileFingerprint | None) -> dict[str, Any]:
     }
 
 
-def _link_originals(entries: tuple[VideoEntry, ...], rows: Mapping[str, Video]) -> None:
-    by_id = {row.id: row for row in rows.values()}
+def _link_originals(
+    session: Session,
+    entries: tuple[VideoEntry, ...],
+    stored: Mapping[str, Any],
+    written: dict[str, Video],
+) -> None:
+    """Point each fake at its original's row as the scan says; `written` gains the rows
+    whose link changes."""
+    ids = {path: row.id for path, row in stored.items()}
+    ids.update((path, video.id) for path, video in written.items())
+    is_present = {row.id: row.is_present for row in stored.values()}
+    is_present.update((video.id, video.is_present) for video in written.values())
+    relink: dict[int, int | None] = {}  # video id -> its new original's
     for entry in entries:
-        row = rows[entry.path]
         if "original_path" in entry.unread_fields:
             continue  # the file that names it is unreadable: keep the link it gave
-        original = rows.get(entry.original_path) if entry.original_path else None
-        if original is not None:
-            row.original_video_id = original.id
-            continue
+        video = written.get(entry.path)
+        linked = (
+            video.original_video_id if video is not None else stored[entry.path].original_video_id
+        )
+        original = ids.get(entry.original_path) if entry.original_path else None
         # Scanners link only to originals on disk; an original that has since gone missing
         # keeps its row, and the fake keeps its link to it.
-        linked = by_id.get(row.original_video_id) if row.original_video_id else None
-        if linked is None or linked.is_present:
-            row.original_video_id = None
-
-
-def _mark_missing(rows: Mapping[str, Video], on_disk: set[str]) -> None:
-    for path, row in rows.items():
-        if path not in on_disk:
-            row.is_present = False
+        if original is None and linked is not None and is_present.get(linked) is False:
+            original = linked
+        if original == linked:
+            continue
+        if video is not None:
+            video.original_video_id = original
+        else:
+            relink[ids[entry.path]] = original
+    for video in _load_videos(session, relink):
+        video.original_video_id = relink[video.id]
+        written[video.path] = video
 
 
 def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
@@ -427,14 +479,22 @@ def _invalidate_caches(session: Session, video_ids: list[int]) -> int:
     return result.rowcount or 0
 
 
-def _refresh_counts(dataset: Dataset, rows: Iterable[Video]) -> None:
-    known = list(rows)
-    on_disk = [row for row in known if row.is_present]
-    dataset.video_count = len(on_disk)
-    dataset.real_count = sum(row.label == Label.REAL for row in on_disk)
-    dataset.fake_count = sum(row.label == Label.FAKE for row in on_disk)
-    dataset.missing_count = len(known) - len(on_disk)
-    dataset.unreadable_count = sum(row.probe_status != ProbeStatus.OK for row in on_disk)
+def _refresh_counts(session: Session, dataset: Dataset) -> None:
+    """The dataset's counts from its rows, counted by the database (after a flush)."""
+    present = Video.is_present.is_(True)
+    query = select(
+        func.count(),
+        func.count().filter(present),
+        func.count().filter(present, Video.label == Label.REAL.value),
+        func.count().filter(present, Video.label == Label.FAKE.value),
+        func.count().filter(present, Video.probe_status != ProbeStatus.OK.value),
+    ).where(Video.dataset_id == dataset.id)
+    known, on_disk, real, fake, unreadable = session.execute(query).one()
+    dataset.video_count = on_disk
+    dataset.real_count = real
+    dataset.fake_count = fake
+    dataset.missing_count = known - on_disk
+    dataset.unreadable_count = unreadable
 
 
 def _record_notes(dataset: Dataset, scan: LayoutScan) -> None:

@@ -21,8 +21,7 @@ from pathlib import Path
 from ddm.ingest.common import (
     DERIVED_VAL_PERCENT,
     encoding_problem,
-    list_videos,
-    relative_path,
+    relative_videos,
     shipped_bytes,
 )
 from ddm.ingest.records import Format, LayoutScan, VideoEntry
@@ -75,8 +74,7 @@ def scan_celebdf(root: Path, *, seed: int = 0) -> LayoutScan:
     problems: list[str] = []
     present: dict[str, str] = {}  # rel path -> folder
     for folder in FOLDER_LABELS:
-        for path in list_videos(root / folder):
-            rel = relative_path(path, root)
+        for rel in relative_videos(root, root / folder):
             problem = encoding_problem(rel)
             if problem:
                 problems.append(problem)

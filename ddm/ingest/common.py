@@ -30,27 +30,38 @@ def is_video_name(name: str) -> bool:
     Hidden names (leading '.') are skipped: macOS copies leave '._x.mp4' resource forks
     next to every video, and they are not videos.
     """
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+    # `name[dot:]` is `os.path.splitext`'s extension for a name that does not start with a
+    # dot, at a third of its cost (a DFDC tree has 128,000 names).
+    dot = name.rfind(".")
+    return dot > 0 and not name.startswith(".") and name[dot:].lower() in VIDEO_EXTENSIONS
 
 
-def list_videos(directory: Path, *, recursive: bool = False) -> Iterator[Path]:
-    """Yield the video paths in `directory`, sorted by name within each directory.
+def relative_videos(root: Path, directory: Path, *, recursive: bool = False) -> Iterator[str]:
+    """The '/'-separated paths below `root` of the videos in `directory`, sorted by name
+    within each directory.
 
     Anything with a video extension is yielded, including broken symlinks and directories
     named like videos, so that the probe records them as 'missing' or 'unreadable' instead
     of their silently vanishing from the catalog. Symlinked directories are not followed
-    (no cycles). A directory that cannot be listed yields nothing.
+    (no cycles). A directory that cannot be listed yields nothing. Paths are built as
+    strings: a `Path` per file cost most of a re-scan of DFDC's 128,000 files.
     """
+    prefix = relative_path(directory, root)
+    yield from _relative_videos(str(directory), "" if prefix == "." else prefix + "/", recursive)
+
+
+def _relative_videos(directory: str, prefix: str, recursive: bool) -> Iterator[str]:
     try:
-        children = sorted(os.scandir(directory), key=lambda item: item.name)
+        with os.scandir(directory) as items:
+            children = sorted(items, key=lambda item: item.name)
     except OSError as exc:
         logger.warning("cannot list %s: %s", directory, exc)
         return
     for child in children:
         if is_video_name(child.name):
-            yield Path(child.path)
+            yield prefix + child.name
         elif recursive and child.is_dir(follow_symlinks=False):
-            yield from list_videos(Path(child.path), recursive=True)
+            yield from _relative_videos(child.path, f"{prefix}{child.name}/", recursive=True)
 
 
 def relative_path(path: Path, root: Path) -> str:

@@ -11,10 +11,11 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ddm.ingest.common import encoding_problem, list_videos, relative_path
+from ddm.ingest.common import encoding_problem, relative_path, relative_videos
 from ddm.ingest.records import Format, LayoutScan, VideoEntry
 from ddm.vocab import Label, Split, SplitSource
 
@@ -47,7 +48,9 @@ class _Source:
 
 @dataclass
 class _Found:
-    entries: list[VideoEntry]
+    # Each video's `VideoEntry` fields but its links, which need every source's names: built
+    # once at the end, since copying 128,000 frozen entries costs seconds of a re-scan.
+    entries: list[dict[str, Any]]
     originals: dict[str, str | None]  # file name -> its 'original' file name
     listed_missing: dict[str, int]
     problems: list[str]
@@ -132,8 +135,7 @@ def _has_part_child(directory: Path) -> bool:
 
 def _videos(root: Path, directory: Path, found: _Found, *, recursive: bool = False) -> list[str]:
     rels = []
-    for path in list_videos(directory, recursive=recursive):
-        rel = relative_path(path, root)
+    for rel in relative_videos(root, directory, recursive=recursive):
         problem = encoding_problem(rel)
         if problem:
             found.problems.append(problem)
@@ -204,15 +206,15 @@ def _label_from_records(
         is_name = isinstance(original, str) and len(original) <= _ORIGINAL_NAME_LIMIT
         found.originals[name] = original if is_name else None
         found.entries.append(
-            VideoEntry(
-                path=rel,
-                label=label,
-                split=split,
-                split_source=SplitSource.OFFICIAL,
-                raw_label=raw,
-                part=source.name,
-                metadata_error=None if label else f"{label_file}: no valid label for {name}",
-            )
+            {
+                "path": rel,
+                "label": label,
+                "split": split,
+                "split_source": SplitSource.OFFICIAL,
+                "raw_label": raw,
+                "part": source.name,
+                "metadata_error": None if label else f"{label_file}: no valid label for {name}",
+            }
         )
     missing = sum(1 for name in records if name not in present)
     if missing:
@@ -243,15 +245,15 @@ def _scan_preview(root: Path, found: _Found) -> None:
         label, raw = _label_of(record)
         split = _SPLITS.get((_text(_field(record, "set")) or "").lower())
         found.entries.append(
-            VideoEntry(
-                path=rel,
-                label=label,
-                split=split,
-                split_source=SplitSource.OFFICIAL if split else None,
-                method=rel.split("/", 1)[0] if label == Label.FAKE else None,
-                raw_label=raw,
-                metadata_error=None if label else f"{PREVIEW_INDEX}: no valid label for {rel}",
-            )
+            {
+                "path": rel,
+                "label": label,
+                "split": split,
+                "split_source": SplitSource.OFFICIAL if split else None,
+                "method": rel.split("/", 1)[0] if label == Label.FAKE else None,
+                "raw_label": raw,
+                "metadata_error": None if label else f"{PREVIEW_INDEX}: no valid label for {rel}",
+            }
         )
     present = set(rels)
     missing = sum(1 for key in records if key not in present)
@@ -263,14 +265,19 @@ def _scan_preview(root: Path, found: _Found) -> None:
         )
 
 
-def _unlabelled(rel: str, part: str | None, error: str) -> VideoEntry:
-    return VideoEntry(
-        path=rel, label=None, split=None, split_source=None, part=part, metadata_error=error
-    )
+def _unlabelled(rel: str, part: str | None, error: str) -> dict[str, Any]:
+    return {
+        "path": rel,
+        "label": None,
+        "split": None,
+        "split_source": None,
+        "part": part,
+        "metadata_error": error,
+    }
 
 
-def _unread(rel: str, part: str | None, error: str) -> VideoEntry:
-    return replace(_unlabelled(rel, part, error), unread_fields=_LABEL_FILE_FIELDS)
+def _unread(rel: str, part: str | None, error: str) -> dict[str, Any]:
+    return {**_unlabelled(rel, part, error), "unread_fields": _LABEL_FILE_FIELDS}
 
 
 def _kept(count: int, what: str) -> str:
@@ -361,20 +368,21 @@ def _parse_labels_csv(text: str, shown: str) -> tuple[dict[str, object], str | N
 
 
 def _link_originals(
-    entries: list[VideoEntry], originals: dict[str, str | None]
+    entries: list[dict[str, Any]], originals: dict[str, str | None]
 ) -> list[VideoEntry]:
-    """Fill `original_path` (when the real is on disk) and the `original` chain's group."""
-    by_name = {e.path.rsplit("/", 1)[-1]: e.path for e in entries}
+    """The entries, with `original_path` (when the real is on disk) and the `original`
+    chain's group."""
+    by_name = {e["path"].rsplit("/", 1)[-1]: e["path"] for e in entries}
     linked = []
     for entry in entries:
-        name = entry.path.rsplit("/", 1)[-1]
+        name = entry["path"].rsplit("/", 1)[-1]
         original = originals.get(name)
         root_name = _chain_root(name, originals)
         linked.append(
-            replace(
-                entry,
+            VideoEntry(
+                **entry,
                 original_path=by_name.get(original) if original else None,
-                identity_group=f"orig:{root_name.rsplit('.', 1)[0]}" if entry.part else None,
+                identity_group=f"orig:{root_name.rsplit('.', 1)[0]}" if entry.get("part") else None,
             )
         )
     return linked

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddm.ingest.common import encoding_problem, list_videos, relative_path
+from ddm.ingest.common import encoding_problem, relative_videos
 from ddm.vocab import Compression
 
 # Folder name -> compression; FF++ calls raw "c0" in places.
@@ -54,13 +54,12 @@ def collect(root: Path, wanted: Callable[[str], bool]) -> tuple[list[TreeFile], 
             compression = COMPRESSIONS.get(comp_dir.name.lower())
             if compression is None:  # masks/, models/, frames/ ...
                 continue
-            for path in list_videos(comp_dir / "videos"):
-                rel = relative_path(path, root)
+            for rel in relative_videos(root, comp_dir / "videos"):
                 problem = encoding_problem(rel)
                 if problem:
                     problems.append(problem)
                     continue
-                stem = path.name.rsplit(".", 1)[0]
+                stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
                 files.append(TreeFile(rel, stem, kind_dir.name, compression))
     return files, problems
 

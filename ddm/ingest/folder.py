@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ddm.ingest.common import encoding_problem, list_videos, relative_path
+from ddm.ingest.common import encoding_problem, relative_videos
 from ddm.ingest.group_files import GROUPS_FILE, GroupFileError, read_group_file
 from ddm.ingest.records import Format, LayoutScan, VideoEntry
 from ddm.ingest.splitting import DEFAULT_RATIOS, Splittable, assign_splits, stratum_of
@@ -84,8 +84,7 @@ def _videos(root: Path) -> tuple[dict[str, Label], list[str]]:
     found: dict[str, Label] = {}
     problems: list[str] = []
     for label, directory in label_dirs(root).items():
-        for path in list_videos(directory, recursive=True):
-            rel = relative_path(path, root)
+        for rel in relative_videos(root, directory, recursive=True):
             problem = encoding_problem(rel)
             if problem:
                 problems.append(problem)
