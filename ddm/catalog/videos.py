@@ -560,18 +560,13 @@ def iter_videos(
     original = aliased(Video)
     cache = aliased(FeatureCache)
     on_cache = and_(cache.video_id == Video.id, cache.fingerprint == (fingerprint or ""))
+    columns = _record_columns(original, cache)
     query = (
-        select(
-            *(getattr(Video, column) for column in _RECORD_VIDEO_COLUMNS),
-            Dataset.name.label("dataset"),
-            original.path.label("original_path"),
-            *(getattr(cache, column).label(f"cache_{column}") for column in _RECORD_CACHE_COLUMNS),
-        )
+        select(*(columns[name] for name in _RECORD_FIELDS if name != "fingerprint"))
         .join(Dataset, Video.dataset_id == Dataset.id)
         .outerjoin(original, Video.original_video_id == original.id)
         .outerjoin(cache, on_cache)
         .order_by(Dataset.name, Video.path)
-        .execution_options(yield_per=_STREAM_BATCH)
     )
     filters: dict[str, Any] = {"label": label, "split": split, "method": method}
     for column, value in filters.items():
@@ -583,82 +578,65 @@ def iter_videos(
         query = query.where(Video.is_present.is_(True))
     if limit is not None:
         query = query.limit(limit)
-    for row in session.execute(query):
-        yield _to_record(row, fingerprint)
+    # A Core execution: the ORM's handling of plain-column rows cost a quarter of the time.
+    connection = session.connection()
+    streamed = {"stream_results": True, "max_row_buffer": _STREAM_BATCH}
+    for row in connection.execute(query, execution_options=streamed):
+        # By position, in the record's field order: reading 33 columns by name cost more
+        # than the query itself over DFDC.
+        values = list(row)
+        values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
+        values.insert(_FINGERPRINT_AT, fingerprint)
+        yield VideoRecord(*values)
 
 
 _STREAM_BATCH = 2000
-# Plain columns, not ORM objects: loading DFDC's videos as objects costs seconds.
-_RECORD_VIDEO_COLUMNS = (
-    "id",
-    "path",
-    "label",
-    "split",
-    "split_source",
-    "method",
-    "compression",
-    "frame_count",
-    "fps",
-    "width",
-    "height",
-    "duration_s",
-    "probe_status",
-    "probe_error",
-    "is_present",
-    "target_identity",
-    "source_identity",
-    "identity_group",
-    "part",
-    "raw_label",
-    "metadata_error",
-    "content_hash",
-    "size_bytes",
-)
-_RECORD_CACHE_COLUMNS = (
-    "is_valid",
-    "face_fallback",
-    "fallback_frames",
-    "interpolated_frames",
-    "frame_sources",
-    "frames_sampled",
-    "error",
-)
+_RECORD_FIELDS = tuple(f.name for f in fields(VideoRecord))
+_CACHE_VALID_AT = _RECORD_FIELDS.index("cache_valid")
+_FINGERPRINT_AT = _RECORD_FIELDS.index("fingerprint")  # not a column: the one asked for
 
 
-def _to_record(row: Any, fingerprint: str | None) -> VideoRecord:
-    # The cache columns are all NULL where the video has no cache row of `fingerprint`.
-    return VideoRecord(
-        id=row.id,
-        dataset=row.dataset,
-        path=row.path,
-        label=row.label,
-        split=row.split,
-        split_source=row.split_source,
-        method=row.method,
-        compression=row.compression,
-        original_path=row.original_path,
-        frame_count=row.frame_count,
-        fps=row.fps,
-        width=row.width,
-        height=row.height,
-        duration_s=row.duration_s,
-        probe_status=row.probe_status,
-        probe_error=row.probe_error,
-        present=row.is_present,
-        face_fallback=row.cache_face_fallback,
-        cache_valid=bool(row.cache_is_valid),
-        fallback_frames=row.cache_fallback_frames,
-        interpolated_frames=row.cache_interpolated_frames,
-        frame_sources=row.cache_frame_sources,
-        frames_sampled=row.cache_frames_sampled,
-        cache_error=row.cache_error,
-        fingerprint=fingerprint,
-        target_identity=row.target_identity,
-        source_identity=row.source_identity,
-        identity_group=row.identity_group,
-        part=row.part,
-        raw_label=row.raw_label,
-        metadata_error=row.metadata_error,
-        content_hash=row.content_hash,
-        size_bytes=row.size_bytes,
+def _record_columns(original: Any, cache: Any) -> dict[str, Any]:
+    """Each `VideoRecord` field's column (plain columns, not ORM objects: loading DFDC's
+    videos as objects costs seconds). The cache's are NULL where the video has no cache
+    row of the fingerprint."""
+    own = (
+        "id",
+        "path",
+        "label",
+        "split",
+        "split_source",
+        "method",
+        "compression",
+        "frame_count",
+        "fps",
+        "width",
+        "height",
+        "duration_s",
+        "probe_status",
+        "probe_error",
+        "target_identity",
+        "source_identity",
+        "identity_group",
+        "part",
+        "raw_label",
+        "metadata_error",
+        "content_hash",
+        "size_bytes",
     )
+    cached = (
+        "face_fallback",
+        "fallback_frames",
+        "interpolated_frames",
+        "frame_sources",
+        "frames_sampled",
+    )
+    return {
+        **{name: getattr(Video, name) for name in own},
+        **{name: getattr(cache, name) for name in cached},
+        "dataset": Dataset.name,
+        "original_path": original.path,
+        "present": Video.is_present,
+        "cache_valid": cache.is_valid,
+        "cache_error": cache.error,
+    }

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from cli.output import write_json, write_json_list
+from ddm.vocab import Label
 
 DOCUMENTS: list[list[Any]] = [
     [],
     [{"id": 1}],
     [{"id": 1, "path": "a/b.mp4", "nested": {"x": [1, 2.5, None]}, "empty": {}}, {"id": 2}],
     [{"id": n, "text": f"line\nbreak {n}", "flag": n % 2 == 0} for n in range(7)],
+    # Flat objects take the one-call path: every scalar json can meet, awkward keys too.
+    [
+        {
+            "text": 'quote " backslash \\ tab \t nul \x00 comma, colon: ',
+            "unicode": "é 中 \U0001f600 \u2028",
+            "label": Label.FAKE,
+            "floats": 0.1,
+            "tiny": -0.0,
+            "huge": 1e300,
+            "nan": float("nan"),
+            "inf": float("-inf"),
+            "big": 2**70,
+            "none": None,
+            "yes": True,
+            "no": False,
+            "": "empty key",
+            'key "quoted"\n': 1,
+            7: "int key",
+            True: "bool key",
+            None: "none key",
+            2.5: "float key",
+        },
+        {"one": "x"},
+        {"": 1, 7: 2, True: 3, None: 4, 2.5: 5, 'key "quoted"\n': 6, "é": 0.1},
+        {"mixed": [1]},
+        {"when": datetime(2024, 1, 2, tzinfo=UTC)},
+    ],
 ]
 
 
