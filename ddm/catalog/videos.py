@@ -547,6 +547,11 @@ def iter_videos(
     present_only: bool = False,
     fingerprint: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
+    cache_status: str | None = None,
+    sort: str = "path",
+    descending: bool = False,
+    video_id: int | None = None,
 ) -> Iterator[VideoRecord]:
     """Videos matching every given filter, by dataset and path, read in batches while the
     caller consumes them (a server-side cursor on PostgreSQL): memory stays the same
@@ -556,6 +561,9 @@ def iter_videos(
         fingerprint: the extractor whose cache rows fill `cache_valid`, `face_fallback`,
             `fallback_frames`, `interpolated_frames`, `frame_sources` and `frames_sampled`;
             with None they say "no cache".
+        cache_status: only videos whose cache of `fingerprint` is `valid`, `invalid` (a
+            row that is not valid) or `none` (no row): one of `CACHE_STATUSES`.
+        sort: one of `VIDEO_SORTS` (ties by id); `offset` skips that many of the order.
     """
     original = aliased(Video)
     cache = aliased(FeatureCache)
@@ -566,7 +574,7 @@ def iter_videos(
         .join(Dataset, Video.dataset_id == Dataset.id)
         .outerjoin(original, Video.original_video_id == original.id)
         .outerjoin(cache, on_cache)
-        .order_by(Dataset.name, Video.path)
+        .order_by(*_order(sort, descending))
     )
     filters: dict[str, Any] = {"label": label, "split": split, "method": method}
     for column, value in filters.items():
@@ -574,8 +582,14 @@ def iter_videos(
             query = query.where(getattr(Video, column) == value)
     if dataset is not None:
         query = query.where(Dataset.name == dataset)
+    if video_id is not None:
+        query = query.where(Video.id == video_id)
     if present_only:
         query = query.where(Video.is_present.is_(True))
+    if cache_status is not None:
+        query = query.where(_cache_is(cache, cache_status))
+    if offset:
+        query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
     # A Core execution: the ORM's handling of plain-column rows cost a quarter of the time.
@@ -594,6 +608,38 @@ _STREAM_BATCH = 2000
 _RECORD_FIELDS = tuple(f.name for f in fields(VideoRecord))
 _CACHE_VALID_AT = _RECORD_FIELDS.index("cache_valid")
 _FINGERPRINT_AT = _RECORD_FIELDS.index("fingerprint")  # not a column: the one asked for
+
+
+# The orders `iter_videos` offers. `path` (dataset, then path) is unique and its own; the
+# others end in the id, so that pages never overlap, and sort only the matching rows.
+VIDEO_SORTS = {
+    "path": (Dataset.name, Video.path),
+    "id": (Video.id,),
+    **{
+        name: (getattr(Video, name),)
+        for name in ("label", "split", "method", "compression", "frame_count", "duration_s")
+    },
+    "size": (Video.size_bytes,),
+}
+CACHE_STATUSES = ("valid", "invalid", "none")
+
+
+def _order(sort: str, descending: bool) -> list[Any]:
+    if sort not in VIDEO_SORTS:
+        raise InvalidInput(f"cannot sort videos by {sort!r}; one of: {', '.join(VIDEO_SORTS)}")
+    if sort in ("path", "id"):  # never NULL
+        return [c.desc() if descending else c for c in VIDEO_SORTS[sort]]
+    # NULLs last either way, on both dialects (SQLite would put them first).
+    (column,) = VIDEO_SORTS[sort]
+    return [(column.desc() if descending else column.asc()).nulls_last(), Video.id]
+
+
+def _cache_is(cache: Any, status: str) -> Any:
+    if status not in CACHE_STATUSES:
+        raise InvalidInput(f"no cache status {status!r}; one of: {', '.join(CACHE_STATUSES)}")
+    if status == "none":
+        return cache.id.is_(None)
+    return cache.is_valid.is_(status == "valid")
 
 
 def _record_columns(original: Any, cache: Any) -> dict[str, Any]:

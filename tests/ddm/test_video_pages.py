@@ -1,0 +1,68 @@
+"""`iter_videos` as pages: sort orders, offsets, the cache-status filter and one video by id
+(what `ddm serve`'s video table asks of the catalog), on both dialects."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.catalog.videos import VIDEO_SORTS, iter_videos
+from ddm.errors import InvalidInput
+
+FP = "f" * 40
+
+
+@pytest.fixture
+def filled(session):
+    dataset = Dataset(name="d", format="folder", root_path="/data/d")
+    session.add(dataset)
+    session.flush()
+    frames = [30, None, 10, 20, None, 40]
+    videos = []
+    for index, count in enumerate(frames):
+        video = Video(
+            dataset_id=dataset.id,
+            path=f"v{5 - index}.mp4",  # paths in the reverse order of ids
+            label="fake" if index % 2 else "real",
+            probe_status="ok",
+            frame_count=count,
+        )
+        session.add(video)
+        videos.append(video)
+    session.flush()
+    # v0 (id order) has a valid cache, v1 an invalid one, the others none.
+    session.add(FeatureCache(video_id=videos[0].id, fingerprint=FP, is_valid=True))
+    session.add(FeatureCache(video_id=videos[1].id, fingerprint=FP, is_valid=False))
+    session.flush()
+    return [video.id for video in videos]
+
+
+def _ids(session, **options) -> list[int]:
+    return [record.id for record in iter_videos(session, fingerprint=FP, **options)]
+
+
+def test_pages_follow_each_order_without_overlap(session, filled) -> None:
+    assert _ids(session) == filled[::-1]  # by path
+    assert _ids(session, sort="id") == filled
+    assert _ids(session, sort="id", descending=True) == filled[::-1]
+    # NULL frame counts last in both directions, ties by id.
+    assert _ids(session, sort="frame_count") == [filled[i] for i in (2, 3, 0, 5, 1, 4)]
+    assert _ids(session, sort="frame_count", descending=True)[:4] == [
+        filled[i] for i in (5, 0, 3, 2)
+    ]
+    for sort in VIDEO_SORTS:
+        whole = _ids(session, sort=sort)
+        pages = [_ids(session, sort=sort, limit=4, offset=o) for o in (0, 4)]
+        assert pages[0] + pages[1] == whole and len(set(whole)) == len(filled)
+
+
+def test_the_cache_status_filter_and_one_video_by_id(session, filled) -> None:
+    assert _ids(session, sort="id", cache_status="valid") == filled[:1]
+    assert _ids(session, sort="id", cache_status="invalid") == filled[1:2]
+    assert _ids(session, sort="id", cache_status="none") == filled[2:]
+    (record,) = iter_videos(session, fingerprint=FP, video_id=filled[1])
+    assert (record.path, record.cache_valid) == ("v4.mp4", False)
+    with pytest.raises(InvalidInput, match="one of"):
+        _ids(session, cache_status="stale")
+    with pytest.raises(InvalidInput, match="cannot sort"):
+        _ids(session, sort="path; DROP TABLE videos")
