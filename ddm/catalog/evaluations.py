@@ -10,6 +10,7 @@ Each prediction keeps the detector's logit: metrics rank by it (`model.metrics`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ddm.catalog.datasets import get_dataset
-from ddm.catalog.leakage import keys_of, keys_query, seen_by_run
+from ddm.catalog.leakage import VideoKeys, keys_query, seen_by_run
 from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
 from ddm.errors import InvalidInput, NotFound
@@ -66,7 +67,7 @@ class EvaluationSelection:
     note: str | None
     checkpoint_sha256: str | None = None  # of the file that will score; part of the reuse key
 
-    @property
+    @functools.cached_property
     def caches_digest(self) -> str:
         lines = sorted(f"{v.video_id}:{v.cache_checksum}:{v.leak or ''}" for v in self.videos)
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -168,19 +169,20 @@ def evaluation_selection(
     note = None
     if split is None and stored is None:
         note = f"{dataset} has no test split: every video is evaluated"
-    rows = session.execute(_videos_with_cache(ds_id, stored, record.fingerprint)).all()
     seen = seen_by_run(session, record.id, record.datasets)
     videos: list[EvalCandidate] = []
     left_out = dict.fromkeys(("missing", "unreadable", "unlabelled", "no valid cache"), 0)
-    for row in rows:
-        reason = _left_out_reason(row)
+    # Core rows read by position: by name, or through the ORM, DFDC's 128k cost seconds.
+    query = _videos_with_cache(ds_id, stored, record.fingerprint)
+    rows = session.connection().execute(query)
+    for *keys, label, is_present, probe_status, cache_path, checksum in rows:
+        reason = _left_out_reason(label, is_present, probe_status, cache_path, checksum)
         if reason is not None:
             left_out[reason] += 1
             continue
-        leak = seen.leak_of(keys_of(row))
-        videos.append(
-            EvalCandidate(row.video_id, row.path, row.label, row.cache_path, row.checksum, leak)
-        )
+        video = VideoKeys(*keys)
+        leak = seen.leak_of(video)
+        videos.append(EvalCandidate(video.video_id, video.path, label, cache_path, checksum, leak))
     if not videos:
         raise InvalidInput(
             f"no video of {dataset} (split {name}) has a valid cache of run {record.id}'s "
@@ -234,14 +236,20 @@ def _videos_with_cache(dataset: int, split: str | None, fingerprint: str) -> Any
     return query if split is None else query.where(Video.split == split)
 
 
-def _left_out_reason(row: Any) -> str | None:
-    if not row.is_present:
+def _left_out_reason(
+    label: str | None,
+    is_present: bool,
+    probe_status: str,
+    cache_path: str | None,
+    checksum: str | None,
+) -> str | None:
+    if not is_present:
         return "missing"
-    if row.probe_status != ProbeStatus.OK.value:
+    if probe_status != ProbeStatus.OK.value:
         return "unreadable"
-    if row.label is None:
+    if label is None:
         return "unlabelled"
-    if row.cache_path is None or row.checksum is None:
+    if cache_path is None or checksum is None:
         return "no valid cache"
     return None
 
@@ -394,7 +402,9 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
         .where(FeatureCache.fingerprint == (evaluation.fingerprint or ""))
         .subquery()
     )
-    # Plain columns, not ORM objects: a DFDC evaluation has 128k rows.
+    # Plain columns, not ORM objects: a DFDC evaluation has 128k rows. They are the
+    # record's fields in its order, read by position through Core (by name, or through
+    # the ORM's row handling, they cost more than the query).
     query = (
         select(
             Prediction.video_id,
@@ -419,28 +429,8 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
         .where(Prediction.evaluation_id == evaluation_id)
         .order_by(Prediction.video_id)
     )
-    return [
-        PredictionRecord(
-            evaluation_id=evaluation_id,
-            video_id=row.video_id,
-            path=row.path,
-            label=row.label,
-            score=row.score,
-            logit=row.logit,
-            predicted_label=row.predicted_label,
-            is_leaked=bool(row.is_leaked),
-            leak=row.leak,
-            method=row.method,
-            compression=row.compression,
-            frame_count=row.frame_count,
-            width=row.width,
-            height=row.height,
-            fallback_frames=row.fallback_frames,
-            frame_sources=row.frame_sources,
-            cache_path=row.cache_path,
-        )
-        for row in session.execute(query)
-    ]
+    rows = session.connection().execute(query)
+    return [PredictionRecord(evaluation_id, *row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -462,13 +452,9 @@ def evaluation_scores(session: Session, evaluation_id: int) -> StoredScores:
         .where(Prediction.evaluation_id == evaluation_id)
         .order_by(Prediction.video_id)
     )
-    rows = session.execute(query).all()
-    return StoredScores(
-        labels=[row[0] for row in rows],
-        scores=[row[1] for row in rows],
-        logits=[row[2] for row in rows],
-        is_leaked=[bool(row[3]) for row in rows],
-    )
+    rows = session.connection().execute(query).all()
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[], [], [], []]
+    return StoredScores(*columns)
 
 
 def _to_record(row: Evaluation, dataset: str) -> EvaluationRecord:
