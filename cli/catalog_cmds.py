@@ -31,11 +31,10 @@ def datasets(app: App, as_json: bool) -> None:
       ddm datasets
       ddm datasets --json | jq '.[].name'
     """
-    from ddm.catalog.datasets import list_datasets
-    from ddm.catalog.records import to_json
+    from ddm.services.listings import dataset_rows
 
     with app.session() as session:
-        rows = [to_json(record) for record in list_datasets(session)]
+        rows = dataset_rows(session)
     if as_json:
         write_json(rows)
         return

@@ -197,16 +197,10 @@ def videos(
       ddm videos --dataset ff --label fake --split test
       ddm videos --dataset dfdc --json | jq '.[] | select(.probe_status != "ok")'
     """
-    from ddm.catalog.caches import latest_fingerprint
-    from ddm.catalog.datasets import get_dataset
-    from ddm.catalog.records import to_json
-    from ddm.catalog.videos import iter_videos
+    from ddm.services.listings import video_rows
 
     with app.session() as session:
-        if dataset is not None:
-            get_dataset(session, dataset)  # an unknown name is an error, not an empty list
-        fingerprint = fingerprint or latest_fingerprint(session, dataset)
-        records = iter_videos(
+        rows = video_rows(
             session,
             dataset=dataset,
             label=label,
@@ -216,7 +210,6 @@ def videos(
             fingerprint=fingerprint,
             limit=limit,
         )
-        rows = (to_json(record) for record in records)
         if as_json:
             # Streamed from the open cursor: DFDC's 128k videos never sit in memory at once.
             write_json_list(rows)

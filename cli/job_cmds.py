@@ -79,11 +79,10 @@ def jobs_list(app: App, status: str | None, kind: str | None, limit: int, as_jso
       ddm jobs list --kind extract --status failed
       ddm jobs list --json | jq '.[] | select(.status == "running") | .id'
     """
-    from ddm.catalog.jobs import list_jobs
-    from ddm.catalog.records import to_json
+    from ddm.services.listings import job_rows
 
     with app.session() as session:
-        rows = [to_json(job) for job in list_jobs(session, status=status, kind=kind, limit=limit)]
+        rows = job_rows(session, status=status, kind=kind, limit=limit)
     if as_json:
         write_json(rows)
         return

@@ -245,11 +245,10 @@ def runs_list(app: App, limit: int, as_json: bool) -> None:
     Examples:
       ddm runs list --json | jq '.[] | select(.status == "succeeded") | .id'
     """
-    from ddm.catalog.records import to_json
-    from ddm.catalog.runs import list_runs
+    from ddm.services.listings import run_rows
 
     with app.session() as session:
-        rows = [to_json(run) for run in list_runs(session, limit=limit)]
+        rows = run_rows(session, limit=limit)
     if as_json:
         write_json(rows)
         return
@@ -274,13 +273,11 @@ def runs_show(app: App, run: str, as_json: bool) -> None:
 
 
 def _print_run(app: App, run_ref: int | str, as_json: bool) -> None:
-    from ddm.catalog.records import to_json
-    from ddm.catalog.runs import get_run, run_epochs
+    from ddm.services.listings import run_document
 
     with app.session() as session:
-        run = get_run(session, run_ref)
-        epochs = [to_json(epoch) for epoch in run_epochs(session, run.id)]
-    data = {**to_json(run), "epochs": epochs}
+        data = run_document(session, run_ref)
+    epochs = data["epochs"]
     if as_json:
         write_json(data)
         return
@@ -289,7 +286,7 @@ def _print_run(app: App, run_ref: int | str, as_json: bool) -> None:
     rows = [{"field": key, "value": data[key]} for key in fields]
     rows.append({"field": "datasets", "value": ",".join(data["datasets"])})
     rows += [{"field": key, "value": value} for key, value in _ran_with(data["config"]).items()]
-    table(app.out, rows, ["field", "value"], title=f"run {run.id}")
+    table(app.out, rows, ["field", "value"], title=f"run {data['id']}")
     curve = [{**row, "lr": row.get("learning_rate")} for row in epochs]
     table(app.out, curve, EPOCH_COLUMNS, title="training curve", empty="no epoch finished yet")
 
