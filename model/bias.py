@@ -10,7 +10,6 @@ model/metrics.py.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,13 +25,18 @@ _FRAME_BUCKETS = ((100, "<100"), (300, "100-299"), (500, "300-499"))
 _RESOLUTION_BUCKETS = ((360, "<=360p"), (480, "480p"), (720, "720p"), (1080, "1080p"))
 
 
-def _is_missing(value: float | None) -> bool:
-    # float() first so numpy scalars of any width (np.float32 NaN) are caught too.
-    return value is None or math.isnan(float(value))
+def _labels_and_values(
+    labels: Sequence[int] | np.ndarray, values: Sequence[float | None] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 labels and float64 values, None and NaN both NaN (numpy scalars of any width
+    too): whole arrays, since a DFDC-sized dataset has 128k videos per attribute."""
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} labels but {len(values)} values")
+    return np.asarray(labels, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
 def attribute_separation(
-    labels: Sequence[int], values: Sequence[float | None]
+    labels: Sequence[int] | np.ndarray, values: Sequence[float | None] | np.ndarray
 ) -> dict[str, Any] | None:
     """How well one per-video attribute alone separates real from fake.
 
@@ -47,14 +51,14 @@ def attribute_separation(
         attribute alone splits the classes), and `direction` says which class has the
         higher values. None when either class has no video left.
     """
-    if len(labels) != len(values):
-        raise ValueError(f"{len(labels)} labels but {len(values)} values")
-    kept = [(int(y), float(v)) for y, v in zip(labels, values, strict=True) if not _is_missing(v)]
-    n_fake = sum(y for y, _ in kept)
-    n_real = len(kept) - n_fake
+    y, v = _labels_and_values(labels, values)
+    kept = ~np.isnan(v)
+    y, v = y[kept], v[kept]
+    n_fake = int(y.sum())
+    n_real = len(y) - n_fake
     if n_real == 0 or n_fake == 0:
         return None
-    auc = roc_auc([y for y, _ in kept], [v for _, v in kept])
+    auc = roc_auc(y, v)
     assert auc is not None  # both classes are present
     if auc > 0.5:
         direction = "higher in fake"
@@ -71,7 +75,9 @@ def attribute_separation(
     }
 
 
-def missing_by_class(labels: Sequence[int], values: Sequence[float | None]) -> dict[str, Any]:
+def missing_by_class(
+    labels: Sequence[int] | np.ndarray, values: Sequence[float | None] | np.ndarray
+) -> dict[str, Any]:
     """How many values are missing (None or NaN) per class, and how well missingness alone
     separates the classes (AUC of the missing indicator as a fake score, folded to >= 0.5).
 
@@ -80,13 +86,12 @@ def missing_by_class(labels: Sequence[int], values: Sequence[float | None]) -> d
         "separation": 0.5 when both classes miss values at the same rate (or one class
         has no video), 1.0 when exactly one class misses them all.
     """
-    if len(labels) != len(values):
-        raise ValueError(f"{len(labels)} labels but {len(values)} values")
-    n_fake = sum(int(y) for y in labels)
-    n_real = len(labels) - n_fake
-    gone = [_is_missing(v) for v in values]
-    fake = sum(g for g, y in zip(gone, labels, strict=True) if y)
-    real = sum(gone) - fake
+    y, v = _labels_and_values(labels, values)
+    n_fake = int(y.sum())
+    n_real = len(y) - n_fake
+    gone = np.isnan(v)
+    fake = int(np.count_nonzero(gone & (y != 0)))
+    real = int(np.count_nonzero(gone)) - fake
     separation = 0.5
     if n_real and n_fake:
         # For a 0/1 score, AUC = 0.5 + (rate among fakes - rate among reals) / 2.
