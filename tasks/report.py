@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ddm.catalog import evaluations, runs
 from ddm.catalog.datasets import list_datasets
+from ddm.catalog.scores import StoredScores, evaluation_scores
 from ddm.catalog.splits import split_changes
 from ddm.catalog.stats import video_facts
 from ddm.db import session_scope
@@ -146,28 +147,57 @@ def run_entry(
     return entry
 
 
+def evaluation_document(session: Session, evaluation_id: int) -> dict[str, Any]:
+    """One stored evaluation as `ddm report --json` gives its run's entry, with the entry's
+    prediction bias and sentences kept in it (`bias`, `sentences`), and its predictions the
+    most wrong first: the confident false positives and missed fakes at the top.
+
+    Raises:
+        NotFound: no such evaluation.
+    """
+    evaluation = evaluations.get_evaluation(session, evaluation_id)
+    run = runs.get_run(session, evaluation.run_id)
+    predictions = evaluations.evaluation_predictions(session, evaluation_id)
+    entry = run_entry(run, evaluation, predictions)
+    entry["split_changed"] = split_changes(session, [evaluation_id]).get(evaluation_id, 0)
+    key = "logit" if entry["ranked_by"] == "logit" else "score"
+    entry["predictions"].sort(key=lambda p: _wrongness(p, key), reverse=True)
+    return entry
+
+
+def _wrongness(prediction: dict[str, Any], key: str) -> float:
+    """How far the detector leaned the wrong way: a real video's logit, a fake's negated
+    (by scores: a real's score, a fake's 1 - score); unlabelled videos last."""
+    value = prediction[key]
+    if prediction["label"] == Label.FAKE:
+        return -value if key == "logit" else 1.0 - value
+    if prediction["label"] == Label.REAL:
+        return value
+    return float("-inf")
+
+
 def evaluation_metrics(predictions: list[Any], threshold: float | None) -> dict[str, Any]:
     """`model.metrics.held_out_metrics` of stored predictions, ranked by their logits
     (by their scores for evaluations stored before logits were kept)."""
-    scores = evaluations.StoredScores(
-        labels=[p.label for p in predictions],
-        scores=[p.score for p in predictions],
-        logits=[p.logit for p in predictions],
-        is_leaked=[p.is_leaked for p in predictions],
+    scores = StoredScores.of(
+        [p.label for p in predictions],
+        [p.score for p in predictions],
+        [p.logit for p in predictions],
+        [p.is_leaked for p in predictions],
     )
     return stored_metrics(scores, threshold)
 
 
-def stored_metrics(stored: evaluations.StoredScores, threshold: float | None) -> dict[str, Any]:
+def stored_metrics(stored: StoredScores, threshold: float | None) -> dict[str, Any]:
     """`evaluation_metrics` of an evaluation's stored scores alone."""
     from model.metrics import held_out_metrics
 
     return held_out_metrics(
-        [int(label == Label.FAKE) for label in stored.labels],
+        stored.is_fake,
         stored.scores,
         stored.is_leaked,
         threshold if threshold is not None else DEFAULT_THRESHOLD,
-        logits=_logits(stored.logits),
+        logits=stored.logits,
     )
 
 
@@ -262,7 +292,7 @@ def cross_dataset(
 def _summary_of(session: Session, evaluation: Any) -> dict[str, Any]:
     """The keys of a run entry that a cell shows, computed from the stored predictions."""
     # The scores alone: a matrix over 10 runs reads about a million of them.
-    stored = evaluations.evaluation_scores(session, evaluation.id)
+    stored = evaluation_scores(session, evaluation.id)
     split = stored_metrics(stored, evaluation.threshold)
     return _headline(split, evaluation.threshold, len(stored.scores))
 

@@ -433,30 +433,6 @@ def evaluation_predictions(session: Session, evaluation_id: int) -> list[Predict
     return [PredictionRecord(evaluation_id, *row) for row in rows]
 
 
-@dataclass(frozen=True)
-class StoredScores:
-    """What the metrics of one evaluation read of each prediction, as parallel lists in
-    video id order: a cross-dataset matrix cell needs no more than this."""
-
-    labels: list[str | None]
-    scores: list[float]
-    logits: list[float | None]
-    is_leaked: list[bool]
-
-
-def evaluation_scores(session: Session, evaluation_id: int) -> StoredScores:
-    """The evaluation's stored labels, scores, logits and leak flags, without the videos'
-    facts (`evaluation_predictions` joins those)."""
-    query = (
-        select(Prediction.label, Prediction.score, Prediction.logit, Prediction.is_leaked)
-        .where(Prediction.evaluation_id == evaluation_id)
-        .order_by(Prediction.video_id)
-    )
-    rows = session.connection().execute(query).all()
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[], [], [], []]
-    return StoredScores(*columns)
-
-
 def _to_record(row: Evaluation, dataset: str) -> EvaluationRecord:
     return EvaluationRecord(
         id=row.id,

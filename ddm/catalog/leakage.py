@@ -20,6 +20,7 @@ each format's own rules, so equal names of two formats mean nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ class SeenByRun:
             return Leak.SEQUENCE
         if video.dataset_id in self.train_datasets and video.split in SEEN_SPLITS:
             return Leak.SPLIT
-        if identity_keys(video) & self.identities:
+        if not self.identities.isdisjoint(identity_keys(video)):
             return Leak.IDENTITY
         return None
 
@@ -92,26 +93,14 @@ def keys_query() -> Select[Any]:
     ).join(Dataset, Dataset.id == Video.dataset_id)
 
 
-def keys_of(row: Any) -> VideoKeys:
-    return VideoKeys(
-        row.video_id,
-        row.content_hash,
-        row.dataset_id,
-        row.format,
-        row.path,
-        row.compression,
-        row.split,
-        row.identity_group,
-        row.target_identity,
-        row.source_identity,
-    )
-
-
 def seen_by_run(session: Session, run_id: int, train_datasets: Iterable[str]) -> SeenByRun:
     """The keys of every train/val member of the run, and its training datasets' ids."""
     query = keys_query().add_columns(RunMember.content_hash.label("member_hash"))
     query = query.join(RunMember, RunMember.video_id == Video.id).where(RunMember.run_id == run_id)
-    members = [(keys_of(row), row.member_hash) for row in session.execute(query)]
+    # Core rows by position: a run's members are about 13,000 FF++ videos, and a matrix
+    # reads them for each of its runs.
+    rows = session.connection().execute(query)
+    members = [(VideoKeys(*keys), member_hash) for *keys, member_hash in rows]
     # The hash of the file as the run read it: the video may have changed since.
     hashes = {member_hash for _, member_hash in members if member_hash}
     names = list(train_datasets)
@@ -136,5 +125,11 @@ def sequence_key(video: VideoKeys) -> tuple[str, str] | None:
     """(format, path with its compression folder masked), for videos stored per compression."""
     if video.compression is None:
         return None
-    parts = ["*" if part.lower() in COMPRESSION_FOLDERS else part for part in video.path.split("/")]
-    return video.format, "/".join(parts)
+    return video.format, _masked(video.path)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _masked(path: str) -> str:
+    # Cached: a cross-dataset matrix masks the same members' paths once per run.
+    parts = ["*" if part.lower() in COMPRESSION_FOLDERS else part for part in path.split("/")]
+    return "/".join(parts)
