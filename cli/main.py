@@ -91,6 +91,7 @@ def _register_commands() -> None:
         job_cmds,
         predict_cmds,
         report_cmds,
+        serve_cmds,
         split_cmds,
         train_cmds,
         weights_cmds,
@@ -109,6 +110,7 @@ def _register_commands() -> None:
         report_cmds,
         predict_cmds,
         demo_cmds,
+        serve_cmds,
     )
     for command in (c for module in modules for c in module.COMMANDS):
         cli.add_command(command)

@@ -1,0 +1,381 @@
+"""The ASGI app of `ddm serve`: one factory, the catalog's session factory passed in, one
+handler per page, each with its JSON twin under `/api/` (web layer).
+
+A handler parses the request, calls the function the matching command calls
+(`ddm.services.listings`, `tasks.report`), and renders it; it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from itertools import islice
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ddm.db import session_scope
+from ddm.errors import DdmError, InvalidInput, NotFound
+from ddm.services import listings
+from ddm.vocab import Label, Split, values
+from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# An evaluation page lists this many of its most wrong predictions; the JSON has them all.
+SHOWN_PREDICTIONS = 200
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 4096
+LIST_LIMIT = 50  # runs and jobs, as `ddm runs list` and `ddm jobs list` show by default
+
+
+def create_app(
+    factory: sessionmaker[Session],
+    *,
+    access: Access | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+) -> Starlette:
+    """The app over the catalog that `factory` opens.
+
+    Args:
+        access: whether writes are allowed and the token they need (default: read-only).
+        allowed_hosts: the Host headers answered (a loopback server answers only its own
+            names, so a page elsewhere cannot reach it through DNS rebinding); None: any.
+    """
+    pages = _Pages(factory, access or Access())
+    routes = [
+        Route("/", pages.index),
+        Route("/datasets", pages.datasets),
+        Route("/api/datasets", pages.api_datasets),
+        Route("/videos", pages.videos),
+        Route("/api/videos", pages.api_videos),
+        Route("/videos/{video_id:int}", pages.video),
+        Route("/api/videos/{video_id:int}", pages.api_video),
+        Route("/videos/{video_id:int}/file", pages.video_file),
+        Route("/runs", pages.runs),
+        Route("/api/runs", pages.api_runs),
+        Route("/runs/{run_id:int}", pages.run),
+        Route("/api/runs/{run_id:int}", pages.api_run),
+        Route("/evaluations/{evaluation_id:int}", pages.evaluation),
+        Route("/api/evaluations/{evaluation_id:int}", pages.api_evaluation),
+        Route("/jobs", pages.jobs),
+        Route("/api/jobs", pages.api_jobs),
+        Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
+        Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
+    ]
+    middleware = [Middleware(_SecurityHeaders), Middleware(_TokenLink, access=pages.access)]
+    if allowed_hosts is not None:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    handlers: dict[Any, Callable[..., Any]] = {
+        DdmError: pages.domain_error,
+        WriteRefused: pages.refused,
+        HTTPException: pages.http_error,
+    }
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+
+
+class _Pages:
+    def __init__(self, factory: sessionmaker[Session], access: Access) -> None:
+        self.factory = factory
+        self.access = access
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("web", "templates"),
+            autoescape=True,  # every name from disk is escaped; no template uses |safe
+            undefined=jinja2.StrictUndefined,
+        )
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        template = self.templates.get_template(name)
+        context = {
+            "request": request,
+            "writes": self.access.writes,
+            "signed_in": self.access.is_authenticated(request),
+            "csrf_field": CSRF_FIELD,
+            "csrf": self.access.csrf if self.access.is_authenticated(request) else "",
+            **context,
+        }
+        return HTMLResponse(template.render(context), status_code=status)
+
+    def session(self):  # noqa: ANN201  (a context manager yielding a Session)
+        return session_scope(self.factory)
+
+    # ------------------------------------------------------------------ pages
+
+    def index(self, request: Request) -> Response:
+        return self.render(request, "index.html")
+
+    def datasets(self, request: Request) -> Response:
+        with self.session() as session:
+            rows = listings.dataset_rows(session)
+        return self.render(request, "datasets.html", rows=rows)
+
+    def api_datasets(self, request: Request) -> Response:
+        with self.session() as session:
+            return JSONResponse(listings.dataset_rows(session))
+
+    def _video_page(self, request: Request) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        query = _video_query(request)
+        limit, offset = query.pop("limit"), query.pop("offset")
+        with self.session() as session:
+            rows = list(
+                islice(
+                    listings.video_rows(session, limit=limit + 1, offset=offset, **query),
+                    limit + 1,
+                )
+            )
+        more = len(rows) > limit
+        page = {"limit": limit, "offset": offset, "more": more, "query": query}
+        return rows[:limit], page
+
+    def videos(self, request: Request) -> Response:
+        rows, page = self._video_page(request)
+        return self.render(
+            request,
+            "videos.html",
+            rows=rows,
+            page=page,
+            link=_linker(request),
+            labels=values(Label),
+            splits=values(Split),
+            cache_statuses=_cache_statuses(),
+        )
+
+    def api_videos(self, request: Request) -> Response:
+        rows, page = self._video_page(request)
+        headers = {}
+        if page["more"]:
+            following = _linker(request)(offset=page["offset"] + page["limit"])
+            headers["link"] = f'<{following}>; rel="next"'
+        return JSONResponse(rows, headers=headers)
+
+    def video(self, request: Request) -> Response:
+        with self.session() as session:
+            document = listings.video_document(session, request.path_params["video_id"])
+        return self.render(request, "video.html", **document)
+
+    def api_video(self, request: Request) -> Response:
+        with self.session() as session:
+            return JSONResponse(listings.video_document(session, request.path_params["video_id"]))
+
+    def video_file(self, request: Request) -> Response:
+        # By catalog id only: the path comes from the catalog, checked to lie in its root.
+        with self.session() as session:
+            path = listings.video_file(session, request.path_params["video_id"])
+        return FileResponse(path)  # answers Range requests: 206, or 416 when unsatisfiable
+
+    def runs(self, request: Request) -> Response:
+        with self.session() as session:
+            rows = listings.run_rows(session, limit=LIST_LIMIT)
+        return self.render(request, "runs.html", rows=rows)
+
+    def api_runs(self, request: Request) -> Response:
+        with self.session() as session:
+            return JSONResponse(listings.run_rows(session, limit=LIST_LIMIT))
+
+    def run(self, request: Request) -> Response:
+        from ddm.catalog.evaluations import latest_evaluations
+        from ddm.catalog.records import to_json
+
+        run_id = request.path_params["run_id"]
+        with self.session() as session:
+            document = listings.run_document(session, run_id)
+            evaluations = [to_json(e) for e in latest_evaluations(session, [run_id])]
+        return self.render(request, "run.html", run=document, evaluations=evaluations)
+
+    def api_run(self, request: Request) -> Response:
+        with self.session() as session:
+            return JSONResponse(listings.run_document(session, request.path_params["run_id"]))
+
+    def _evaluation(self, request: Request) -> dict[str, Any]:
+        from tasks.report import evaluation_document
+
+        with self.session() as session:
+            return evaluation_document(session, request.path_params["evaluation_id"])
+
+    def evaluation(self, request: Request) -> Response:
+        entry = self._evaluation(request)
+        shown = entry["predictions"][:SHOWN_PREDICTIONS]
+        return self.render(request, "evaluation.html", entry=entry, shown=shown)
+
+    def api_evaluation(self, request: Request) -> Response:
+        return JSONResponse(self._evaluation(request))
+
+    def jobs(self, request: Request) -> Response:
+        with self.session() as session:
+            rows = listings.job_rows(session, limit=LIST_LIMIT)
+        return self.render(request, "jobs.html", rows=rows)
+
+    def api_jobs(self, request: Request) -> Response:
+        with self.session() as session:
+            return JSONResponse(listings.job_rows(session, limit=LIST_LIMIT))
+
+    async def cancel_job(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        self.access.check_writer(request)
+        self.access.check_csrf(request, await _form_field(request, CSRF_FIELD))
+        await run_in_threadpool(self._cancel, request.path_params["job_id"])
+        return RedirectResponse("/jobs", status_code=303)
+
+    def _cancel(self, job_id: int) -> None:
+        from ddm.catalog.jobs import cancel_job  # what `ddm jobs cancel` calls
+
+        with self.session() as session:
+            job = cancel_job(session, job_id)
+        logger.info("job_id=%s cancelled from the web", job.id)
+
+    # ------------------------------------------------------------------ errors
+
+    def domain_error(self, request: Request, exc: Exception) -> Response:
+        status = 404 if isinstance(exc, NotFound) else 400
+        return self._error(request, status, str(exc))
+
+    def refused(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WriteRefused)
+        return self._error(request, exc.status, str(exc))
+
+    def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return self._error(request, exc.status_code, exc.detail, exc.headers)
+
+    def _error(self, request: Request, status: int, message: str, headers: Any = None) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": message}, status_code=status, headers=headers)
+        response = self.render(request, "error.html", status, code=status, message=message)
+        response.headers.update(headers or {})
+        return response
+
+
+async def _form_field(request: Request, name: str) -> str | None:
+    """One field of a small urlencoded form (our forms carry one or two fields)."""
+    from urllib.parse import parse_qs
+
+    if request.headers.get("content-type", "").split(";")[0] != FORM_TYPE:
+        return None
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidInput(f"a form of more than {MAX_FORM_BYTES} bytes")
+    found = parse_qs(body.decode("utf-8", "replace")).get(name)
+    return found[0] if found else None
+
+
+def _video_query(request: Request) -> dict[str, Any]:
+    """The filters, order and page of `/videos` and `/api/videos`; bad values are
+    InvalidInput (400), unknown sort orders and cache states are refused by the catalog."""
+    params = request.query_params
+    query: dict[str, Any] = {
+        name: params.get(name) or None for name in ("dataset", "label", "split", "method")
+    }
+    for name, allowed in (("label", values(Label)), ("split", values(Split))):
+        if query[name] is not None and query[name] not in allowed:
+            raise InvalidInput(f"no {name} {query[name]!r}; one of: {', '.join(allowed)}")
+    query["cache_status"] = params.get("cache") or None
+    query["sort"] = params.get("sort") or "path"
+    order = params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise InvalidInput(f"order must be asc or desc, not {order!r}")
+    query["descending"] = order == "desc"
+    query["limit"] = _integer(params, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    query["offset"] = _integer(params, "offset", 0, 0, None)
+    return query
+
+
+def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:
+    text = params.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bound = f"{low} to {high}" if high is not None else f"{low} or more"
+        raise InvalidInput(f"{name} must be a whole number, {bound}")
+    return int(text)
+
+
+def _linker(request: Request) -> Callable[..., str]:
+    """A function giving this page's address with some query parameters changed."""
+
+    def link(**changes: Any) -> str:
+        params = dict(request.query_params)
+        if "offset" not in changes and set(changes) - {"offset"}:
+            params.pop("offset", None)  # a new filter or order starts on its first page
+        for name, value in changes.items():
+            if value is None or value == "":
+                params.pop(name, None)
+            else:
+                params[name] = str(value)
+        return request.url.path + ("?" + urlencode(params) if params else "")
+
+    return link
+
+
+def _cache_statuses() -> tuple[str, ...]:
+    from ddm.catalog.videos import CACHE_STATUSES
+
+    return CACHE_STATUSES
+
+
+class _SecurityHeaders:
+    """Adds `SECURITY_HEADERS` to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _TokenLink:
+    """The address printed at start carries `?token=`: a GET with the right one keeps it in
+    an HttpOnly, SameSite=Strict cookie and redirects to the same page without it, so the
+    token leaves the address bar and the history."""
+
+    def __init__(self, app: ASGIApp, access: Access) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and self.access.writes:
+            request = Request(scope)
+            token = request.query_params.get("token")
+            if token is not None:
+                params = {k: v for k, v in request.query_params.items() if k != "token"}
+                target = request.url.path + ("?" + urlencode(params) if params else "")
+                response = RedirectResponse(target, status_code=303)
+                if _same(token, self.access.token):
+                    response.set_cookie(
+                        TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/"
+                    )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _same(given: str, token: str) -> bool:
+    import secrets
+
+    return secrets.compare_digest(given.encode(), token.encode())
