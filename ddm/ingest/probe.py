@@ -14,12 +14,14 @@ import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-
-import cv2
+from typing import TYPE_CHECKING
 
 from ddm.errors import InvalidInput
 from ddm.ingest.records import FileFacts, FileFingerprint, ProbeResult
 from ddm.vocab import ProbeStatus
+
+if TYPE_CHECKING:
+    import cv2
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ def probe_video(path: Path) -> ProbeResult:
     Returns:
         A ProbeResult; status 'ok' or one of the error kinds of ProbeStatus.
     """
+    # Imported here: OpenCV's import (about half a second) is wasted on a re-scan that
+    # probes nothing.
+    import cv2
+
     failure, head = _check_file(path)
     if failure is not None:
         return failure
@@ -170,6 +176,8 @@ def _check_file(path: Path) -> tuple[ProbeResult | None, bytes]:
 
 
 def _probe_stream(path: Path, kind: str | None) -> ProbeResult:
+    import cv2
+
     # An absolute path: FFmpeg reads a relative "x:y.mp4" as protocol "x".
     capture = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
     try:
@@ -185,6 +193,8 @@ def _probe_stream(path: Path, kind: str | None) -> ProbeResult:
 
 
 def _read_stream(capture: cv2.VideoCapture, path: Path) -> ProbeResult:
+    import cv2
+
     reported = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     raw_fps = capture.get(cv2.CAP_PROP_FPS)
     fps = raw_fps if math.isfinite(raw_fps) and 0 < raw_fps < 1000 else None
@@ -221,6 +231,8 @@ def _count_packets(path: Path) -> int | None:
     shows fewer packets than its container claims. Corrupt data inside a packet is not
     seen here; extraction records that on the video's cache row.
     """
+    import cv2
+
     capture = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened() or not capture.set(cv2.CAP_PROP_FORMAT, -1):
@@ -251,6 +263,8 @@ def _verified_count(capture: cv2.VideoCapture, reported: int) -> tuple[int | Non
 
 
 def _decodes_at(capture: cv2.VideoCapture, index: int) -> bool:
+    import cv2
+
     # A seek into a truncated file can "succeed" by returning an earlier frame; the
     # position after the grab tells whether frame `index` itself was decoded.
     capture.set(cv2.CAP_PROP_POS_FRAMES, index)
@@ -258,6 +272,8 @@ def _decodes_at(capture: cv2.VideoCapture, index: int) -> bool:
 
 
 def _decodes_next(capture: cv2.VideoCapture, index: int) -> bool:
+    import cv2
+
     return bool(capture.grab()) and int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == index + 1
 
 
