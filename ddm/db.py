@@ -10,6 +10,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,14 +219,30 @@ def alembic_config(url: str):  # noqa: ANN201  (alembic.config.Config, imported 
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration this code knows."""
-    from alembic.script import ScriptDirectory
+    """The newest migration this code knows.
 
-    script = ScriptDirectory(str(migrations_dir()))
-    heads = script.get_heads()
+    Read from the migration files' `revision` and `down_revision` lines, not through
+    Alembic: importing Alembic cost every command about a second (a test checks this
+    against Alembic's own answer).
+    """
+    revisions: dict[str, str | None] = {}
+    for path in (migrations_dir() / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = _REVISION.search(text)
+        if revision is not None:
+            down = _DOWN_REVISION.search(text)
+            revisions[revision.group(1)] = down.group(1) if down else None
+    heads = sorted(set(revisions) - set(revisions.values()))
     assert len(heads) == 1, f"migrations must have one head, found {heads}"
     return heads[0]
+
+
+# `revision: str = "0010"` and `down_revision: str | None = "0009"`, as every migration
+# file (script.py.mako) writes them.
+_REVISION = re.compile(r'^revision(?::[^=]*)?=\s*["\']([^"\']+)["\']', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision(?::[^=]*)?=\s*["\']([^"\']+)["\']', re.MULTILINE)
 
 
 def schema_state(engine: Engine) -> SchemaState:
@@ -236,8 +253,9 @@ def schema_state(engine: Engine) -> SchemaState:
     """
     try:
         with engine.connect() as connection:
-            current = _current_revision(connection)
-            tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+            tables = set(inspect(connection).get_table_names())
+            current = _stored_revision(connection) if "alembic_version" in tables else None
+            tables.discard("alembic_version")
     except DBAPIError as exc:
         url = engine.url.render_as_string(hide_password=False)
         raise DatabaseUnavailable(
@@ -245,6 +263,14 @@ def schema_state(engine: Engine) -> SchemaState:
             f"{redact(_first_line(exc.orig), url)}"
         ) from None
     return SchemaState(current=current, head=head_revision(), has_tables=bool(tables))
+
+
+def _stored_revision(connection: Connection) -> str | None:
+    """The revision in Alembic's table (which exists), read without importing Alembic: that
+    import cost every command about a second. Anything but one row goes to Alembic, whose
+    error explains it."""
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else _current_revision(connection)
 
 
 def _current_revision(connection: Connection) -> str | None:

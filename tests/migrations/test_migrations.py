@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -26,6 +28,24 @@ EXPECTED_TABLES = {
 
 def test_single_head() -> None:
     assert len(ScriptDirectory(str(migrations_dir())).get_heads()) == 1
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    assert [head_revision()] == ScriptDirectory(str(migrations_dir())).get_heads()
+
+
+def test_a_schema_check_does_not_import_alembic(blank_db_url: str) -> None:
+    # Alembic's import cost every command about a second; only migrating needs it.
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine)
+    engine.dispose()
+    check = (
+        "import sys; from ddm.db import create_db_engine, verify_schema; "
+        f"verify_schema(create_db_engine({blank_db_url!r})); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_migrations_do_not_import_the_live_models() -> None:
