@@ -156,6 +156,8 @@ class FeatureCache(Base):
         Index(None, "fingerprint", "is_valid"),
         # Every heartbeat renews the leases of its job; release clears them.
         Index(None, "claimed_by_job_id"),
+        # `latest_fingerprint`: the newest valid cache, without sorting all of them.
+        Index(None, "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
