@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +51,31 @@ def _printed(write: Any, data: Any) -> str:
     with CliRunner().isolation() as streams:
         write(data)
         return streams[0].getvalue().decode()
+
+
+# Documents shaped like a report: nested objects, lists of flat objects, odd corners.
+NESTED: list[Any] = [
+    {
+        "runs": [{"auc": 0.5, "per_class": {"fake": {"f1": 0.1}}, "predictions": DOCUMENTS[4]}],
+        "bias": {"sentences": ["a\nb", "é"], "empty": [], "none": None, "tuple": (1, "x")},
+        "matrix": {"datasets": ["dfdc"], "rows": [{"cells": {}}, {"cells": {"ff": {"n": 1}}}]},
+        "odd keys": {1: [2], "s": {3.5: None}},
+        "when": datetime(2024, 1, 2, tzinfo=UTC),
+        "label": Label.REAL,
+    },
+    [[], [[1, [2, {}]]], {"deep": {"deeper": {"deepest": [None, True]}}}],
+    "text",
+    17,
+    None,
+    {},
+    [],
+]
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, *NESTED])
+def test_a_document_is_what_json_dumps_writes(document: Any) -> None:
+    expected = json.dumps(document, indent=2, sort_keys=False, default=str) + "\n"
+    assert _printed(write_json, document) == expected
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
