@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -90,9 +91,11 @@ _COPY = """COPY (
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def _copied_scores(connection: object, evaluation_id: int) -> StoredScores:
+def _copied_scores(connection: Any, evaluation_id: int) -> StoredScores:
+    """The columns from one binary COPY on `connection` (psycopg's, in the session's
+    transaction)."""
     statement = _COPY.format(fake=Label.FAKE.value, evaluation_id=int(evaluation_id))
-    with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
         data = b"".join(bytes(block) for block in copy)
     if not data.startswith(_SIGNATURE):
         raise ValueError("not PostgreSQL's binary COPY format")
