@@ -231,12 +231,11 @@ def stats(app: App, datasets: str | None, as_json: bool) -> None:
       ddm stats
       ddm stats --datasets ff,dfdc --json | jq '.sentences'
     """
-    from ddm.catalog.stats import video_facts
-    from tasks.bias import catalog_bias
+    from tasks.bias import catalog_stats
 
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     with app.session() as session:
-        document = catalog_bias(video_facts(session, names))
+        document = catalog_stats(session, names)
     if as_json:
         write_json(document)
         return

@@ -39,7 +39,7 @@ def serve(app: App, host: str, port: int, allow_uploads: bool) -> None:
     port = sock.getsockname()[1]
     # A loopback server answers only its own names (no DNS rebinding onto it).
     hosts = list(LOOPBACK_HOSTS) if loopback else None
-    web_app = create_app(factory, access=access, allowed_hosts=hosts)
+    web_app = create_app(factory, settings=app.settings, access=access, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/"
     say = app.out.print

@@ -8,11 +8,14 @@ from __future__ import annotations
 import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ddm.vocab import Label, Split
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # An attribute separating real from fake at least this well is called a shortcut.
 SHORTCUT_SEPARATION = 0.75
@@ -69,6 +72,17 @@ def _ratio(
 
 
 # --------------------------------------------------------------------------- catalog
+
+
+def catalog_stats(session: Session, datasets: Sequence[str] | None = None) -> dict[str, Any]:
+    """`ddm stats`: `catalog_bias` of the videos of `datasets` (default: every dataset).
+
+    Raises:
+        NotFound: an unknown dataset name.
+    """
+    from ddm.catalog.stats import video_facts
+
+    return catalog_bias(video_facts(session, datasets))
 
 
 def catalog_bias(facts: Sequence[Any]) -> dict[str, Any]:

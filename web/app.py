@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ddm.config import Settings, load_settings
 from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, NotFound
 from ddm.services import listings
@@ -45,21 +46,25 @@ LIST_LIMIT = 50  # runs and jobs, as `ddm runs list` and `ddm jobs list` show by
 def create_app(
     factory: sessionmaker[Session],
     *,
+    settings: Settings | None = None,
     access: Access | None = None,
     allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """The app over the catalog that `factory` opens.
 
     Args:
+        settings: where figures drawn on demand are kept (`<home>/figures`) and where the
+            caches lie; the catalog's own defaults when None.
         access: whether writes are allowed and the token they need (default: read-only).
         allowed_hosts: the Host headers answered (a loopback server answers only its own
             names, so a page elsewhere cannot reach it through DNS rebinding); None: any.
     """
-    pages = _Pages(factory, access or Access())
+    pages = _Pages(factory, settings or load_settings(), access or Access())
     routes = [
         Route("/", pages.index),
         Route("/datasets", pages.datasets),
         Route("/api/datasets", pages.api_datasets),
+        Route("/api/stats", pages.api_stats),
         Route("/videos", pages.videos),
         Route("/api/videos", pages.api_videos),
         Route("/videos/{video_id:int}", pages.video),
@@ -88,8 +93,9 @@ def create_app(
 
 
 class _Pages:
-    def __init__(self, factory: sessionmaker[Session], access: Access) -> None:
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, access: Access) -> None:
         self.factory = factory
+        self.settings = settings
         self.access = access
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("web", "templates"),
@@ -120,9 +126,19 @@ class _Pages:
         return self.render(request, "index.html")
 
     def datasets(self, request: Request) -> Response:
+        from tasks.bias import catalog_stats  # what `ddm stats` calls
+
         with self.session() as session:
             rows = listings.dataset_rows(session)
-        return self.render(request, "datasets.html", rows=rows)
+            overviews = listings.dataset_overviews(session)
+            stats = catalog_stats(session)
+        return self.render(request, "datasets.html", rows=rows, overviews=overviews, stats=stats)
+
+    def api_stats(self, request: Request) -> Response:
+        from tasks.bias import catalog_stats
+
+        with self.session() as session:
+            return JSONResponse(catalog_stats(session))
 
     def api_datasets(self, request: Request) -> Response:
         with self.session() as session:

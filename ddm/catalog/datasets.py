@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 from ddm.catalog.models import Dataset, Video
 from ddm.catalog.records import DatasetRecord, DatasetSummary
 from ddm.errors import NotFound
-from ddm.vocab import ProbeStatus
+from ddm.vocab import Label, ProbeStatus, Split
 
 
 def to_record(row: Dataset) -> DatasetRecord:
@@ -83,6 +85,31 @@ def summarize_dataset(session: Session, name: str) -> DatasetSummary:
         problems=list(notes.get("problems", [])),
         notes={k: v for k, v in notes.items() if k not in ("listed_missing", "problems")},
     )
+
+
+def split_balance(by_label_split: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per split (train, val, test, then videos of none): real and fake counts and the
+    share of fakes, from `summarize_dataset`'s label x split counts; unlabelled videos
+    count in `videos` only."""
+    counts: dict[str, Counter[str]] = {}
+    for row in by_label_split:
+        split = row["split"] or "none"
+        counts.setdefault(split, Counter())[row["label"] or "unlabelled"] += int(row["videos"])
+    order = [*(s.value for s in Split), "none"]
+    balance = []
+    for split in sorted(counts, key=lambda s: order.index(s) if s in order else len(order)):
+        real, fake = counts[split][Label.REAL.value], counts[split][Label.FAKE.value]
+        labelled = real + fake
+        balance.append(
+            {
+                "split": split,
+                "videos": sum(counts[split].values()),
+                "real": real,
+                "fake": fake,
+                "fake_share": fake / labelled if labelled else None,
+            }
+        )
+    return balance
 
 
 def _rows(columns: tuple[str, ...], values: Sequence[Sequence[object]]) -> list[dict[str, object]]:

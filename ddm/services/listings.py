@@ -25,6 +25,26 @@ def dataset_rows(session: Session) -> list[dict[str, Any]]:
     return [to_json(record) for record in list_datasets(session)]
 
 
+def dataset_overviews(session: Session) -> list[dict[str, Any]]:
+    """Each dataset's counts as `ddm ingest` prints them (by label and split, by method and
+    compression, unreadable files), its split balance, and the share of sampled frames that
+    fell back to a centre crop over its valid caches; by name."""
+    from ddm.catalog.datasets import list_datasets, split_balance, summarize_dataset
+    from ddm.catalog.stats import fallback_frame_rate
+
+    overviews = []
+    for record in list_datasets(session):
+        summary = to_json(summarize_dataset(session, record.name))
+        overviews.append(
+            {
+                **summary,
+                "split_balance": split_balance(summary["by_label_split"]),
+                "fallback_frame_rate": fallback_frame_rate(session, [record.name]),
+            }
+        )
+    return overviews
+
+
 def video_rows(
     session: Session,
     *,

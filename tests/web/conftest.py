@@ -96,12 +96,16 @@ def catalog(request: pytest.FixtureRequest, tmp_path_factory) -> Catalog:
     return build_catalog(url, folder)
 
 
-def client(factory: sessionmaker[Session], **access: Any):  # noqa: ANN201  (a TestClient)
+def client(  # noqa: ANN201  (a TestClient)
+    factory: sessionmaker[Session], *, settings: Settings | None = None, **access: Any
+):
     """A test client of the app as `ddm serve` builds it on 127.0.0.1."""
     from starlette.testclient import TestClient
 
     from web.app import create_app
     from web.security import LOOPBACK_HOSTS, Access
 
-    app = create_app(factory, access=Access(**access), allowed_hosts=LOOPBACK_HOSTS)
+    app = create_app(
+        factory, settings=settings, access=Access(**access), allowed_hosts=LOOPBACK_HOSTS
+    )
     return TestClient(app, base_url=BASE_URL, follow_redirects=False)

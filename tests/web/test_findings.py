@@ -1,0 +1,78 @@
+"""What each page shows beyond the listings, through the ASGI app on a real catalog of each
+dialect: the datasets' counts, balance and shortcut sentences, the runs' membership and
+curves, an evaluation's figures, matrix and bias, and one video's face strip and timeline;
+every figure is a PNG served by catalog id, and the JSON twins equal the commands' output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ddm.synthetic.clips import ARTEFACTS, ClipCfg, render_clip
+from tests.web.conftest import Catalog, client
+
+# Reals smaller than fakes: the width alone separates them, a shortcut `ddm stats` names.
+SHORTCUT = {"real": ClipCfg(frames=8, size=64), "fake": ClipCfg(frames=8, size=96)}
+PER_CLASS = 5  # tasks.bias.MIN_PER_CLASS: fewer and no sentence is made
+
+
+@pytest.fixture(scope="module")
+def filled(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The web catalog with a dataset carrying a shortcut, and the real clips extracted
+    (real MTCNN boxes and frame sources in their caches)."""
+    root = tmp_path_factory.mktemp("shortcut") / "shortcut"
+    for label, cfg in SHORTCUT.items():
+        (root / label).mkdir(parents=True)
+        artefact = ARTEFACTS["Seam"] if label == "fake" else None
+        for n in range(PER_CLASS):
+            render_clip(root / label / f"{n}.mp4", n, cfg, artefact)
+    _ok(catalog.ddm("-q", "ingest", str(root), "--format", "folder"))
+    extract = ("--frames", "8", "--backbones", "small", "--allow-random-weights")
+    _ok(catalog.ddm("-q", "extract", "--dataset", "clips", *extract))
+    return catalog
+
+
+@pytest.fixture(scope="module")
+def web(filled: Catalog):  # noqa: ANN201
+    return client(filled.factory, settings=filled.settings)
+
+
+def _ok(result) -> str:  # noqa: ANN001
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _cli_json(catalog: Catalog, *args: str):  # noqa: ANN202
+    return json.loads(_ok(catalog.ddm(*args, "--json")))
+
+
+def _page(web, path: str) -> str:  # noqa: ANN001
+    response = web.get(path)
+    assert response.status_code == 200, (path, response.text)
+    return response.text
+
+
+def test_the_datasets_page_shows_counts_balance_fallback_and_the_stats_sentences(
+    filled, web
+) -> None:
+    stats = _cli_json(filled, "stats")
+    assert web.get("/api/stats").json() == stats
+    (shortcut,) = [s for s in stats["sentences"] if s.startswith("shortcut: width alone")]
+    page = _page(web, "/datasets")
+    assert f'<p class="sentence">{shortcut}</p>' in page
+    clips = _cli_json(filled, "ingest", str(filled.clips_root), "--format", "folder")["summary"]
+    for row in clips["by_method_compression"]:
+        if row["method"]:
+            assert f'method={row["method"]}">{row["method"]}</a>' in page
+    # The clips' caches have real MTCNN boxes: their fallback share is a measured number.
+    rate = stats["datasets"]["clips"]["by_label"]["fake"]["fallback_rate"]
+    assert rate is not None and f"{100 * rate:.1f}%" in page
+    # The balance `ddm split` reports (the same seed and ratios: nothing moves).
+    by_split = _cli_json(filled, "split", "shortcut")["by_split"]
+    section = page.split(">shortcut</a></h2>")[1].split("</section>")[0]
+    for split, n in by_split.items():
+        share = f"{100 * n['fake'] / (n['real'] + n['fake']):.1f}%" if any(n.values()) else "–"
+        cells = [n["real"] + n["fake"], n["real"], n["fake"], share]
+        row = f"<td>{split}</td>" + "".join(f'<td class="n">{cell}</td>' for cell in cells)
+        assert row in section or not any(n.values()), (split, section)
