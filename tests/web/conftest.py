@@ -1,9 +1,14 @@
-"""A real catalog for the web tests, built once per module and dialect by the real paths:
-`ddm ingest --format folder` of real clips (one named with `<script>`, quotes and unicode),
-and a trained and evaluated run on the synthetic cached features of `tests/tasks/synth`."""
+"""Real catalogs for the web tests, built once per module by the real paths.
+
+`catalog` (each dialect): `ddm ingest --format folder` of real clips (one named with
+`<script>`, quotes and unicode), and a trained and evaluated run on the synthetic cached
+features of `tests/tasks/synth`. `evaluated_clips` (SQLite): real clips end to end through
+the CLI, ingested, split, extracted (MTCNN, small backbones), trained and reported, so every
+video an evaluation lists is a real file with a real cache."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +29,18 @@ CLIPS = {
     f"fake/FaceSwap/{HOSTILE}": FAKES / "FaceSwap/c23/videos/634_660.mp4",
     "fake/NeuralTextures/004_982.mp4": FAKES / "NeuralTextures/c23/videos/004_982.mp4",
 }
+# Every FF++ clip of ../shared/media: `ddm split` gives train, val and test both labels.
+REALS = MEDIA / "ff++/original_sequences/youtube/c23/videos"
+EVERY_FFPP_CLIP = {
+    **CLIPS,
+    "real/519.mp4": REALS / "519.mp4",
+    "real/634.mp4": REALS / "634.mp4",
+    "fake/Deepfakes/519_515.mp4": FAKES / "Deepfakes/c23/videos/519_515.mp4",
+    "fake/Face2Face/750_743.mp4": FAKES / "Face2Face/c23/videos/750_743.mp4",
+}
+# Small settings: a few frames per clip, random backbone weights, a few epochs.
+EXTRACT = ("--frames", "4", "--backbones", "small", "--allow-random-weights")
+TRAIN = ("--epochs", "3", "--batch-size", "4")
 
 
 def copy_clips(root: Path, clips: dict[str, Path] = CLIPS) -> Path:
@@ -64,6 +81,40 @@ def build_catalog(url: str, folder: Path, *, train: bool = True) -> Catalog:
     return Catalog(settings, factory, env, root, run_id, evaluation_id)
 
 
+def build_evaluated_clips(url: str, folder: Path) -> Catalog:
+    """Every FF++ clip through the CLI as a user runs it: ingest, split, extract, train,
+    then `ddm report` over all of them (its evaluation lists real files only)."""
+    settings = load_settings(home=str(folder / "home"), database_url=url)
+    env = {**private_ddm_env(folder / "home"), "DDM_DATABASE_URL": url}
+    root = copy_clips(folder / "clips", EVERY_FFPP_CLIP)
+    for command in (
+        ("ingest", str(root), "--format", "folder"),
+        ("split", "clips"),
+        ("extract", "--dataset", "clips", *EXTRACT),
+        ("train", "--datasets", "clips", *TRAIN),
+    ):
+        result = invoke_ddm(env, "-q", *command)
+        assert result.exit_code == 0, f"ddm {' '.join(command)}: {result.stderr}"
+    result = invoke_ddm(env, "report", "--eval", "clips", "--split", "all", "--json")
+    assert result.exit_code == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["runs"]
+    from tasks.context import session_factory
+
+    factory = session_factory(settings.db_url)
+    return Catalog(settings, factory, env, root, entry["run_id"], entry["evaluation_id"])
+
+
+def sqlite_catalog_url(folder: Path) -> str:
+    """A new SQLite catalog in `folder`, migrated to head."""
+    from ddm.db import create_db_engine, upgrade
+
+    url = f"sqlite:///{folder / 'catalog.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
 def _train_and_evaluate(settings: Settings, factory: Any) -> tuple[int, int]:
     from tasks.evaluation import evaluate_runs
     from tasks.lifecycle import run_job
@@ -87,13 +138,14 @@ def catalog(request: pytest.FixtureRequest, tmp_path_factory) -> Catalog:
         server = request.getfixturevalue("pg_server")
         url = server.create_database(template=request.getfixturevalue("pg_template"))
     else:
-        from ddm.db import create_db_engine, upgrade
-
-        url = f"sqlite:///{folder / 'catalog.sqlite3'}"
-        engine = create_db_engine(url)
-        upgrade(engine)
-        engine.dispose()
+        url = sqlite_catalog_url(folder)
     return build_catalog(url, folder)
+
+
+@pytest.fixture(scope="module")
+def evaluated_clips(tmp_path_factory) -> Catalog:
+    folder = tmp_path_factory.mktemp("clips")
+    return build_evaluated_clips(sqlite_catalog_url(folder), folder)
 
 
 def client(  # noqa: ANN201  (a TestClient)
