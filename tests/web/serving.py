@@ -1,4 +1,4 @@
-"""`ddm serve` as a real process on a free port of 127.0.0.1, for the browser test."""
+"""`ddm serve` as a real process on a free port of 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -34,13 +34,14 @@ def start_serve(cwd: Path, env: dict[str, str | None], *args: str) -> subprocess
     )
 
 
-def wait_until_up(server: subprocess.Popen[str], url: str) -> None:
-    """Returns once `url` answers; fails with the server's output if it exits first."""
+def fetch_when_up(server: subprocess.Popen[str], url: str) -> bytes:
+    """The body of `url` once the server answers; fails with the server's output if it
+    exits first."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read()
         except OSError as exc:
             if server.poll() is not None:
                 stdout, stderr = server.communicate()

@@ -19,7 +19,7 @@ import pytest
 
 from tests.web.browser import WINDOW, missing_parts, save_screenshot, start_chromium, viewport
 from tests.web.conftest import HOSTILE, Catalog
-from tests.web.serving import free_port, start_serve, stop, wait_until_up
+from tests.web.serving import fetch_when_up, free_port, start_serve, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -48,7 +48,7 @@ def served(evaluated_clips: Catalog, tmp_path_factory: pytest.TempPathFactory) -
     server = start_serve(tmp_path_factory.mktemp("serve"), evaluated_clips.env, "--port", str(port))
     address = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(server, f"{address}/api/datasets")
+        fetch_when_up(server, f"{address}/api/datasets")
         yield address
     finally:
         code, _, stderr = stop(server)
