@@ -289,6 +289,8 @@ def _print_run(app: App, run_ref: int | str, as_json: bool) -> None:
     table(app.out, rows, ["field", "value"], title=f"run {data['id']}")
     curve = [{**row, "lr": row.get("learning_rate")} for row in epochs]
     table(app.out, curve, EPOCH_COLUMNS, title="training curve", empty="no epoch finished yet")
+    columns = ["dataset", "role", "label", "videos"]
+    table(app.out, data["membership"], columns, title="members", empty="no members recorded")
 
 
 def _ran_with(config: dict[str, Any]) -> dict[str, str]:

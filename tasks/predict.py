@@ -147,19 +147,28 @@ def predict_video(
         return VideoPrediction(str(path), error=str(exc).splitlines()[0] or type(exc).__name__)
 
 
-def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> VideoPrediction:
+def explain_features(
+    predictor: Predictor, features: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """`model.explain.explain_video` of one video's features with the predictor's model,
+    and each sampled frame's box source (None for caches saved before sources were kept)."""
     from model.explain import explain_video
     from tasks.extraction import frame_source_letters
 
-    features, source = predictor.features(path)
     content, style = features["content"].float(), features["style"].float()
     explained = explain_video(predictor.model, content, style, device=_device(predictor.model))
+    return explained, frame_source_letters(features)
+
+
+def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> VideoPrediction:
+    features, source = predictor.features(path)
+    style = features["style"].float()
+    explained, sources = explain_features(predictor, features)
     score = float(explained["score"])
-    sources = frame_source_letters(features)
     figure, figure_error = None, None
     if explain_as is not None:
         try:
-            figure = _timeline(explain_as, path.name, explained, sources, score)
+            figure = draw_timeline(explain_as, path.name, explained, sources, score)
         except OSError as exc:
             figure_error = f"cannot write {explain_as}: {(exc.strerror or str(exc)).lower()}"
     distinct = _distinct_frames(features)
@@ -199,9 +208,11 @@ def _device(model: Any) -> Any:
     return next(model.parameters()).device
 
 
-def _timeline(
+def draw_timeline(
     target: Path, title: str, explained: dict[str, Any], sources: str | None, score: float
 ) -> Path:
+    """The timeline `--explain` draws: style-flow magnitude with fallback and interpolated
+    frames marked, and each content clip's attention over the steps."""
     from model.figures import timeline_figure
 
     target.parent.mkdir(parents=True, exist_ok=True)

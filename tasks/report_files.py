@@ -41,7 +41,7 @@ def write_report_files(
                     out / f"training_{tag}.png", epochs, f"run {entry['run_id']} training"
                 )
             )
-    curves = [(_legend(entry), *_curve_points(entry)) for entry in entries]
+    curves = [(_legend(entry), *curve_points(entry)) for entry in entries]
     written.append(figures.roc_figure(out / "roc.png", curves, f"ROC on {report['eval_dataset']}"))
     pattern = _style_pattern(factory, entries, cache_dir)
     if pattern is not None:
@@ -58,14 +58,19 @@ def write_report_files(
 
 
 def _title(entry: dict[str, Any], report: dict[str, Any]) -> str:
-    return f"{_legend(entry)} on {report['eval_dataset']} ({entry['split']})"
+    return entry_title(entry, report["eval_dataset"])
+
+
+def entry_title(entry: dict[str, Any], eval_dataset: str) -> str:
+    """A run entry's figure title: the run, what it trained on, where it was scored."""
+    return f"{_legend(entry)} on {eval_dataset} ({entry['split']})"
 
 
 def _legend(entry: dict[str, Any]) -> str:
     return f"run {entry['run_id']} ({'+'.join(entry['train_datasets'])})"
 
 
-def _curve_points(entry: dict[str, Any]) -> tuple[list[int], list[float]]:
+def curve_points(entry: dict[str, Any]) -> tuple[list[int], list[float]]:
     """Labels and ranking values of the videos the headline covers: logits where stored,
     since probabilities of confident videos round to 1.0 and tie."""
     predictions = [p for p in entry["predictions"] if not p["leaked"]] or entry["predictions"]

@@ -76,6 +76,8 @@ def create_app(
         Route("/api/runs/{run_id:int}", pages.api_run),
         Route("/evaluations/{evaluation_id:int}", pages.evaluation),
         Route("/api/evaluations/{evaluation_id:int}", pages.api_evaluation),
+        # Figures, drawn on demand and found by catalog ids only (tasks.page_figures).
+        Route("/runs/{run_id:int}/curves.png", pages.run_curves),
         Route("/jobs", pages.jobs),
         Route("/api/jobs", pages.api_jobs),
         Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
@@ -231,6 +233,13 @@ class _Pages:
     def api_evaluation(self, request: Request) -> Response:
         return JSONResponse(self._evaluation(request))
 
+    # ------------------------------------------------------------------ figures
+
+    def run_curves(self, request: Request) -> Response:
+        from tasks.page_figures import training_curves
+
+        return _png(training_curves(self.settings, self.factory, request.path_params["run_id"]))
+
     def jobs(self, request: Request) -> Response:
         with self.session() as session:
             rows = listings.job_rows(session, limit=LIST_LIMIT)
@@ -275,6 +284,11 @@ class _Pages:
         response = self.render(request, "error.html", status, code=status, message=message)
         response.headers.update(headers or {})
         return response
+
+
+def _png(path: Any) -> Response:
+    # The path comes from tasks.page_figures, built from catalog ids, never from the request.
+    return FileResponse(path, media_type="image/png")
 
 
 async def _form_field(request: Request, name: str) -> str | None:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -586,4 +586,26 @@ def run_members(session: Session, run_id: int, role: str | None = None) -> list[
             content_hash=row.content_hash,
         )
         for row in session.scalars(query)
+    ]
+
+
+def membership_counts(session: Session, run_id: int) -> list[dict[str, Any]]:
+    """How many videos a run trained (`train`) and validated (`val`) on, per dataset,
+    role and label, from its frozen membership; by dataset, role and label.
+
+    Raises:
+        NotFound: no such run.
+    """
+    _find(session, run_id)
+    query = (
+        select(Dataset.name, RunMember.role, RunMember.label, func.count())
+        .join(Video, Video.id == RunMember.video_id)
+        .join(Dataset, Dataset.id == Video.dataset_id)
+        .where(RunMember.run_id == run_id)
+        .group_by(Dataset.name, RunMember.role, RunMember.label)
+        .order_by(Dataset.name, RunMember.role, RunMember.label)
+    )
+    return [
+        {"dataset": dataset, "role": role, "label": label, "videos": count}
+        for dataset, role, label, count in session.execute(query)
     ]

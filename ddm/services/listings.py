@@ -77,12 +77,14 @@ def run_rows(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def run_document(session: Session, run: int | str) -> dict[str, Any]:
-    """`ddm runs show --json`: one run (by id or name) with its training curve."""
-    from ddm.catalog.runs import get_run, run_epochs
+    """`ddm runs show --json`: one run (by id or name) with its training curve and how
+    many videos of each dataset, role and label it trained and validated on."""
+    from ddm.catalog.runs import get_run, membership_counts, run_epochs
 
     record = get_run(session, run)
     epochs = [to_json(epoch) for epoch in run_epochs(session, record.id)]
-    return {**to_json(record), "epochs": epochs}
+    membership = membership_counts(session, record.id)
+    return {**to_json(record), "epochs": epochs, "membership": membership}
 
 
 def job_rows(

@@ -5,8 +5,12 @@ every figure is a PNG served by catalog id, and the JSON twins equal the command
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
+import cv2
+import numpy as np
 import pytest
 
 from ddm.synthetic.clips import ARTEFACTS, ClipCfg, render_clip
@@ -15,6 +19,7 @@ from tests.web.conftest import Catalog, client
 # Reals smaller than fakes: the width alone separates them, a shortcut `ddm stats` names.
 SHORTCUT = {"real": ClipCfg(frames=8, size=64), "fake": ClipCfg(frames=8, size=96)}
 PER_CLASS = 5  # tasks.bias.MIN_PER_CLASS: fewer and no sentence is made
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,46 @@ def test_the_datasets_page_shows_counts_balance_fallback_and_the_stats_sentences
         cells = [n["real"] + n["fake"], n["real"], n["fake"], share]
         row = f"<td>{split}</td>" + "".join(f'<td class="n">{cell}</td>' for cell in cells)
         assert row in section or not any(n.values()), (split, section)
+
+
+def _images(web, page: str) -> list[bytes]:  # noqa: ANN001
+    """Every <img> of a page, fetched: each must be a PNG answered 200."""
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    found = []
+    for source in sources:
+        assert source.startswith("/") and "//" not in source, source
+        response = web.get(html.unescape(source))
+        assert response.status_code == 200, (source, response.text[:200])
+        assert response.headers["content-type"] == "image/png", source
+        assert response.content.startswith(PNG_MAGIC), source
+        found.append(response.content)
+    return found
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_COLOR)
+
+
+def _hostile_id(web) -> int:  # noqa: ANN001
+    (row,) = web.get("/api/videos?dataset=clips&method=FaceSwap").json()
+    return row["id"]
+
+
+def test_a_run_page_shows_its_members_and_its_curves_as_a_png(filled, web) -> None:
+    shown = _cli_json(filled, "runs", "show", str(filled.run_id))
+    assert web.get(f"/api/runs/{filled.run_id}").json() == shown
+    members = shown["membership"]
+    by_role = {
+        role: sum(m["videos"] for m in members if m["role"] == role) for role in ("train", "val")
+    }
+    assert by_role == {"train": shown["train_videos"], "val": shown["val_videos"]} != {}
+    assert {m["label"] for m in members} == {"real", "fake"}
+    page = _page(web, f"/runs/{filled.run_id}")
+    for m in members:
+        row = f'<td>{m["role"]}</td><td>{m["label"]}</td><td class="n">{m["videos"]}</td>'
+        assert row in page
+    (curves,) = _images(web, page)
+    assert _pixels(curves).shape[0] > 300  # three stacked panels
+    assert web.get("/runs/999999/curves.png").status_code == 404
+    listed = _page(web, "/runs")
+    assert f'<td class="n">{shown["train_videos"]}</td>' in listed and shown["status"] in listed
