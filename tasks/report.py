@@ -58,12 +58,10 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
         _mark_split_changes(session, entries)
         run_ids = [planned.run.id for planned in plan.planned]
         matrix = cross_dataset(session, run_ids, {e["evaluation_id"]: e for e in entries})
-        known = {dataset.name for dataset in list_datasets(session)}
-        datasets = [name for name in _datasets_of(plan, entries) if name in known]
         # The runs' extractor, when they share one: the caches they were scored on.
         fingerprints = {planned.run.fingerprint for planned in plan.planned}
         fingerprint = fingerprints.pop() if len(fingerprints) == 1 else None
-        catalog = catalog_bias(video_facts(session, datasets, fingerprint=fingerprint))
+        catalog = _catalog_bias(session, _datasets_of(plan, entries), fingerprint)
     sentences = [s for entry in entries for s in entry.pop("sentences")]
     return {
         "eval_dataset": plan.dataset,
@@ -111,6 +109,14 @@ def _datasets_of(plan: EvaluationPlan, entries: list[dict[str, Any]]) -> list[st
     for entry in entries:
         names.extend(entry["train_datasets"])
     return list(dict.fromkeys(names))
+
+
+def _catalog_bias(session: Session, names: list[str], fingerprint: str | None) -> dict[str, Any]:
+    """The report's catalog statistics: of the evaluated and training datasets still in
+    the catalog, from the caches of `fingerprint`."""
+    known = {dataset.name for dataset in list_datasets(session)}
+    datasets = [name for name in names if name in known]
+    return catalog_bias(video_facts(session, datasets, fingerprint=fingerprint))
 
 
 def run_entry(
@@ -163,6 +169,25 @@ def evaluation_document(session: Session, evaluation_id: int) -> dict[str, Any]:
     key = "logit" if entry["ranked_by"] == "logit" else "score"
     entry["predictions"].sort(key=lambda p: _wrongness(p, key), reverse=True)
     return entry
+
+
+def evaluation_findings(session: Session, evaluation_id: int) -> dict[str, Any]:
+    """`evaluation_document`, with what `ddm report --eval DATASET --runs RUN` gives around
+    that entry: `cross_dataset` (the run's row of the matrix) and `catalog_bias`
+    (`datasets` and `sentences`: the report's `bias.catalog` and its catalog sentences).
+
+    Raises:
+        NotFound: no such evaluation.
+    """
+    entry = evaluation_document(session, evaluation_id)
+    run = runs.get_run(session, entry["run_id"])
+    matrix = cross_dataset(session, [run.id], {evaluation_id: entry})
+    catalog = _catalog_bias(session, [entry["eval_dataset"], *run.datasets], run.fingerprint)
+    return {
+        **entry,
+        "cross_dataset": matrix,
+        "catalog_bias": {"datasets": catalog["datasets"], "sentences": catalog["sentences"]},
+    }
 
 
 def _wrongness(prediction: dict[str, Any], key: str) -> float:

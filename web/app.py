@@ -78,6 +78,9 @@ def create_app(
         Route("/api/evaluations/{evaluation_id:int}", pages.api_evaluation),
         # Figures, drawn on demand and found by catalog ids only (tasks.page_figures).
         Route("/runs/{run_id:int}/curves.png", pages.run_curves),
+        Route("/evaluations/{evaluation_id:int}/roc.png", pages.evaluation_roc),
+        Route("/evaluations/{evaluation_id:int}/confusion.png", pages.evaluation_confusion),
+        Route("/videos/{video_id:int}/face.png", pages.video_face),
         Route("/jobs", pages.jobs),
         Route("/api/jobs", pages.api_jobs),
         Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
@@ -220,10 +223,10 @@ class _Pages:
             return JSONResponse(listings.run_document(session, request.path_params["run_id"]))
 
     def _evaluation(self, request: Request) -> dict[str, Any]:
-        from tasks.report import evaluation_document
+        from tasks.report import evaluation_findings
 
         with self.session() as session:
-            return evaluation_document(session, request.path_params["evaluation_id"])
+            return evaluation_findings(session, request.path_params["evaluation_id"])
 
     def evaluation(self, request: Request) -> Response:
         entry = self._evaluation(request)
@@ -239,6 +242,23 @@ class _Pages:
         from tasks.page_figures import training_curves
 
         return _png(training_curves(self.settings, self.factory, request.path_params["run_id"]))
+
+    def evaluation_roc(self, request: Request) -> Response:
+        return self._evaluation_figure(request, "roc")
+
+    def evaluation_confusion(self, request: Request) -> Response:
+        return self._evaluation_figure(request, "confusion")
+
+    def _evaluation_figure(self, request: Request, kind: str) -> Response:
+        from tasks.page_figures import evaluation_figure
+
+        evaluation_id = request.path_params["evaluation_id"]
+        return _png(evaluation_figure(self.settings, self.factory, evaluation_id, kind))
+
+    def video_face(self, request: Request) -> Response:
+        from tasks.page_figures import face_thumbnail
+
+        return _png(face_thumbnail(self.settings, self.factory, request.path_params["video_id"]))
 
     def jobs(self, request: Request) -> Response:
         with self.session() as session:

@@ -10,6 +10,7 @@ import json
 import re
 
 import cv2
+import markupsafe
 import numpy as np
 import pytest
 
@@ -124,3 +125,40 @@ def test_a_run_page_shows_its_members_and_its_curves_as_a_png(filled, web) -> No
     assert web.get("/runs/999999/curves.png").status_code == 404
     listed = _page(web, "/runs")
     assert f'<td class="n">{shown["train_videos"]}</td>' in listed and shown["status"] in listed
+
+
+def test_an_evaluation_page_shows_figures_matrix_bias_and_a_face_per_prediction(
+    filled, web
+) -> None:
+    report = _cli_json(filled, "report", "--eval", "synth")
+    twin = web.get(f"/api/evaluations/{filled.evaluation_id}").json()
+    assert twin["cross_dataset"] == report["cross_dataset"]
+    assert twin["catalog_bias"]["datasets"] == report["bias"]["catalog"]
+    assert twin["bias"] == report["bias"]["predictions"][str(filled.run_id)]
+    assert twin["sentences"] + twin["catalog_bias"]["sentences"] == report["bias"]["sentences"]
+    page = _page(web, f"/evaluations/{filled.evaluation_id}")
+    images = _images(web, page)
+    # ROC, confusion, then one face per shown prediction, each linked to its video.
+    faces = re.findall(
+        r'<a href="/videos/(\d+)"><img class="face" src="/videos/(\d+)/face.png"', page
+    )
+    assert [int(a) for a, b in faces if a == b] == [p["video_id"] for p in twin["predictions"]]
+    assert len(images) == 2 + len(faces)
+    for grouping, groups in twin["bias"].items():
+        assert f"<h3>by {grouping}</h3>" in page and len(groups) >= 1
+    cell = report["cross_dataset"]["rows"][0]["cells"]["synth"]
+    assert f'<a href="/evaluations/{cell["evaluation_id"]}">{cell["auc"]:.3g} / ' in page
+    for sentence in report["bias"]["sentences"]:
+        assert str(markupsafe.escape(sentence)) in page
+
+
+def test_a_face_thumbnail_is_the_crop_the_cache_recorded_or_a_blank_square(filled, web) -> None:
+    blank = _pixels(web.get(f"/videos/{_synth_video(web)}/face.png").content)  # no file on disk
+    face = _pixels(web.get(f"/videos/{_hostile_id(web)}/face.png").content)
+    assert face.shape == blank.shape == (96, 96, 3)
+    assert float(np.abs(face.astype(int) - blank.astype(int)).mean()) > 10
+    assert web.get("/videos/999999/face.png").status_code == 404
+
+
+def _synth_video(web) -> int:  # noqa: ANN001
+    return web.get("/api/videos?dataset=synth&limit=1").json()[0]["id"]
