@@ -80,7 +80,9 @@ def create_app(
         Route("/runs/{run_id:int}/curves.png", pages.run_curves),
         Route("/evaluations/{evaluation_id:int}/roc.png", pages.evaluation_roc),
         Route("/evaluations/{evaluation_id:int}/confusion.png", pages.evaluation_confusion),
+        Route("/videos/{video_id:int}/strip.png", pages.video_strip),
         Route("/videos/{video_id:int}/face.png", pages.video_face),
+        Route("/videos/{video_id:int}/timeline.png", pages.video_timeline),
         Route("/jobs", pages.jobs),
         Route("/api/jobs", pages.api_jobs),
         Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
@@ -185,9 +187,10 @@ class _Pages:
         return JSONResponse(rows, headers=headers)
 
     def video(self, request: Request) -> Response:
+        chosen_run = _integer(request.query_params, "run", 0, 1, None) or None
         with self.session() as session:
             document = listings.video_document(session, request.path_params["video_id"])
-        return self.render(request, "video.html", **document)
+        return self.render(request, "video.html", chosen_run=chosen_run, **document)
 
     def api_video(self, request: Request) -> Response:
         with self.session() as session:
@@ -255,10 +258,22 @@ class _Pages:
         evaluation_id = request.path_params["evaluation_id"]
         return _png(evaluation_figure(self.settings, self.factory, evaluation_id, kind))
 
+    def video_strip(self, request: Request) -> Response:
+        from tasks.page_figures import face_strip
+
+        return _png(face_strip(self.settings, self.factory, request.path_params["video_id"]))
+
     def video_face(self, request: Request) -> Response:
         from tasks.page_figures import face_thumbnail
 
         return _png(face_thumbnail(self.settings, self.factory, request.path_params["video_id"]))
+
+    def video_timeline(self, request: Request) -> Response:
+        from tasks.page_figures import timeline
+
+        run_id = _integer(request.query_params, "run", 0, 1, None) or None
+        video_id = request.path_params["video_id"]
+        return _png(timeline(self.settings, self.factory, video_id, run_id))
 
     def jobs(self, request: Request) -> Response:
         with self.session() as session:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ddm.synthetic.clips import ARTEFACTS, ClipCfg, render_clip
-from tests.web.conftest import Catalog, client
+from tests.web.conftest import HOSTILE, Catalog, client
 
 # Reals smaller than fakes: the width alone separates them, a shortcut `ddm stats` names.
 SHORTCUT = {"real": ClipCfg(frames=8, size=64), "fake": ClipCfg(frames=8, size=96)}
@@ -162,3 +162,37 @@ def test_a_face_thumbnail_is_the_crop_the_cache_recorded_or_a_blank_square(fille
 
 def _synth_video(web) -> int:  # noqa: ANN001
     return web.get("/api/videos?dataset=synth&limit=1").json()[0]["id"]
+
+
+def test_a_video_page_shows_its_face_strip_and_the_timeline_of_the_run_that_scored_it(
+    filled, web
+) -> None:
+    video_id = _hostile_id(web)
+    document = web.get(f"/api/videos/{video_id}").json()
+    (cache,) = document["caches"]
+    assert cache["is_valid"] and len(cache["frame_sources"]) == 8
+    page = _page(web, f"/videos/{video_id}")
+    assert f"<code>{cache['frame_sources']}</code>" in page
+    (strip,) = _images(web, page)
+    assert _pixels(strip).shape[1] > 600  # eight frames in a row
+    # A video a run scored: its timeline, by default of the newest scoring run.
+    scored = _synth_video(web)
+    page = _page(web, f"/videos/{scored}")
+    assert f'src="/videos/{scored}/timeline.png?run={filled.run_id}"' in page
+    (timeline,) = _images(web, page)
+    assert _pixels(timeline).shape[0] > 250  # flow and attention panels
+    assert _page(web, f"/videos/{scored}?run={filled.run_id}").count("<img") == 1
+    assert web.get(f"/videos/{scored}/timeline.png?run=x").status_code == 400
+    assert web.get(f"/videos/{video_id}/timeline.png").status_code == 404  # no run scored it
+    assert web.get(f"/videos/{scored}/strip.png").status_code == 404  # no file, no boxes
+
+
+def test_a_hostile_file_name_is_escaped_on_every_page(filled, web) -> None:
+    video_id = _hostile_id(web)
+    pages = ["/", "/datasets", "/videos", "/videos?dataset=clips&sort=path", f"/videos/{video_id}"]
+    pages += ["/runs", f"/runs/{filled.run_id}", f"/evaluations/{filled.evaluation_id}", "/jobs"]
+    for path in pages:
+        page = _page(web, path)
+        assert "<script" not in page and "onerror=alert(1)>" not in page, path
+        assert '"q"' not in page, path
+    assert str(markupsafe.escape(HOSTILE)) in _page(web, f"/videos/{video_id}")
