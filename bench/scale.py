@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ class Size:
     per_part: int
     methods: tuple[str, ...]
     compressions: tuple[str, ...]
+    ff_pairs_per_split: int | None = None  # None: every official pair
 
     @property
     def dfdc_videos(self) -> int:
@@ -80,12 +83,15 @@ class Size:
 
     @property
     def ff_videos(self) -> int:
-        return (1 + len(self.methods)) * 1000 * len(self.compressions)
+        pairs = 500 if self.ff_pairs_per_split is None else 3 * self.ff_pairs_per_split
+        return (1 + len(self.methods)) * 2 * pairs * len(self.compressions)
 
 
 FULL = Size("full", 46, 2500, ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"),
             ("raw", "c23", "c40"))  # fmt: skip
 QUICK = Size("quick", 4, 2000, ("Deepfakes",), ("c23",))
+# A few hundred videos: for tests of the benchmarks that use these catalogs.
+TINY = Size("tiny", 2, 100, ("Deepfakes",), ("c23",), ff_pairs_per_split=10)
 
 
 # --------------------------------------------------------------------------- trees
@@ -133,7 +139,8 @@ def build_ff_tree(root: Path, size: Size, clip: bytes) -> None:
     """Every official pair's reals and both fakes per method, at each compression."""
     from ddm.ingest.common import ffpp_pairs
 
-    pairs = [pair for split_pairs in ffpp_pairs().values() for pair in split_pairs]
+    taken = size.ff_pairs_per_split
+    pairs = [pair for split_pairs in ffpp_pairs().values() for pair in split_pairs[:taken]]
     index = 10_000_000
     for compression in size.compressions:
         reals = root / "original_sequences" / "youtube" / compression / "videos"
@@ -448,6 +455,91 @@ def migrate(url: str, revision: str) -> float:
 # --------------------------------------------------------------------------- main
 
 
+def work_dir(size: Size, given: Path | None) -> Path:
+    """Where the trees and catalogs of `size` are kept: `given`, else $DDM_BENCH_SCALE_DIR,
+    else a folder under the temporary directory; shared by the benchmarks that use them."""
+    default = Path(tempfile.gettempdir()) / "ddm-bench-scale"
+    work = (given or Path(os.environ.get("DDM_BENCH_SCALE_DIR", default))) / size.name
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A filled catalog, open for the length of a `filled_catalog` block."""
+
+    url: str
+    counts: dict[str, int]
+    fill: dict[str, Any]  # the fill's seconds per step and the commit that filled it
+    dfdc: Path
+    ff: Path
+
+
+@contextmanager
+def filled_catalog(
+    db: str,
+    size: Size,
+    work: Path,
+    *,
+    refill: bool = False,
+    url: str | None = None,
+    say: Any = print,
+) -> Iterator[Filled]:
+    """The catalog of `db` at `size` under `work`, filled first unless a finished fill is
+    there (the trees too); PostgreSQL's kept cluster runs for the length of the block.
+    With `url`, that catalog instead (a test's database), filled first when it is empty."""
+    dfdc, ff, tree_s = ensure_trees(work, size)
+    if tree_s is not None:
+        say(f"generated {size.dfdc_videos + size.ff_videos} clips in {tree_s:.0f} s")
+        for stale in work.glob("filled-*.json"):  # catalogs of an older tree
+            stale.unlink()
+    cluster = KeptCluster(work / "pg") if db == "postgresql" and url is None else None
+    marker = work / f"filled-{db}.json"
+    try:
+        if url is None:
+            url = _open_catalog(cluster, work, marker, refill)
+        elif _is_empty(url):
+            marker.unlink(missing_ok=True)
+        if not marker.exists():
+            say(f"{db}: filling the catalog (first ingest of both trees, runs, evaluations)")
+            seconds = fill_catalog(url, dfdc, ff)
+            marker.write_text(json.dumps({"fill_seconds": seconds, "commit": machine()["commit"]}))
+        if url.startswith("postgresql"):
+            analyze(url)
+        counts = catalog_counts(url)
+        say(f"{db}: {counts['videos']} videos, {counts['predictions']} predictions")
+        yield Filled(url, counts, json.loads(marker.read_text()), dfdc, ff)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _is_empty(url: str) -> bool:
+    """Whether the catalog at `url` has no video yet (migrated to the head first)."""
+    migrate(url, "head")
+    return catalog_counts(url)["videos"] == 0
+
+
+def _open_catalog(cluster: KeptCluster | None, work: Path, marker: Path, refill: bool) -> str:
+    """The catalog's URL, its PostgreSQL cluster started; an unfinished or unwanted fill is
+    removed (the marker is written once a fill has finished)."""
+    if cluster is None:
+        sqlite = work / "catalog.sqlite3"
+        if refill or not marker.exists():
+            sqlite.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+        return f"sqlite:///{sqlite}"
+    if refill:
+        shutil.rmtree(cluster.directory, ignore_errors=True)
+    if cluster.start():
+        marker.unlink(missing_ok=True)
+    elif not marker.exists():  # a fill that did not finish: start afresh
+        cluster.stop()
+        shutil.rmtree(cluster.directory)
+        cluster.start()
+    return cluster.url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
@@ -459,46 +551,13 @@ def main() -> None:
     parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
-    default_work = Path(tempfile.gettempdir()) / "ddm-bench-scale"
-    work = (args.work or Path(os.environ.get("DDM_BENCH_SCALE_DIR", default_work))) / size.name
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir(size, args.work)
     info = machine()
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
-    dfdc, ff, tree_s = ensure_trees(work, size)
-    if tree_s is not None:
-        say(f"generated {size.dfdc_videos + size.ff_videos} clips in {tree_s:.0f} s")
-        for stale in work.glob("filled-*.json"):  # catalogs of an older tree
-            stale.unlink()
-    cluster = KeptCluster(work / "pg") if args.db == "postgresql" else None
-    marker = work / f"filled-{args.db}.json"
-    try:
-        if cluster is not None:
-            if args.refill:
-                shutil.rmtree(cluster.directory, ignore_errors=True)
-            if cluster.start():
-                marker.unlink(missing_ok=True)
-            elif not marker.exists():  # a fill that did not finish: start afresh
-                cluster.stop()
-                shutil.rmtree(cluster.directory)
-                cluster.start()
-            url = cluster.url
-        else:
-            sqlite = work / "catalog.sqlite3"
-            if args.refill or not marker.exists():
-                sqlite.unlink(missing_ok=True)
-                marker.unlink(missing_ok=True)
-            url = f"sqlite:///{sqlite}"
-        if not marker.exists():
-            say(f"{args.db}: filling the catalog (first ingest of both trees, runs, evaluations)")
-            fill = fill_catalog(url, dfdc, ff)
-            marker.write_text(json.dumps({"fill_seconds": fill, "commit": info["commit"]}))
-        fill_info = json.loads(marker.read_text())
-        if cluster is not None:
-            analyze(url)
-        counts = catalog_counts(url)
-        say(f"{args.db}: {counts['videos']} videos, {counts['predictions']} predictions")
+    with filled_catalog(args.db, size, work, refill=args.refill, say=say) as filled:
         if args.fill_only:
             return
+        url, dfdc, ff = filled.url, filled.dfdc, filled.ff
         runs: dict[str, Any] = {}
         if args.baseline is not None:
             revision = baseline_head(args.baseline)
@@ -508,10 +567,7 @@ def main() -> None:
         runs["migrate_up_s"] = migrate(url, "head")
         say("this checkout:")
         runs["current"] = measure(REPO, url, work / "home", dfdc, ff)
-    finally:
-        if cluster is not None:
-            cluster.stop()
-    _report(args, size, info, counts, fill_info, runs)
+    _report(args, size, info, filled.counts, filled.fill, runs)
 
 
 def _report(
