@@ -66,3 +66,41 @@ def test_the_cache_status_filter_and_one_video_by_id(session, filled) -> None:
         _ids(session, cache_status="stale")
     with pytest.raises(InvalidInput, match="cannot sort"):
         _ids(session, sort="path; DROP TABLE videos")
+
+
+@pytest.fixture
+def two_datasets(session, filled):
+    """A second dataset, created after `d` but first by name, with its own cached videos."""
+    dataset = Dataset(name="a", format="folder", root_path="/data/a")
+    session.add(dataset)
+    session.flush()
+    for index in range(7):
+        video = Video(
+            dataset_id=dataset.id,
+            path=f"clips/{index % 3}/w{index}.mp4",
+            label="fake" if index % 3 else "real",
+            split="train" if index < 4 else "test",
+            probe_status="ok",
+            frame_count=None if index == 2 else 10 * (index % 4),
+            original_video_id=filled[0] if index == 5 else None,
+        )
+        session.add(video)
+        session.flush()
+        session.add(FeatureCache(video_id=video.id, fingerprint=FP, is_valid=index != 3))
+    session.flush()
+
+
+def test_a_page_is_the_slice_of_the_whole_listing(session, two_datasets) -> None:
+    # A limited listing reads its page's ids first, then their rows (and, by path, walks
+    # one dataset at a time): every page must be the very rows of the whole listing's slice.
+    queries = [{}, {"label": "fake"}, {"dataset": "d"}, {"cache_status": "valid"}]
+    queries += [{"dataset": "a", "split": "train", "cache_status": "none"}]
+    for sort in VIDEO_SORTS:
+        for descending in (False, True):
+            for query in queries:
+                options = {"fingerprint": FP, "sort": sort, "descending": descending, **query}
+                whole = list(iter_videos(session, **options))
+                for offset in (0, 3, 6, 7, 13, 20):
+                    for limit in (2, 50):
+                        page = list(iter_videos(session, limit=limit, offset=offset, **options))
+                        assert page == whole[offset : offset + limit], (options, offset, limit)
