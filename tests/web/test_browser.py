@@ -25,6 +25,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PLAYED_SECONDS = 0.5  # of the clip, played in the page
 WAIT_SECONDS = 30
+# The figures each page must show (each a PNG drawn by the server from the catalog).
+RUN_IMAGES = ("img.curves",)
+EVALUATION_IMAGES = ("img.figure", "img.face")  # ROC and confusion; a face per prediction
+VIDEO_IMAGES = ("img.strip", "img.timeline")  # sampled frames with boxes; style flow
+# The first row of the predictions table (most wrong first) that the detector got wrong.
+FIRST_WRONG_PREDICTION = (
+    "(//h2[starts-with(normalize-space(), 'Predictions')]/following-sibling::table[1]"
+    "/tbody/tr[td[contains(concat(' ', @class, ' '), ' wrong ')]])[1]//a"
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +87,18 @@ def test_from_the_evaluation_to_its_most_confident_error_playing_in_the_page(
     _click(browser, By.LINK_TEXT, "runs")
     shoot("runs", "Runs")
     _click(browser, By.CSS_SELECTOR, f'a[href="/runs/{evaluated_clips.run_id}"]')
-    shoot("run", f"Run {evaluated_clips.run_id}")
+    shoot("run", f"Run {evaluated_clips.run_id}", RUN_IMAGES)
     _click(browser, By.CSS_SELECTOR, f'a[href="/evaluations/{evaluated_clips.evaluation_id}"]')
-    shoot("evaluation", f"Evaluation {evaluated_clips.evaluation_id}")
+    shoot("evaluation", f"Evaluation {evaluated_clips.evaluation_id}", EVALUATION_IMAGES)
 
     error_id = _most_confident_error(served, evaluated_clips.evaluation_id)
-    first_wrong = browser.find_element(By.XPATH, "//tr[td[contains(@class, 'wrong')]]//a")
+    first_wrong = browser.find_element(By.XPATH, FIRST_WRONG_PREDICTION)
     assert first_wrong.get_attribute("href") == f"{served}/videos/{error_id}"
     first_wrong.click()
     assert browser.current_url == f"{served}/videos/{error_id}"
     _check_playing(browser)
-    _check_images(browser, required=())
-    shoot("video", f"Video {error_id}")
+    shoot("video", f"Video {error_id}", VIDEO_IMAGES)
+    shoot.scrolled_to("video-figures", VIDEO_IMAGES[0])
 
     _click(browser, By.LINK_TEXT, "jobs")
     shoot("jobs", "Jobs")
@@ -99,20 +108,35 @@ def test_from_the_evaluation_to_its_most_confident_error_playing_in_the_page(
 
 class _Shooter:
     """Checks that the page is the one expected, with no dialog up (a page that ran a
-    script from a file name would have raised one), and saves its screenshot."""
+    script from a file name would have raised one) and every image loaded, then saves its
+    screenshot."""
 
     def __init__(self, driver: Any, folder: Path) -> None:
         self.driver = driver
         self.folder = folder
 
-    def __call__(self, name: str, heading: str) -> None:
+    def __call__(self, name: str, heading: str, images: tuple[str, ...] = ()) -> None:
         from selenium.common.exceptions import NoAlertPresentException
         from selenium.webdriver.common.by import By
 
         with pytest.raises(NoAlertPresentException):
             self.driver.switch_to.alert  # noqa: B018  (reading it is the check)
         assert self.driver.find_element(By.TAG_NAME, "h1").text.startswith(heading)
+        _check_images(self.driver, images)
         assert viewport(self.driver) == WINDOW
+        save_screenshot(self.driver, self.folder / f"{name}.png")
+
+    def scrolled_to(self, name: str, selector: str) -> None:
+        """A second screenshot of the page, from the heading above `selector` down (figures
+        below the fold)."""
+        from selenium.webdriver.common.by import By
+
+        element = self.driver.find_element(By.CSS_SELECTOR, selector)
+        self.driver.execute_script(
+            "let e = arguments[0]; while (e.previousElementSibling && e.tagName !== 'H2')"
+            " e = e.previousElementSibling; e.scrollIntoView({block: 'start'});",
+            element,
+        )
         save_screenshot(self.driver, self.folder / f"{name}.png")
 
 
@@ -162,12 +186,14 @@ def _check_playing(driver: Any) -> None:
 
 
 def _check_images(driver: Any, required: tuple[str, ...]) -> None:
-    """Every `<img>` on the page loaded, and each selector in `required` found one."""
+    """Every `<img>` on the page loaded (lazy ones below the fold too: they are asked to
+    load now), and each selector in `required` found one."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     for selector in required:
         assert driver.find_elements(By.CSS_SELECTOR, selector), f"no image {selector}"
+    driver.execute_script("for (const i of document.images) i.loading = 'eager';")
     WebDriverWait(driver, WAIT_SECONDS).until(
         lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete);")
     )
