@@ -30,6 +30,7 @@ from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, NotFound
 from ddm.services import listings
 from ddm.vocab import Label, Split, values
+from web.findings import Findings, FindingsMemo
 from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class _Pages:
         self.factory = factory
         self.settings = settings
         self.access = access
+        self.findings = FindingsMemo(shown=SHOWN_PREDICTIONS)
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("web", "templates"),
             autoescape=True,  # every name from disk is escaped; no template uses |safe
@@ -225,19 +227,18 @@ class _Pages:
         with self.session() as session:
             return JSONResponse(listings.run_document(session, request.path_params["run_id"]))
 
-    def _evaluation(self, request: Request) -> dict[str, Any]:
-        from tasks.report import evaluation_findings
-
+    def _evaluation(self, request: Request) -> Findings:
         with self.session() as session:
-            return evaluation_findings(session, request.path_params["evaluation_id"])
+            return self.findings.get(session, request.path_params["evaluation_id"])
 
     def evaluation(self, request: Request) -> Response:
-        entry = self._evaluation(request)
-        shown = entry["predictions"][:SHOWN_PREDICTIONS]
-        return self.render(request, "evaluation.html", entry=entry, shown=shown)
+        found = self._evaluation(request)
+        shown = found.page["predictions"]
+        more = found.predictions - len(shown)
+        return self.render(request, "evaluation.html", entry=found.page, shown=shown, more=more)
 
     def api_evaluation(self, request: Request) -> Response:
-        return JSONResponse(self._evaluation(request))
+        return Response(self._evaluation(request).body, media_type="application/json")
 
     # ------------------------------------------------------------------ figures
 
