@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="ddm", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        # One line, as every other error: Click's own layout spends three on usage and hint.
+        command = exc.ctx.command_path if exc.ctx is not None else "ddm"
+        click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

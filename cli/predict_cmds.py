@@ -9,6 +9,7 @@ import click
 
 from cli.app import App
 from cli.output import output_options, table, write_json
+from cli.segments_view import WindowOptions, predict_windows, segment_options, show_segments
 from ddm.errors import DdmError, SetupError
 
 COLUMNS = ["video", "p_fake", "label", "frames", "fallback", "features"]
@@ -31,6 +32,7 @@ class SomeExplanationsFailed(SetupError):
     help="Write a timeline PNG per video here: style flow, attention, fallback frames.",
 )
 @click.option("--allow-stills", is_flag=True, help="Score still images too (one frame).")
+@segment_options
 @output_options
 @click.pass_obj
 def predict(
@@ -39,6 +41,7 @@ def predict(
     run_ref: str | None,
     explain: Path | None,
     allow_stills: bool,
+    segments: WindowOptions | None,
     as_json: bool,
 ) -> None:
     """Score video files with a trained run: probability of fake and label.
@@ -52,10 +55,16 @@ def predict(
       ddm predict suspicious.mp4
       ddm predict clips/*.mp4 --run ff-1 --json
       ddm predict clip.mp4 --explain explain/
+      ddm predict interview.mp4 --segments --window-seconds 8 --stride-seconds 4 --json
     """
     from tasks.predict import explanation_paths, load_predictor, predict_video
 
     predictor = load_predictor(app.settings, app.session_factory, run_ref)
+    if segments is not None:
+        answers = predict_windows(app, predictor, videos, explain, segments)
+        show_segments(app, answers, as_json)
+        _say_problems(app, answers)
+        return
     targets = explanation_paths(list(videos), explain) if explain else [None] * len(videos)
     answers = []
     with app.err.status(f"scoring with run {predictor.run.id} ({predictor.run.name})"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -204,23 +204,46 @@ def _count_frames(path: str | os.PathLike[str]) -> int:
 def _decode_at(
     path: str | os.PathLike[str], indices: np.ndarray
 ) -> tuple[dict[int, np.ndarray], int]:
-    # Sequential grab/retrieve instead of seeking: seeking in long-GOP H.264 through
-    # OpenCV lands on keyframes and silently returns the wrong frame.
     wanted = set(int(i) for i in indices)
-    last = max(wanted)
     frames: dict[int, np.ndarray] = {}
+    grabbed = 0
+    for index, frame in grab_frames(path, wanted.__contains__, max(wanted)):
+        grabbed += 1
+        if frame is not None:
+            frames[index] = frame
+    return frames, grabbed
+
+
+def grab_frames(
+    path: str | os.PathLike[str], is_wanted: Callable[[int], bool], last: int | None = None
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Decode a video from its first frame, in order: (index, RGB frame) for every frame,
+    the frame None unless `is_wanted(index)` (only those are converted).
+
+    Sequential grab/retrieve instead of seeking: seeking in long-GOP H.264 through OpenCV
+    lands on keyframes and silently returns the wrong frame.
+
+    Args:
+        path: the video file.
+        is_wanted: which frames to return.
+        last: stop after this index (None: at the end of the video).
+
+    Raises:
+        UnreadableVideo: the file cannot be opened.
+    """
     capture = _open(path)
     index = 0
     try:
-        while index <= last and capture.grab():
-            if index in wanted:
-                ok, frame = capture.retrieve()
+        while (last is None or index <= last) and capture.grab():
+            frame = None
+            if is_wanted(index):
+                ok, bgr = capture.retrieve()
                 if ok:
-                    frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield index, frame
             index += 1
     finally:
         capture.release()
-    return frames, index
 
 
 def _expand(frames: dict[int, np.ndarray], indices: np.ndarray) -> np.ndarray:
@@ -364,7 +387,7 @@ def extract_faces(
     detected = time.perf_counter()
     boxes, sources = crop_boxes(detections, frames.shape[2], frames.shape[1], cfg)
     tracked = time.perf_counter()
-    crops = np.stack([crop_resize(f, b, cfg.face_size) for f, b in zip(frames, boxes, strict=True)])
+    crops = crop_faces(frames, boxes, cfg.face_size)
     cropped = time.perf_counter()
     if sources[0] == FALLBACK:
         logger.debug("path=%s no face track: centre crop on all %d frames", path, len(sources))
@@ -393,9 +416,22 @@ def crop_boxes(
         ((T, 4) int64 crop boxes, (T,) uint8 source codes).
     """
     track, sources = subject_boxes(detections, cfg.box_smoothing)
+    return square_boxes(track, len(detections), width, height, cfg), sources
+
+
+def square_boxes(
+    track: np.ndarray | None, num_frames: int, width: int, height: int, cfg: FaceCfg
+) -> np.ndarray:
+    """(T, 4) int64 crop boxes from the subject's (T, 4) detection boxes, or the centre
+    crop on all `num_frames` frames when there is no subject (`track` None)."""
     if track is None:
-        return np.stack([centre_box(width, height)] * len(detections)), sources
-    return np.stack([square_box(box, width, height, cfg.margin) for box in track]), sources
+        return np.stack([centre_box(width, height)] * num_frames)
+    return np.stack([square_box(box, width, height, cfg.margin) for box in track])
+
+
+def crop_faces(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int) -> np.ndarray:
+    """(T, size, size, 3) uint8: each frame's box, resized (see `crop_resize`)."""
+    return np.stack([crop_resize(f, b, size) for f, b in zip(frames, boxes, strict=True)])
 
 
 def style_input(crops: np.ndarray) -> Tensor:

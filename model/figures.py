@@ -300,3 +300,46 @@ def _attention_panel(fig: Figure, axes: list[Axes], attention: np.ndarray) -> No
     ax.set_ylabel("content clip")
     # The colour bar takes its width from both panels alike, so their frames stay aligned.
     fig.colorbar(image, ax=list(axes), fraction=0.03, pad=0.02, label="attention weight")
+
+
+def segments_figure(
+    path: str | Path,
+    windows: Sequence[tuple[float, float, float]],
+    duration: float,
+    threshold: float,
+    deciding: int,
+    title: str,
+) -> Path:
+    """A long video's score over time: one bar per window at its P(fake), from its start
+    to its end, over the video's length; the deciding window in red, the threshold dashed.
+
+    Args:
+        path: where the PNG goes.
+        windows: (start s, end s, P(fake)) per window, in order.
+        duration: the video's length in seconds.
+        threshold: the score from which a window counts as fake.
+        deciding: index in `windows` of the window the verdict comes from.
+        title: figure title.
+    """
+    with _new_figure(1, figsize=(8, 2.8)) as (fig, (ax,)):
+        for index, (start, end, score) in enumerate(windows):
+            chosen = index == deciding
+            ax.hlines(
+                score,
+                start,
+                end,
+                color=FAKE_COLOR if chosen else "black",
+                linewidth=3 if chosen else 1.5,
+                alpha=1.0 if chosen else 0.6,
+                label="deciding window" if chosen else None,
+            )
+        centres = [(start + end) / 2 for start, end, _ in windows]
+        ax.plot(centres, [score for *_, score in windows], color="grey", linewidth=0.8)
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
+        ax.set_xlim(0, max(duration, 1e-6))
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("P(fake) of the window")
+        ax.set_title(title)
+        ax.legend(fontsize="small", loc="upper right")
+        return _save(fig, path)

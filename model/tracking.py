@@ -86,17 +86,23 @@ def _link_cost(last: np.ndarray, box: np.ndarray) -> float | None:
     return shift if shift <= MAX_CENTRE_SHIFT else None
 
 
-def link_tracks(detections: Sequence[FrameDetections]) -> list[Track]:
-    """Link detections frame by frame into tracks by position and size.
+class TrackLinker:
+    """Links detections into tracks one frame at a time, in time order, by position and
+    size: each frame's detections are matched greedily, closest pair first, to the last
+    box of every live track (a track survives frames it was missed on); a detection
+    matching no track starts a new one.
 
-    Each frame's detections are matched greedily, closest pair first, to the last box of
-    every track so far (a track survives frames it was missed on); a detection matching
-    no track starts a new one.
+    Frames are named by any increasing key (a sampled position, a video frame index), so
+    one linker can follow a face over a whole video while it is being decoded.
     """
-    tracks: list[Track] = []
-    for frame, found in enumerate(detections):
+
+    def __init__(self) -> None:
+        self.tracks: list[Track] = []
+
+    def add(self, frame: int, found: FrameDetections) -> None:
+        """Link the detections of `frame`, which must come after every frame added so far."""
         pairs = []
-        for t, track in enumerate(tracks):
+        for t, track in enumerate(self.tracks):
             for d, box in enumerate(found.boxes):
                 cost = _link_cost(track.boxes[-1], box)
                 if cost is not None:
@@ -105,13 +111,33 @@ def link_tracks(detections: Sequence[FrameDetections]) -> list[Track]:
         used_boxes: set[int] = set()
         for _, t, d in sorted(pairs):
             if t not in used_tracks and d not in used_boxes:
-                tracks[t].add(frame, found.boxes[d])
+                self.tracks[t].add(frame, found.boxes[d])
                 used_tracks.add(t)
                 used_boxes.add(d)
         for d, box in enumerate(found.boxes):
             if d not in used_boxes:
-                tracks.append(Track([frame], [box]))
-    return tracks
+                self.tracks.append(Track([frame], [box]))
+
+    def forget_before(self, frame: int, keep: Track | None = None) -> None:
+        """Drop what no later window can use: the detections before `frame` (a track's
+        last box stays, to link to) and the tracks last seen before it, except `keep`.
+
+        Bounds the memory of a linker that follows a stream for hours.
+        """
+        self.tracks = [t for t in self.tracks if t is keep or t.frames[-1] >= frame]
+        for track in self.tracks:
+            first = next((i for i, f in enumerate(track.frames) if f >= frame), len(track.frames))
+            first = min(first, len(track.frames) - 1)
+            del track.frames[:first], track.boxes[:first]
+
+
+def link_tracks(detections: Sequence[FrameDetections]) -> list[Track]:
+    """Link the detections of consecutive frames into tracks (see `TrackLinker`); frame
+    keys are the positions in `detections`."""
+    linker = TrackLinker()
+    for frame, found in enumerate(detections):
+        linker.add(frame, found)
+    return linker.tracks
 
 
 def pick_subject(tracks: Sequence[Track], num_frames: int) -> Track | None:
@@ -176,8 +202,52 @@ def subject_boxes(
         (T,) uint8 source codes, all FALLBACK in the None case).
     """
     num_frames = len(detections)
-    subject = pick_subject(link_tracks(detections), num_frames)
+    return track_boxes(pick_subject(link_tracks(detections), num_frames), num_frames, smoothing)
+
+
+def track_boxes(
+    subject: Track | None, num_frames: int, smoothing: int
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The subject's filled and smoothed boxes on `num_frames` sampled frames (its frame
+    keys are positions 0..T-1), or (None, all FALLBACK) without a subject."""
     if subject is None:
         return None, np.full(num_frames, FALLBACK, dtype=np.uint8)
     boxes, sources = fill_track(subject, num_frames)
     return smooth_boxes(boxes, smoothing), sources
+
+
+def restrict(track: Track, samples: Sequence[int]) -> Track:
+    """`track` seen through one window: keyed by position in `samples` (the window's
+    sampled frame keys, in order, repeats allowed), as a cut of the video to that window
+    would have linked it."""
+    boxes = dict(zip(track.frames, track.boxes, strict=True))
+    window = Track()
+    for position, frame in enumerate(samples):
+        if frame in boxes:
+            window.add(position, boxes[frame])
+    return window
+
+
+def window_subject(
+    tracks: Sequence[Track], samples: Sequence[int], followed: Track | None
+) -> tuple[Track | None, Track | None]:
+    """The subject of one window of a video whose tracks were linked over the whole of it.
+
+    The subject followed so far keeps the part wherever it has a track in this window (at
+    least `MIN_TRACK_DETECTIONS` detections); otherwise the window's own subject is picked
+    as `pick_subject` picks a video's. Where the window holds one face track, that is the
+    very track a video cut to the window would follow.
+
+    Returns:
+        (the video track now followed, or None; the subject restricted to the window).
+    """
+    seen = [(track, restrict(track, samples)) for track in tracks]
+    needed = min(MIN_TRACK_DETECTIONS, len(samples))
+    if followed is not None:
+        for track, window in seen:
+            if track is followed and len(window.frames) >= needed:
+                return track, window
+    pick = pick_subject([window for _, window in seen], len(samples))
+    if pick is None:
+        return followed, None
+    return next(track for track, window in seen if window is pick), pick

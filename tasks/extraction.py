@@ -445,6 +445,16 @@ def frame_source_letters(features: dict[str, Any]) -> str | None:
     names, codes = features.get("frame_source_names"), features.get("frame_source")
     if names is None or codes is None:
         return None
+    return source_letters(codes, names)
+
+
+def source_letters(codes: Any, names: Any = None) -> str:
+    """Box source codes as letters (see `frame_source_letters`); `names` default to the
+    face pipeline's `model.tracking.FRAME_SOURCES`."""
+    if names is None:
+        from model.tracking import FRAME_SOURCES
+
+        names = FRAME_SOURCES
     return "".join(names[int(code)][0] for code in codes)
 
 

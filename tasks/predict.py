@@ -71,6 +71,10 @@ class Predictor:
             return load_features(cached), "cache"
         return self._extractor().extract(path), "extracted"
 
+    def file_extractor(self) -> Any:
+        """The run's extractor, built on first need, for files the cache cannot answer."""
+        return self._extractor()
+
     def _cached(self, content_hash: str) -> Path | None:
         with session_scope(self.factory) as session:
             twin = caches.valid_twin(session, self.run.fingerprint, content_hash)

@@ -1,0 +1,142 @@
+"""`--segments` of `ddm predict` and `ddm report` (CLI layer): the window options, checked
+here so that a bad value is a usage error (exit 2), and the per-window tables."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cli.app import App
+from cli.output import table, write_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# tasks.segments holds the same default; it is not imported here, which would load the
+# catalog for `ddm --help` (a test checks that the two agree). Strides default to half
+# the window.
+DEFAULT_WINDOW_SECONDS = 10.0
+WINDOW_COLUMNS = ["window", "start_s", "end_s", "p_fake", "label", "fallback"]
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """The windows asked for on the command line (already checked)."""
+
+    window_seconds: float
+    stride_seconds: float
+
+    def spec(self) -> Any:
+        """As `tasks.segments.WindowSpec`."""
+        from tasks.segments import WindowSpec
+
+        return WindowSpec(self.window_seconds, self.stride_seconds)
+
+
+def segment_options(func: F) -> F:
+    """Add `--segments`, `--window-seconds` and `--stride-seconds`; the command receives
+    them as one `segments` argument: WindowOptions, or None without `--segments`."""
+
+    @click.option(
+        "--segments",
+        "with_segments",
+        is_flag=True,
+        help="Score each window of a long video; the verdict is the highest window score.",
+    )
+    @click.option(
+        "--window-seconds",
+        type=POSITIVE,
+        help=f"Window length with --segments [default: {DEFAULT_WINDOW_SECONDS:g}].",
+    )
+    @click.option(
+        "--stride-seconds",
+        type=POSITIVE,
+        help="Step between window starts, up to the window [default: half the window].",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        with_segments: bool,
+        window_seconds: float | None,
+        stride_seconds: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["segments"] = _window_options(with_segments, window_seconds, stride_seconds)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _window_options(
+    with_segments: bool, window_seconds: float | None, stride_seconds: float | None
+) -> WindowOptions | None:
+    if not with_segments:
+        if window_seconds is not None or stride_seconds is not None:
+            raise click.UsageError("--window-seconds and --stride-seconds need --segments")
+        return None
+    window = DEFAULT_WINDOW_SECONDS if window_seconds is None else window_seconds
+    stride = window / 2 if stride_seconds is None else stride_seconds
+    if stride > window:
+        raise click.BadParameter(
+            f"{stride:g} s is longer than the window ({window:g} s): frames between "
+            "windows would go unjudged",
+            param_hint="'--stride-seconds'",
+        )
+    return WindowOptions(window, stride)
+
+
+def predict_windows(
+    app: App,
+    predictor: Any,
+    videos: tuple[Path, ...],
+    explain: Path | None,
+    options: WindowOptions,
+) -> list[Any]:
+    """`tasks.segments.predict_segments` of every video, in order."""
+    from tasks.segments import predict_segments, segments_paths
+
+    spec = options.spec()
+    targets = segments_paths(list(videos), explain) if explain else [None] * len(videos)
+    answers = []
+    with app.err.status(f"scoring windows with run {predictor.run.id} ({predictor.run.name})"):
+        for path, target in zip(videos, targets, strict=True):
+            answers.append(predict_segments(predictor, path, spec, target))
+    return answers
+
+
+def show_segments(app: App, answers: list[Any], as_json: bool) -> None:
+    """A table of windows per video and its verdict line, or one JSON document."""
+    if as_json:
+        write_json([answer.as_json() for answer in answers])
+        return
+    for answer in answers:
+        if answer.error is not None:
+            continue
+        rows = [_window_row(segment) for segment in answer.segments]
+        table(app.out, rows, WINDOW_COLUMNS, title=answer.path)
+        deciding = answer.segments[answer.deciding_window]
+        app.out.print(
+            f"{answer.path}: {answer.label} ({answer.rule}: {answer.score:.3f}, window "
+            f"{deciding['index']} at {deciding['start']:.1f}-{deciding['end']:.1f} s; "
+            f"{answer.flagged_windows} of {len(answer.segments)} windows flagged)",
+            markup=False,
+            highlight=False,
+        )
+        if answer.explanation:
+            app.err.print(f"timeline: {answer.explanation}", markup=False, highlight=False)
+
+
+def _window_row(segment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "window": segment["index"],
+        "start_s": f"{segment['start']:.2f}",
+        "end_s": f"{segment['end']:.2f}",
+        "p_fake": segment["score"],
+        "label": segment["label"],
+        "fallback": f"{segment['fallback_frames']}/{segment['frames_sampled']}",
+    }

@@ -1,0 +1,168 @@
+"""`ddm predict --segments` end to end: a long clip of a real and a fake part (real FF++
+clips, real MTCNN, the small backbones at random weights, T = 8) judged window by window,
+each window scoring exactly as the clip cut to it and predicted whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ddm.synthetic.clips import ARTEFACTS, ClipCfg, render_clip
+from tests.cli.conftest import ok_json, one_error_line
+from tests.conftest import MEDIA, invoke_ddm, private_ddm_env
+
+FRAMES = 8  # T of the run's extractor, hence of every window
+FFPP = MEDIA / "ff++"
+REAL = FFPP / "original_sequences/youtube/c23/videos/634.mp4"
+FAKE = FFPP / "manipulated_sequences/FaceSwap/c23/videos/634_660.mp4"
+PART_FRAMES = 150  # 6 s of each at 25 fps: the long clip is 12 s, its boundary at 6 s
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
+    """A catalog with one run: rendered face clips, extracted with the small backbones at
+    T = 8 and trained one epoch (the detector is random; the windows' arithmetic is not)."""
+    root = tmp_path_factory.mktemp("segments") / "mine"
+    for n in range(4):
+        for label, artefact in (("real", None), ("fake", ARTEFACTS["Seam"])):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            render_clip(root / label / f"{n:02d}.mp4", n, ClipCfg(40, 256, 0.3), artefact)
+    env = private_ddm_env(root.parent / "home")
+    small = ("--frames", str(FRAMES), "--backbones", "small", "--allow-random-weights")
+    for args in (
+        ("ingest", str(root)),
+        ("split", "mine"),
+        ("extract", "--dataset", "mine", *small),
+    ):
+        result = invoke_ddm(env, *args)
+        assert result.exit_code == 0, result.stderr
+    run = ok_json(invoke_ddm(env, "train", "--datasets", "mine", "--epochs", "1", "--json"))
+    assert run["status"] == "succeeded"
+    return env
+
+
+def _read(path: Path, count: int | None = None) -> tuple[list[np.ndarray], float]:
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while count is None or len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames, fps
+
+
+def _write(path: Path, frames: list[np.ndarray], fps: float, fourcc: str) -> Path:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_windows_cover_a_long_clip_and_each_scores_as_the_clip_cut_to_it(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, fps = _read(REAL, PART_FRAMES)
+    fake, fake_fps = _read(FAKE, PART_FRAMES)
+    assert fps == fake_fps == 25.0 and real[0].shape == fake[0].shape
+    long_clip = _write(tmp_path / "long.mp4", real + fake, fps, "mp4v")
+    grabs = _count_grabs(monkeypatch, long_clip)
+
+    result = invoke_ddm(
+        trained,
+        *("predict", str(long_clip), "--segments", "--json", "--explain", str(tmp_path / "x")),
+        *("--window-seconds", "6", "--stride-seconds", "3"),
+    )
+    (answer,) = ok_json(result)
+    # Decoded once, in order, although every frame but the first and last 3 s lies in two
+    # windows: the capture grabbed each frame of the clip once, and was opened once more
+    # only to read its frame rate and count.
+    assert grabs == {"opened": 2, "grabbed": 2 * PART_FRAMES}
+
+    segments = answer["segments"]
+    assert [(s["start"], s["end"]) for s in segments] == [(0.0, 6.0), (3.0, 9.0), (6.0, 12.0)]
+    # The boundary between the real and the fake part is where windows 0 and 2 meet.
+    assert segments[0]["end_frame"] == segments[2]["start_frame"] == PART_FRAMES
+    assert answer["duration"] == 12.0 and answer["frames_per_window"] == FRAMES
+    assert all(s["frames_sampled"] == FRAMES == s["distinct_frames"] for s in segments)
+    assert all(0.0 <= s["score"] <= 1.0 and 0.0 <= s["fallback_share"] <= 1.0 for s in segments)
+    # The verdict: the highest window, which decides.
+    deciding = max(segments, key=lambda s: s["logit"])
+    assert answer["deciding_window"] == deciding["index"] and answer["score"] == deciding["score"]
+    assert answer["rule"] == "max over windows"
+    assert answer["flagged_windows"] == sum(s["score"] >= 0.5 for s in segments)
+    figure = tmp_path / "x" / "long-segments.png"
+    assert answer["explanation"] == str(figure) and figure.read_bytes().startswith(b"\x89PNG")
+
+    # The window across the boundary, cut out of the long clip without loss (FFV1) and
+    # predicted whole: the same frames sampled, the same crops, the same score.
+    middle = segments[1]
+    decoded, _ = _read(long_clip)
+    part = decoded[middle["start_frame"] : middle["end_frame"]]
+    cut = _write(tmp_path / "cut.avi", part, fps, "FFV1")
+    assert all(np.array_equal(a, b) for a, b in zip(_read(cut)[0], part, strict=True))
+    (whole,) = ok_json(invoke_ddm(trained, "predict", str(cut), "--json"))
+    assert whole["frames_sampled"] == FRAMES and whole["frame_sources"] == middle["frame_sources"]
+    # Bit-equal crops give bit-equal logits; 1e-6 leaves room only for MTCNN boxes that
+    # differ in the last float bits between batch compositions (3e-5 px measured), which
+    # round to the same integer crop box.
+    assert whole["logit"] == pytest.approx(middle["logit"], abs=1e-6)
+    assert whole["score"] == pytest.approx(middle["score"], abs=1e-6)
+
+
+def _count_grabs(monkeypatch: pytest.MonkeyPatch, path: Path) -> dict[str, int]:
+    """Count how often OpenCV opens `path` and grabs a frame of it (an edge we do not own)."""
+    counts = {"opened": 0, "grabbed": 0}
+    original = cv2.VideoCapture
+
+    class CountingCapture:
+        def __init__(self, source: str, *args: object) -> None:
+            self._capture = original(source, *args)
+            self._counted = source == str(path)
+            counts["opened"] += self._counted
+
+        def grab(self) -> bool:
+            ok = self._capture.grab()
+            counts["grabbed"] += self._counted and ok
+            return ok
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._capture, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", CountingCapture)
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--segments", "--window-seconds", "0"), "'--window-seconds': 0.0 is not in the range"),
+        (("--segments", "--stride-seconds", "-1"), "'--stride-seconds': -1.0 is not in the range"),
+        (
+            ("--segments", "--window-seconds", "4", "--stride-seconds", "5"),
+            "longer than the window",
+        ),
+        (("--window-seconds", "4"), "--window-seconds and --stride-seconds need --segments"),
+        (("--segments", "--window-seconds", "ten"), "'ten' is not a valid float"),
+    ],
+)
+def test_bad_window_values_are_one_usage_line(run_ddm, args, said) -> None:
+    result = run_ddm("predict", str(REAL), *args)
+    one_error_line(result, 2, said)
+
+
+def test_the_cli_default_window_is_the_tasks_one() -> None:
+    from cli.segments_view import DEFAULT_WINDOW_SECONDS
+    from tasks.segments import DEFAULT_STRIDE_SECONDS, WindowSpec
+
+    assert WindowSpec().window_seconds == DEFAULT_WINDOW_SECONDS
+    assert DEFAULT_STRIDE_SECONDS == DEFAULT_WINDOW_SECONDS / 2
