@@ -24,6 +24,8 @@ PAGES = (
     "evaluation",
     "jobs",
 )
+OTHERS = ("api_stats", "video_file", "run_curves_png", "evaluation_roc_png")
+OTHERS += ("evaluation_confusion_png",)
 
 
 def test_every_page_answers_and_is_measured(db_url: str, tmp_path: Path) -> None:
@@ -38,11 +40,12 @@ def test_every_page_answers_and_is_measured(db_url: str, tmp_path: Path) -> None
     assert line["db"] == dialect
     assert line["videos"] == 320 and line["predictions"] > 0
     assert line["server_peak_rss_mib"] > 0
-    expected = {"video_file", *PAGES, *(f"api_{name}" for name in PAGES if name != "index")}
+    expected = {*PAGES, *(f"api_{name}" for name in PAGES if name != "index"), *OTHERS}
     assert set(line["pages"]) == expected
     for name, page in line["pages"].items():
         assert page["statuses"] == {"200": 3}, (name, page)
         assert page["requests"] == 3 and page["bytes"] > 0, (name, page)
         assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"], (name, page)
+        assert page["first_ms"] > 0, (name, page)
     assert set(line["over_goal"]) <= expected
     assert not list((REPO / "bench" / "results").glob("serve-*.tiny.json"))  # a check, kept nowhere
