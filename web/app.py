@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +32,7 @@ from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, NotFound
 from ddm.services import listings
 from ddm.vocab import Label, Split, values
-from web.findings import Findings, FindingsMemo
+from web.kept import KeptDocuments
 from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
 
 logger = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class _Pages:
         self.factory = factory
         self.settings = settings
         self.access = access
-        self.findings = FindingsMemo(shown=SHOWN_PREDICTIONS)
+        self.kept = KeptDocuments()
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("web", "templates"),
             autoescape=True,  # every name from disk is escaped; no template uses |safe
@@ -135,19 +137,17 @@ class _Pages:
         return self.render(request, "index.html")
 
     def datasets(self, request: Request) -> Response:
-        from tasks.bias import catalog_stats  # what `ddm stats` calls
-
         with self.session() as session:
             rows = listings.dataset_rows(session)
-            overviews = listings.dataset_overviews(session)
-            stats = catalog_stats(session)
-        return self.render(request, "datasets.html", rows=rows, overviews=overviews, stats=stats)
+            found = self.kept.get(session, "datasets", _DatasetFindings.of)
+        return self.render(
+            request, "datasets.html", rows=rows, overviews=found.overviews, stats=found.stats
+        )
 
     def api_stats(self, request: Request) -> Response:
-        from tasks.bias import catalog_stats
-
         with self.session() as session:
-            return JSONResponse(catalog_stats(session))
+            found = self.kept.get(session, "datasets", _DatasetFindings.of)
+        return Response(found.stats_body, media_type="application/json")
 
     def api_datasets(self, request: Request) -> Response:
         with self.session() as session:
@@ -227,9 +227,12 @@ class _Pages:
         with self.session() as session:
             return JSONResponse(listings.run_document(session, request.path_params["run_id"]))
 
-    def _evaluation(self, request: Request) -> Findings:
+    def _evaluation(self, request: Request) -> _Findings:
+        evaluation_id = request.path_params["evaluation_id"]
         with self.session() as session:
-            return self.findings.get(session, request.path_params["evaluation_id"])
+            return self.kept.get(
+                session, ("evaluation", evaluation_id), partial(_Findings.of, evaluation_id)
+            )
 
     def evaluation(self, request: Request) -> Response:
         found = self._evaluation(request)
@@ -325,6 +328,41 @@ class _Pages:
 def _png(path: Any) -> Response:
     # The path comes from tasks.page_figures, built from catalog ids, never from the request.
     return FileResponse(path, media_type="image/png")
+
+
+@dataclass(frozen=True)
+class _Findings:
+    """An evaluation's findings as its page and its twin send them: `page` has only the
+    most wrong predictions, `predictions` counts them all, `body` is the twin's JSON."""
+
+    page: dict[str, Any]
+    predictions: int
+    body: bytes
+
+    @classmethod
+    def of(cls, evaluation_id: int, session: Session) -> _Findings:
+        from tasks.report import evaluation_findings
+
+        entry = evaluation_findings(session, evaluation_id)
+        page = {**entry, "predictions": entry["predictions"][:SHOWN_PREDICTIONS]}
+        return cls(page, len(entry["predictions"]), JSONResponse(entry).body)
+
+
+@dataclass(frozen=True)
+class _DatasetFindings:
+    """The datasets page's overviews and `ddm stats` (and the bytes of its twin)."""
+
+    overviews: list[dict[str, Any]]
+    stats: dict[str, Any]
+    stats_body: bytes
+
+    @classmethod
+    def of(cls, session: Session) -> _DatasetFindings:
+        from tasks.bias import catalog_stats  # what `ddm stats` calls
+
+        stats = catalog_stats(session)
+        overviews = listings.dataset_overviews(session)
+        return cls(overviews, stats, JSONResponse(stats).body)
 
 
 async def _form_field(request: Request, name: str) -> str | None:
