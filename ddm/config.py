@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     decode_workers: int | None = Field(default=None, ge=0)
     # Comma-separated modules that register further job kinds (tasks/kinds.py).
     job_modules: str = ""
+    # `ddm serve --allow-uploads`: the largest clip accepted, in MB (10^6 bytes).
+    upload_max_mb: int = Field(default=500, ge=1)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

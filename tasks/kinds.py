@@ -96,3 +96,5 @@ EXTRACT = register(
     )
 )
 EVALUATE = register(JobKind("evaluate", "tasks.evaluation:run_evaluation", queue=GPU_QUEUE))
+# One clip uploaded to `ddm serve`, scored as `ddm predict --explain` scores a file.
+PREDICT = register(JobKind("predict", "tasks.uploads:run_upload_prediction", queue=GPU_QUEUE))

@@ -129,10 +129,11 @@ def predict_video(
     explain_as: Path | None = None,
     *,
     allow_stills: bool = False,
+    title: str | None = None,
 ) -> VideoPrediction:
-    """Score one file (and draw its timeline to `explain_as`); a problem with the file
-    becomes its `error`, not an exception, and one with the figure its
-    `explanation_error`, the score standing.
+    """Score one file (and draw its timeline to `explain_as`, titled `title` or the file's
+    name); a problem with the file becomes its `error`, not an exception, and one with the
+    figure its `explanation_error`, the score standing.
 
     A still image is refused unless `allow_stills`: a temporal detector given one frame
     has no motion to judge, and its score is not a video's.
@@ -146,7 +147,7 @@ def predict_video(
                 f"a {still} image, not a video: the detector judges motion over time "
                 "(--allow-stills scores it anyway)"
             )
-        return _predict(predictor, path, explain_as)
+        return _predict(predictor, path, explain_as, title or path.name)
     except (DdmError, OSError) as exc:
         return VideoPrediction(str(path), error=str(exc).splitlines()[0] or type(exc).__name__)
 
@@ -164,7 +165,9 @@ def explain_features(
     return explained, frame_source_letters(features)
 
 
-def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> VideoPrediction:
+def _predict(
+    predictor: Predictor, path: Path, explain_as: Path | None, title: str
+) -> VideoPrediction:
     features, source = predictor.features(path)
     style = features["style"].float()
     explained, sources = explain_features(predictor, features)
@@ -172,7 +175,7 @@ def _predict(predictor: Predictor, path: Path, explain_as: Path | None) -> Video
     figure, figure_error = None, None
     if explain_as is not None:
         try:
-            figure = draw_timeline(explain_as, path.name, explained, sources, score)
+            figure = draw_timeline(explain_as, title, explained, sources, score)
         except OSError as exc:
             figure_error = f"cannot write {explain_as}: {(exc.strerror or str(exc)).lower()}"
     distinct = _distinct_frames(features)
@@ -220,8 +223,10 @@ def draw_timeline(
     from model.figures import timeline_figure
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    # matplotlib reads the text between two $ as mathematics: a file name is shown as it is.
+    shown = title.replace("$", r"\$")
     return timeline_figure(
-        target, explained["flow_magnitude"], explained["attention"], sources or "", title, score
+        target, explained["flow_magnitude"], explained["attention"], sources or "", shown, score
     )
 
 

@@ -34,6 +34,7 @@ from ddm.services import listings
 from ddm.vocab import Label, Split, values
 from web.kept import KeptDocuments
 from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
+from web.uploads import UploadCfg, upload_routes
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def create_app(
     settings: Settings | None = None,
     access: Access | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    uploads: UploadCfg | None = None,
 ) -> Starlette:
     """The app over the catalog that `factory` opens.
 
@@ -61,6 +63,8 @@ def create_app(
         access: whether writes are allowed and the token they need (default: read-only).
         allowed_hosts: the Host headers answered (a loopback server answers only its own
             names, so a page elsewhere cannot reach it through DNS rebinding); None: any.
+        uploads: where clips to try go and their limit; the routes exist only on a server
+            that writes.
     """
     pages = _Pages(factory, settings or load_settings(), access or Access())
     routes = [
@@ -89,6 +93,7 @@ def create_app(
         Route("/jobs", pages.jobs),
         Route("/api/jobs", pages.api_jobs),
         Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
+        *(upload_routes(pages, uploads) if uploads and pages.access.writes else []),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     middleware = [Middleware(_SecurityHeaders), Middleware(_TokenLink, access=pages.access)]

@@ -24,7 +24,16 @@ QUICK = TrainCfg(epochs=4, lr=3e-3, mixup_alpha=0.2, patience=100, seed=0)
 SPLITS = {"train": 12, "val": 6, "test": 4}
 
 
-def add_video(session, settings, dataset, name: str, split: str, label: str, seed: int):
+def add_video(
+    session,
+    settings,
+    dataset,
+    name: str,
+    split: str,
+    label: str,
+    seed: int,
+    fingerprint: str = FINGERPRINT,
+):
     generator = torch.Generator().manual_seed(seed)
     video = Video(
         dataset_id=dataset.id,
@@ -43,7 +52,7 @@ def add_video(session, settings, dataset, name: str, split: str, label: str, see
         steps if label == "fake" else 0.05 * steps
     )
     features = {"content": torch.randn(1, 2048, generator=generator), "style": style}
-    add_valid_cache(session, settings, video, features)
+    add_valid_cache(session, settings, video, features, fingerprint)
 
 
 def add_valid_cache(session, settings, video, features: dict, fingerprint: str = FINGERPRINT):
@@ -63,7 +72,9 @@ def add_valid_cache(session, settings, video, features: dict, fingerprint: str =
     )
 
 
-def make_synth(settings, factory, name: str = "synth", first_seed: int = 0) -> str:
+def make_synth(
+    settings, factory, name: str = "synth", first_seed: int = 0, fingerprint: str = FINGERPRINT
+) -> str:
     with session_scope(factory) as session:
         dataset = Dataset(name=name, format="folder", root_path=f"/data/{name}")
         session.add(dataset)
@@ -73,7 +84,7 @@ def make_synth(settings, factory, name: str = "synth", first_seed: int = 0) -> s
             for index in range(count):
                 label = "fake" if index % 3 else "real"  # twice as many fakes
                 seed += 1
-                add_video(session, settings, dataset, f"v{index}", split, label, seed)
+                add_video(session, settings, dataset, f"v{index}", split, label, seed, fingerprint)
     return name
 
 

@@ -149,7 +149,11 @@ def evaluated_clips(tmp_path_factory) -> Catalog:
 
 
 def client(  # noqa: ANN201  (a TestClient)
-    factory: sessionmaker[Session], *, settings: Settings | None = None, **access: Any
+    factory: sessionmaker[Session],
+    *,
+    settings: Settings | None = None,
+    uploads: Any = None,
+    **access: Any,
 ):
     """A test client of the app as `ddm serve` builds it on 127.0.0.1."""
     from starlette.testclient import TestClient
@@ -158,6 +162,10 @@ def client(  # noqa: ANN201  (a TestClient)
     from web.security import LOOPBACK_HOSTS, Access
 
     app = create_app(
-        factory, settings=settings, access=Access(**access), allowed_hosts=LOOPBACK_HOSTS
+        factory,
+        settings=settings,
+        access=Access(**access),
+        allowed_hosts=LOOPBACK_HOSTS,
+        uploads=uploads,
     )
     return TestClient(app, base_url=BASE_URL, follow_redirects=False)

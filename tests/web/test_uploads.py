@@ -1,0 +1,213 @@
+"""Try a clip (`ddm serve --allow-uploads`): an upload needs the token and the CSRF value,
+is bounded while it streams, probed, stored under a name the server draws, and scored by
+the functions `ddm predict --explain` calls; and the jobs page refreshes through its own
+script. Through the ASGI app, on a real SQLite catalog with real clips, real MTCNN and the
+small random-weight backbones."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ddm.uploads import META_FILE, uploads_root
+from tests.conftest import MEDIA
+from tests.web.conftest import Catalog, build_catalog, client
+
+TOKEN = "upload-test-token"
+FRAMES = 2  # the production pipeline; two frames keep CPU extraction short
+NEW_CLIP = MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"  # not in the catalog
+# A name a browser would run if a page put it in unescaped, and a path if a server used it.
+HOSTILE_NAME = "../../<script>alert('x')</script> \"q\" 'é' 日本.mp4"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Catalog:
+    """A catalog whose newest run scores new files: one clip extracted by the real extract
+    job (so the catalog knows the extractor's settings), and a tiny detector trained on
+    synthetic features of that extractor."""
+    from ddm.db import create_db_engine, upgrade
+    from tasks.extraction import extract_dataset
+    from tasks.lifecycle import run_job
+    from tasks.training import plan_training
+    from tests.tasks.synth import QUICK, make_synth, with_tiny_detector
+
+    folder = tmp_path_factory.mktemp("uploads")
+    url = f"sqlite:///{folder / 'catalog.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    built = build_catalog(url, folder, train=False)
+    settings, factory = built.settings, built.factory
+    extracted = extract_dataset(
+        settings, factory, "clips", frames=FRAMES, backbones="small", limit=1, allow_random=True
+    )
+    fingerprint = extracted.plan.fingerprint
+    make_synth(settings, factory, fingerprint=fingerprint)
+    plan = plan_training(
+        settings, factory, ["synth"], train_cfg=QUICK, batch_size=4, fingerprint=fingerprint
+    )
+    with_tiny_detector(factory, plan.run.id)
+    assert run_job(plan.job_id, settings, factory, "w1") == "succeeded"
+    built.run_id = plan.run.id
+    return built
+
+
+def _web(catalog: Catalog, *, writes: bool = True, max_bytes: int = 10_000_000):  # noqa: ANN202
+    from web.uploads import UploadCfg
+
+    uploads = UploadCfg(catalog.settings, max_bytes)
+    return client(
+        catalog.factory, settings=catalog.settings, writes=writes, token=TOKEN, uploads=uploads
+    )
+
+
+def _signed_in(web) -> str:  # noqa: ANN001
+    """Open the token link, as a person does; returns the CSRF value of the upload form."""
+    assert web.get(f"/uploads?token={TOKEN}").status_code == 303
+    page = web.get("/uploads")
+    assert page.status_code == 200, page.text
+    (csrf,) = set(re.findall(r'name="csrf_token" value="([0-9a-f]+)"', page.text))
+    return csrf
+
+
+def _post(web, csrf: str | None, name: str, data: bytes, **fields: str):  # noqa: ANN001, ANN202
+    form = {"csrf_token": csrf, **fields} if csrf is not None else fields
+    return web.post("/uploads", data=form, files={"clip": (name, data, "video/mp4")})
+
+
+def _stored(catalog: Catalog) -> list[Path]:
+    """Everything under the uploads folder (partial files included)."""
+    root = uploads_root(catalog.settings.home)
+    return sorted(root.rglob("*")) if root.exists() else []
+
+
+def test_uploads_are_refused_on_a_server_without_allow_uploads(trained) -> None:
+    web = _web(trained, writes=False)
+    assert web.get("/uploads").status_code == 404
+    assert web.post("/uploads", files={"clip": ("a.mp4", b"x")}).status_code in (403, 404)
+    assert "try a clip" not in web.get("/").text
+
+
+def test_an_upload_needs_the_token_and_the_csrf_value(trained) -> None:
+    web = _web(trained)
+    data = NEW_CLIP.read_bytes()
+    assert _post(web, None, "a.mp4", data).status_code == 401
+    web.cookies.set("ddm_token", "wrong")
+    assert _post(web, "0" * 64, "a.mp4", data).status_code == 401
+    web.cookies.clear()
+    csrf = _signed_in(web)
+    assert _post(web, None, "a.mp4", data).status_code == 403
+    assert _post(web, "0" * 64, "a.mp4", data).status_code == 403
+    elsewhere = web.post(
+        "/uploads",
+        data={"csrf_token": csrf},
+        files={"clip": ("a.mp4", data)},
+        headers={"origin": "http://evil.example"},
+    )
+    assert elsewhere.status_code == 403
+    assert _stored(trained) == []
+
+
+def test_an_upload_over_the_limit_is_413_and_leaves_nothing(trained) -> None:
+    web = _web(trained, max_bytes=100_000)
+    csrf = _signed_in(web)
+    data = NEW_CLIP.read_bytes()
+    assert len(data) > 100_000 + 64 * 1024
+    refused = _post(web, csrf, "big.mp4", data)
+    assert refused.status_code == 413 and "limit of 0.1 MB" in refused.text
+    assert _stored(trained) == []
+
+    # Without a declared length the body is counted as it streams and cut at the limit.
+    def chunks():  # noqa: ANN202
+        boundary = b"b0und4ry"
+        yield b"--" + boundary + b'\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        yield csrf.encode() + b"\r\n--" + boundary
+        yield b'\r\nContent-Disposition: form-data; name="clip"; filename="big.mp4"\r\n\r\n'
+        for start in range(0, len(data), 32_768):
+            yield data[start : start + 32_768]
+        yield b"\r\n--" + boundary + b"--\r\n"
+
+    streamed = web.post(
+        "/uploads",
+        content=chunks(),
+        headers={"content-type": "multipart/form-data; boundary=b0und4ry"},
+    )
+    assert streamed.status_code == 413
+    assert _stored(trained) == []
+
+
+def test_a_file_that_is_not_a_video_is_one_clear_line_and_not_kept(trained) -> None:
+    web = _web(trained)
+    csrf = _signed_in(web)
+    refused = _post(web, csrf, "notes.mp4", b"just some text, not a video\n" * 50)
+    assert refused.status_code == 400
+    (line,) = re.findall(r'<p class="error">([^<]*)</p>', refused.text)
+    assert line.startswith("not a video ddm can read: ")
+    assert _stored(trained) == []
+
+
+def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -> None:
+    from tasks.predict import load_predictor, predict_video
+
+    web = _web(trained)
+    csrf = _signed_in(web)
+    sent = _post(web, csrf, HOSTILE_NAME, NEW_CLIP.read_bytes(), run=str(trained.run_id))
+    assert sent.status_code == 303, sent.text
+    upload_id = sent.headers["location"].rsplit("/", 1)[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", upload_id)
+
+    # Stored under the server's name, in a folder of its own; the client's name is data.
+    folder = uploads_root(trained.settings.home) / upload_id
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["clip.mp4", META_FILE, "timeline.png"]
+    )
+    assert (folder / "clip.mp4").read_bytes() == NEW_CLIP.read_bytes()
+    assert not [p for p in trained.settings.home.rglob("*") if "script" in p.name]
+
+    twin = web.get(f"/api/uploads/{upload_id}").json()
+    assert twin["job"]["status"] == "succeeded" and twin["upload"]["name"] == HOSTILE_NAME
+    shown = twin["prediction"]
+    copy = tmp_path / "clip.mp4"
+    shutil.copyfile(NEW_CLIP, copy)
+    predictor = load_predictor(trained.settings, trained.factory, str(trained.run_id))
+    expected = predict_video(predictor, copy, tmp_path / "timeline.png")
+    assert shown["score"] == expected.score and shown["label"] == expected.label
+    assert shown["frames_sampled"] == FRAMES and shown["source"] == "extracted"
+    assert shown["frame_sources"] == expected.frame_sources
+
+    page = web.get(f"/uploads/{upload_id}")
+    assert page.status_code == 200 and "refresh" not in page.headers
+    assert f"{expected.score:.4f}" in page.text and f">{expected.label}</td>" in page.text
+    assert "<script" not in page.text.replace('<script src="/static/', "")
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &#34;q&#34; &#39;é&#39; 日本.mp4" in (
+        page.text
+    )
+    figure = web.get(f"/uploads/{upload_id}/figures/timeline")
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    assert figure.headers["content-type"] == "image/png"
+    for wrong in (
+        f"/uploads/{upload_id}/figures/clip",
+        f"/uploads/{upload_id}/figures/..%2Fclip.mp4",
+        f"/uploads/{upload_id[:-1]}/figures/timeline",
+        "/uploads/..%2F..%2Fcatalog.sqlite3",
+        f"/api/uploads/{upload_id.upper()}",
+    ):
+        assert web.get(wrong).status_code == 404, wrong
+
+
+def test_the_jobs_page_refreshes_through_its_own_script(trained) -> None:
+    web = _web(trained)
+    page = web.get("/jobs")
+    assert page.text.count("<script") == 1 and "<title>jobs · ddm</title>" in page.text
+    assert re.search(r'<script src="/static/jobs.js" defer></script>\s*</main>', page.text)
+    assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None  # no inline script
+    assert 'data-job="' in page.text and 'class="progress"' in page.text
+    script = web.get("/static/jobs.js")
+    assert script.status_code == 200 and "/api/jobs" in script.text
+    assert "javascript" in script.headers["content-type"]
+    assert "innerHTML" not in script.text  # values go in as text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
