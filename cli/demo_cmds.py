@@ -86,6 +86,7 @@ def _line(app: App, step: str, total: int) -> None:
 
 def _show(app: App, result: Any, document: dict[str, Any], commands: list[str]) -> None:
     from cli.report_cmds import render_catalog_bias, render_matrix
+    from tasks.demo import serve_command
 
     say = app.out.print
     rows = [
@@ -109,6 +110,11 @@ def _show(app: App, result: Any, document: dict[str, Any], commands: list[str]) 
     say(_REAL_DATA, markup=False, highlight=False)
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result.steps.items())
     say(f"total {result.seconds:.0f} s ({steps})", markup=False, highlight=False)
+    say(
+        f"open the results in a browser: {serve_command(result)} (then http://127.0.0.1:8765/)",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _result_row(name: str, report: dict[str, Any]) -> dict[str, Any]:

@@ -222,6 +222,11 @@ def rerun_commands(result: DemoResult, size: DemoSize) -> list[str]:
     ]
 
 
+def serve_command(result: DemoResult) -> str:
+    """The command that shows the demo's catalog, runs and reports in a browser."""
+    return f"DDM_HOME={result.workspace} ddm serve"
+
+
 def summary(result: DemoResult) -> dict[str, Any]:
     """The demo's numbers as one JSON-ready document (`ddm demo --json`)."""
     (own,) = result.in_domain["runs"]

@@ -61,3 +61,5 @@ def test_the_demo_learns_and_fills_every_table(run_ddm, ddm_env) -> None:
     assert shown.exit_code == 0, shown.stderr
     assert "ddm train --datasets demo-ff" in shown.stdout
     assert "DDM_WEIGHTS_DIR" in shown.stdout and "total " in shown.stdout
+    last = shown.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"open the results in a browser: DDM_HOME={workspace} ddm serve")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ddm.config import Settings
 from ddm.uploads import META_FILE, uploads_root
 from tests.conftest import MEDIA
 from tests.web.conftest import Catalog, build_catalog, client
@@ -23,22 +24,15 @@ NEW_CLIP = MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"  # not i
 HOSTILE_NAME = "../../<script>alert('x')</script> \"q\" 'é' 日本.mp4"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Catalog:
+def build_trained(url: str, folder: Path) -> Catalog:
     """A catalog whose newest run scores new files: one clip extracted by the real extract
     job (so the catalog knows the extractor's settings), and a tiny detector trained on
-    synthetic features of that extractor."""
-    from ddm.db import create_db_engine, upgrade
+    synthetic features of that extractor. Jobs run inline."""
     from tasks.extraction import extract_dataset
     from tasks.lifecycle import run_job
     from tasks.training import plan_training
     from tests.tasks.synth import QUICK, make_synth, with_tiny_detector
 
-    folder = tmp_path_factory.mktemp("uploads")
-    url = f"sqlite:///{folder / 'catalog.sqlite3'}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
     built = build_catalog(url, folder, train=False)
     settings, factory = built.settings, built.factory
     extracted = extract_dataset(
@@ -55,16 +49,34 @@ def trained(tmp_path_factory) -> Catalog:
     return built
 
 
-def _web(catalog: Catalog, *, writes: bool = True, max_bytes: int = 10_000_000):  # noqa: ANN202
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Catalog:
+    from ddm.db import create_db_engine, upgrade
+
+    folder = tmp_path_factory.mktemp("uploads")
+    url = f"sqlite:///{folder / 'catalog.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return build_trained(url, folder)
+
+
+def web_client(  # noqa: ANN201  (a TestClient)
+    catalog: Catalog,
+    *,
+    writes: bool = True,
+    max_bytes: int = 10_000_000,
+    settings: Settings | None = None,
+):
+    """The app as `ddm serve --allow-uploads` builds it (`settings`: the catalog's)."""
     from web.uploads import UploadCfg
 
-    uploads = UploadCfg(catalog.settings, max_bytes)
-    return client(
-        catalog.factory, settings=catalog.settings, writes=writes, token=TOKEN, uploads=uploads
-    )
+    settings = settings or catalog.settings
+    uploads = UploadCfg(settings, max_bytes)
+    return client(catalog.factory, settings=settings, writes=writes, token=TOKEN, uploads=uploads)
 
 
-def _signed_in(web) -> str:  # noqa: ANN001
+def signed_in(web) -> str:  # noqa: ANN001
     """Open the token link, as a person does; returns the CSRF value of the upload form."""
     assert web.get(f"/uploads?token={TOKEN}").status_code == 303
     page = web.get("/uploads")
@@ -73,7 +85,7 @@ def _signed_in(web) -> str:  # noqa: ANN001
     return csrf
 
 
-def _post(web, csrf: str | None, name: str, data: bytes, **fields: str):  # noqa: ANN001, ANN202
+def post_clip(web, csrf: str | None, name: str, data: bytes, **fields: str):  # noqa: ANN001, ANN202
     form = {"csrf_token": csrf, **fields} if csrf is not None else fields
     return web.post("/uploads", data=form, files={"clip": (name, data, "video/mp4")})
 
@@ -85,22 +97,22 @@ def _stored(catalog: Catalog) -> list[Path]:
 
 
 def test_uploads_are_refused_on_a_server_without_allow_uploads(trained) -> None:
-    web = _web(trained, writes=False)
+    web = web_client(trained, writes=False)
     assert web.get("/uploads").status_code == 404
     assert web.post("/uploads", files={"clip": ("a.mp4", b"x")}).status_code in (403, 404)
     assert "try a clip" not in web.get("/").text
 
 
 def test_an_upload_needs_the_token_and_the_csrf_value(trained) -> None:
-    web = _web(trained)
+    web = web_client(trained)
     data = NEW_CLIP.read_bytes()
-    assert _post(web, None, "a.mp4", data).status_code == 401
+    assert post_clip(web, None, "a.mp4", data).status_code == 401
     web.cookies.set("ddm_token", "wrong")
-    assert _post(web, "0" * 64, "a.mp4", data).status_code == 401
+    assert post_clip(web, "0" * 64, "a.mp4", data).status_code == 401
     web.cookies.clear()
-    csrf = _signed_in(web)
-    assert _post(web, None, "a.mp4", data).status_code == 403
-    assert _post(web, "0" * 64, "a.mp4", data).status_code == 403
+    csrf = signed_in(web)
+    assert post_clip(web, None, "a.mp4", data).status_code == 403
+    assert post_clip(web, "0" * 64, "a.mp4", data).status_code == 403
     elsewhere = web.post(
         "/uploads",
         data={"csrf_token": csrf},
@@ -112,11 +124,11 @@ def test_an_upload_needs_the_token_and_the_csrf_value(trained) -> None:
 
 
 def test_an_upload_over_the_limit_is_413_and_leaves_nothing(trained) -> None:
-    web = _web(trained, max_bytes=100_000)
-    csrf = _signed_in(web)
+    web = web_client(trained, max_bytes=100_000)
+    csrf = signed_in(web)
     data = NEW_CLIP.read_bytes()
     assert len(data) > 100_000 + 64 * 1024
-    refused = _post(web, csrf, "big.mp4", data)
+    refused = post_clip(web, csrf, "big.mp4", data)
     assert refused.status_code == 413 and "limit of 0.1 MB" in refused.text
     assert _stored(trained) == []
 
@@ -140,9 +152,9 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(trained) -> None:
 
 
 def test_a_file_that_is_not_a_video_is_one_clear_line_and_not_kept(trained) -> None:
-    web = _web(trained)
-    csrf = _signed_in(web)
-    refused = _post(web, csrf, "notes.mp4", b"just some text, not a video\n" * 50)
+    web = web_client(trained)
+    csrf = signed_in(web)
+    refused = post_clip(web, csrf, "notes.mp4", b"just some text, not a video\n" * 50)
     assert refused.status_code == 400
     (line,) = re.findall(r'<p class="error">([^<]*)</p>', refused.text)
     assert line.startswith("not a video ddm can read: ")
@@ -152,9 +164,9 @@ def test_a_file_that_is_not_a_video_is_one_clear_line_and_not_kept(trained) -> N
 def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -> None:
     from tasks.predict import load_predictor, predict_video
 
-    web = _web(trained)
-    csrf = _signed_in(web)
-    sent = _post(web, csrf, HOSTILE_NAME, NEW_CLIP.read_bytes(), run=str(trained.run_id))
+    web = web_client(trained)
+    csrf = signed_in(web)
+    sent = post_clip(web, csrf, HOSTILE_NAME, NEW_CLIP.read_bytes(), run=str(trained.run_id))
     assert sent.status_code == 303, sent.text
     upload_id = sent.headers["location"].rsplit("/", 1)[-1]
     assert re.fullmatch(r"[0-9a-f]{32}", upload_id)
@@ -199,7 +211,7 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
 
 
 def test_the_jobs_page_refreshes_through_its_own_script(trained) -> None:
-    web = _web(trained)
+    web = web_client(trained)
     page = web.get("/jobs")
     assert page.text.count("<script") == 1 and "<title>jobs · ddm</title>" in page.text
     assert re.search(r'<script src="/static/jobs.js" defer></script>\s*</main>', page.text)
