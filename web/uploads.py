@@ -87,10 +87,12 @@ class _Uploads:
         access = self.pages.access
         access.check_writer(request)  # 403 read-only, 401 without the token: nothing read yet
         self._check_declared_size(request)
+        boundary = _boundary(request)
+        if boundary is None:
+            access.check_csrf(request, None)  # 403: not our form, so no CSRF value either
+            raise InvalidInput("an upload is a multipart/form-data POST of the upload form")
         with IncomingUpload(self.cfg.root, self.cfg.max_bytes) as incoming:
-            form = _FormStream(
-                _boundary(request), incoming, lambda f: access.check_csrf(request, f)
-            )
+            form = _FormStream(boundary, incoming, lambda f: access.check_csrf(request, f))
             await _feed(request, form, self.cfg.max_bytes + FORM_OVERHEAD)
             access.check_csrf(request, form.fields.get(CSRF_FIELD))
             if form.filename is None:
@@ -150,12 +152,13 @@ async def _feed(request: Request, form: _FormStream, max_body: int) -> None:
     form.finish()
 
 
-def _boundary(request: Request) -> bytes:
+def _boundary(request: Request) -> bytes | None:
+    """The multipart boundary; None when the body is not multipart/form-data."""
     from python_multipart.multipart import parse_options_header
 
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not options.get(b"boundary"):
-        raise InvalidInput("an upload is a multipart/form-data POST of the upload form")
+        return None
     return options[b"boundary"]
 
 

@@ -112,6 +112,7 @@ def test_an_upload_needs_the_token_and_the_csrf_value(trained) -> None:
     web.cookies.clear()
     csrf = signed_in(web)
     assert post_clip(web, None, "a.mp4", data).status_code == 403
+    assert web.post("/uploads", data={"run": "1"}).status_code == 403  # not even multipart
     assert post_clip(web, "0" * 64, "a.mp4", data).status_code == 403
     elsewhere = web.post(
         "/uploads",
