@@ -15,7 +15,7 @@ from ddm.catalog.jobs import cancel_job, claim_job, create_job, heartbeat
 from ddm.db import session_scope
 from tests.web.browser import missing_parts, start_chromium
 from tests.web.conftest import build_catalog, sqlite_catalog_url
-from tests.web.serving import free_port, start_serve, stop, wait_until_up
+from tests.web.serving import fetch_when_up, free_port, start_serve, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -41,7 +41,7 @@ def test_the_jobs_page_follows_a_job_without_reloading(browser: Any, tmp_path: P
     port = free_port()
     server = start_serve(tmp_path, catalog.env, "--port", str(port))
     try:
-        wait_until_up(server, f"http://127.0.0.1:{port}/api/jobs")
+        fetch_when_up(server, f"http://127.0.0.1:{port}/api/jobs")
         browser.get(f"http://127.0.0.1:{port}/jobs")
         browser.execute_script("window.notReloaded = true;")
         assert _cell(browser, job_id, "status") == "queued"
