@@ -31,14 +31,18 @@ def test_ddm_serve_listens_on_loopback_and_stops_on_ctrl_c(tmp_path: Path) -> No
 
 def test_ddm_serve_says_so_when_it_listens_beyond_this_machine(tmp_path: Path) -> None:
     port = free_port()
-    server = _serve(tmp_path, "--host", "0.0.0.0", "--port", str(port), "--allow-uploads")
+    args = ("--host", "0.0.0.0", "--port", str(port), "--allow-uploads", "--upload-limit", "3")
+    server = _serve(tmp_path, *args)
     try:
         fetch_when_up(server, f"http://127.0.0.1:{port}/api/jobs")
+        form = fetch_when_up(server, f"http://127.0.0.1:{port}/uploads").decode()
     finally:
         code, stdout, stderr = stop(server)
     assert code in (0, 130), stderr
     assert "warning: listening on 0.0.0.0" in stderr
     assert f"http://0.0.0.0:{port}/?token=" in stdout
+    assert f"clips to try: up to 3 MB each, kept in {tmp_path / 'home' / 'uploads'}" in stdout
+    assert "Files up to 3 MB;" in form
 
 
 def test_a_port_in_use_is_one_line_and_exit_3(tmp_path: Path) -> None:

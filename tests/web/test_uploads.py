@@ -96,6 +96,17 @@ def _stored(catalog: Catalog) -> list[Path]:
     return sorted(root.rglob("*")) if root.exists() else []
 
 
+def test_the_limit_is_a_setting_with_an_environment_variable(monkeypatch) -> None:
+    from ddm.config import load_settings
+    from web.uploads import UploadCfg
+
+    monkeypatch.delenv("DDM_UPLOAD_MAX_MB", raising=False)
+    assert UploadCfg.from_settings(load_settings()).max_bytes == 500_000_000
+    monkeypatch.setenv("DDM_UPLOAD_MAX_MB", "7")
+    assert UploadCfg.from_settings(load_settings()).max_bytes == 7_000_000
+    assert UploadCfg.from_settings(load_settings(), 3).max_bytes == 3_000_000  # --upload-limit
+
+
 def test_uploads_are_refused_on_a_server_without_allow_uploads(trained) -> None:
     web = web_client(trained, writes=False)
     assert web.get("/uploads").status_code == 404
