@@ -1,7 +1,7 @@
 """Scoring an uploaded clip as `ddm predict --explain` scores a file (jobs layer).
 
-`submit_upload_prediction` picks the run the way `ddm predict` does (the newest succeeded
-run, or the one named), records a `predict` job for the upload, and dispatches it: run
+`pick_run` picks the run the way `ddm predict` does (the newest succeeded run, or the one
+named); `submit_upload_prediction` records a `predict` job for the upload, and dispatches it: run
 here when no broker is configured, else sent to a worker. The job's run function calls
 the very functions the command calls (`load_predictor`, `predict_video`), draws the
 timeline into the upload's folder, and keeps the command's JSON answer as the job's result.
@@ -30,11 +30,8 @@ from tasks.lifecycle import JobContext, JobOutcome
 logger = logging.getLogger(__name__)
 
 
-def submit_upload_prediction(
-    settings: Settings, factory: sessionmaker[Session], upload: Upload, run_ref: str | None
-) -> Upload:
-    """Record and dispatch the prediction job of a stored upload; returns the upload with
-    its job and run. A job that fails inline keeps its error on its row (the page shows it).
+def pick_run(factory: sessionmaker[Session], run_ref: str | None) -> int:
+    """The run `ddm predict --run` would take: the newest succeeded run by default.
 
     Raises:
         NotFound: no such run.
@@ -42,7 +39,19 @@ def submit_upload_prediction(
             names more than one run.
     """
     with session_scope(factory) as session:
-        run_id = _one_run(session, run_ref)
+        found = select_runs(session, (run_ref or "").strip() or LATEST)
+    if len(found) != 1:
+        raise InvalidInput("name one run, by id or name")
+    return int(found[0].id)
+
+
+def submit_upload_prediction(
+    settings: Settings, factory: sessionmaker[Session], upload: Upload, run_id: int
+) -> Upload:
+    """Record and dispatch the prediction job of a stored upload with run `run_id` (see
+    `pick_run`); returns the upload with its job and run. A job that fails inline keeps
+    its error on its row (the page shows it)."""
+    with session_scope(factory) as session:
         params = {"upload_id": upload.id, "run_id": run_id}
         job_id = create_job(session, PREDICT.name, params, total=1).id
     upload = replace(upload, job_id=job_id, run_id=run_id)
@@ -52,14 +61,6 @@ def submit_upload_prediction(
     except DdmError as exc:
         logger.warning("job_id=%s for upload %s: %s", job_id, upload.id, exc)
     return upload
-
-
-def _one_run(session: Session, run_ref: str | None) -> int:
-    """The run `ddm predict --run` would take: the newest succeeded run by default."""
-    found = select_runs(session, (run_ref or "").strip() or LATEST)
-    if len(found) != 1:
-        raise InvalidInput("name one run, by id or name")
-    return int(found[0].id)
 
 
 def run_upload_prediction(context: JobContext) -> JobOutcome:

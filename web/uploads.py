@@ -97,9 +97,10 @@ class _Uploads:
             access.check_csrf(request, form.fields.get(CSRF_FIELD))
             if form.filename is None:
                 raise InvalidInput("no file was uploaded: choose a video file")
+            # A wrong run is refused before the clip is kept.
+            run_id = await run_in_threadpool(self._run, form.fields.get(RUN_FIELD))
             upload = await run_in_threadpool(incoming.accept, form.filename)
-        run_ref = form.fields.get(RUN_FIELD) or None
-        await run_in_threadpool(self._submit, upload, run_ref)
+        await run_in_threadpool(self._submit, upload, run_id)
         return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
 
     def _check_declared_size(self, request: Request) -> None:
@@ -107,10 +108,15 @@ class _Uploads:
         if declared.isdigit() and int(declared) > self.cfg.max_bytes + FORM_OVERHEAD:
             raise HTTPException(413, _too_large(self.cfg.max_bytes))
 
-    def _submit(self, upload: Any, run_ref: str | None) -> None:
+    def _run(self, run_ref: str | None) -> int:
+        from tasks.uploads import pick_run
+
+        return pick_run(self.pages.factory, run_ref)
+
+    def _submit(self, upload: Any, run_id: int) -> None:
         from tasks.uploads import submit_upload_prediction
 
-        submit_upload_prediction(self.cfg.settings, self.pages.factory, upload, run_ref)
+        submit_upload_prediction(self.cfg.settings, self.pages.factory, upload, run_id)
 
     def _document(self, request: Request) -> dict[str, Any]:
         from tasks.uploads import upload_prediction

@@ -24,7 +24,11 @@ from tests.web.test_uploads import (
     web_client,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:Glyph .* missing from font"),
+]
 
 
 @pytest.fixture

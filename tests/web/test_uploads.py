@@ -17,6 +17,9 @@ from ddm.uploads import META_FILE, uploads_root
 from tests.conftest import MEDIA
 from tests.web.conftest import Catalog, build_catalog, client
 
+# The hostile name's CJK characters are not in matplotlib's font (the timeline's title).
+pytestmark = pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+
 TOKEN = "upload-test-token"
 FRAMES = 2  # the production pipeline; two frames keep CPU extraction short
 NEW_CLIP = MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"  # not in the catalog
@@ -163,9 +166,12 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(trained) -> None:
     assert _stored(trained) == []
 
 
-def test_a_file_that_is_not_a_video_is_one_clear_line_and_not_kept(trained) -> None:
+def test_a_non_video_or_a_wrong_run_is_one_clear_line_and_nothing_kept(trained) -> None:
     web = web_client(trained)
     csrf = signed_in(web)
+    no_run = post_clip(web, csrf, "a.mp4", NEW_CLIP.read_bytes(), run="no-such-run")
+    assert no_run.status_code == 404 and "no-such-run" in no_run.text
+    assert _stored(trained) == []
     refused = post_clip(web, csrf, "notes.mp4", b"just some text, not a video\n" * 50)
     assert refused.status_code == 400
     (line,) = re.findall(r'<p class="error">([^<]*)</p>', refused.text)
