@@ -10,6 +10,7 @@ import click
 
 from cli.app import App
 from cli.output import output_options, table, write_json
+from cli.segments_view import WindowOptions, segment_options, show_report_segments
 
 SPLITS = ("test", "val", "train", "all")
 METRIC_COLUMNS = ["run", "trained_on", "held_out", "videos"]
@@ -26,10 +27,17 @@ METRIC_COLUMNS += list(METRIC_KEYS)
 )
 @click.option("--runs", "run_spec", default="latest", show_default=True, help="latest, all or ids.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write figures here.")
+@segment_options
 @output_options
 @click.pass_obj
 def report(
-    app: App, eval_dataset: str, split: str | None, run_spec: str, out: Path | None, as_json: bool
+    app: App,
+    eval_dataset: str,
+    split: str | None,
+    run_spec: str,
+    out: Path | None,
+    segments: WindowOptions | None,
+    as_json: bool,
 ) -> None:
     """Evaluate runs on a dataset and report metrics, the cross-dataset matrix and bias.
 
@@ -41,12 +49,18 @@ def report(
       ddm report --eval dfdc
       ddm report --eval ff --split test --runs all --out report/
       ddm report --eval celebdf --runs 3,4 --json | jq '.runs[] | {run_id, auc}'
+      ddm report --eval interviews --segments --window-seconds 10 --stride-seconds 5
     """
     from tasks.evaluation import evaluate_runs
     from tasks.report import EvaluationFailed, build_report, require_reportable
 
     plan, dispatched = evaluate_runs(
-        app.settings, app.session_factory, eval_dataset, split=split, run_spec=run_spec
+        app.settings,
+        app.session_factory,
+        eval_dataset,
+        split=split,
+        run_spec=run_spec,
+        segments=segments.spec() if segments else None,
     )
     if dispatched.sent:
         from cli.job_cmds import follow_jobs
@@ -83,6 +97,8 @@ def render_report(app: App, document: dict[str, Any], files: list[Path]) -> None
     table(app.out, rows, METRIC_COLUMNS, title=title)
     for entry in document["runs"]:
         _per_class(app, entry)
+        if "segments" in entry:
+            show_report_segments(app, entry["run_id"], entry["segments"])
     render_matrix(app, document["cross_dataset"])
     _prediction_bias(app, document)
     render_catalog_bias(app, document["bias"]["catalog"])

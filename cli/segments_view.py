@@ -140,3 +140,29 @@ def _window_row(segment: dict[str, Any]) -> dict[str, Any]:
         "label": segment["label"],
         "fallback": f"{segment['fallback_frames']}/{segment['frames_sampled']}",
     }
+
+
+def show_report_segments(app: App, run_id: int, segments: dict[str, Any]) -> None:
+    """Per video of an evaluation with windows: how many were flagged, which parts of the
+    video they cover, and the deciding window."""
+    rows = [
+        {
+            "video": video["path"],
+            "label": video["label"],
+            "verdict": video["verdict"],
+            "flagged": f"{video['flagged_windows']}/{video['windows']}",
+            "flagged_parts": ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in video["flagged_parts"]),
+            "deciding": _deciding(video["deciding_window"]),
+        }
+        for video in segments["videos"]
+    ]
+    title = (
+        f"run {run_id}: windows of {segments['window_seconds']:g} s every "
+        f"{segments['stride_seconds']:g} s ({segments['rule']})"
+    )
+    columns = ["video", "label", "verdict", "flagged", "flagged_parts", "deciding"]
+    table(app.out, rows, columns, title=title, empty="no video could be judged in windows")
+
+
+def _deciding(window: dict[str, Any]) -> str:
+    return f"{window['start']:.1f}-{window['end']:.1f} s ({window['score']:.3f})"

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ddm.catalog import evaluations, runs
+from ddm.catalog import evaluations, runs, windows
 from ddm.catalog.datasets import get_dataset
 from ddm.catalog.jobs import create_job
 from ddm.config import Settings
@@ -56,6 +56,7 @@ class EvaluationPlan:
     split: str  # as named to the user: test, val, train or all
     planned: list[PlannedEvaluation]
     notes: list[str] = field(default_factory=list)
+    segments: Any = None  # tasks.segments.WindowSpec when windows were asked for
 
     @property
     def job_ids(self) -> list[int]:
@@ -99,8 +100,12 @@ def plan_evaluations(
     *,
     split: str | None = None,
     run_spec: str = LATEST,
+    segments: Any = None,
 ) -> EvaluationPlan:
     """Reuse or queue one evaluation per selected run; commits the queued jobs.
+
+    With `segments` (a `tasks.segments.WindowSpec`), a stored evaluation is reused only if
+    it holds windows of that setting; one without them gets a job that adds them.
 
     Raises:
         NotFound: an unknown dataset or run.
@@ -118,7 +123,7 @@ def plan_evaluations(
                     raise
                 notes.append(f"run {run.id} ({run.name}) not evaluated: {exc}")
                 continue
-            planned.append(_plan_one(session, run, selection))
+            planned.append(_plan_one(session, run, selection, segments))
             if selection.note and selection.note not in notes:
                 notes.append(selection.note)
         if not planned:
@@ -128,16 +133,24 @@ def plan_evaluations(
             if planned[0].selection.split is None
             else (planned[0].selection.split)
         )
-    return EvaluationPlan(dataset, split_name, planned, notes)
+    return EvaluationPlan(dataset, split_name, planned, notes, segments)
 
 
-def _plan_one(session: Session, run: Any, selection: Any) -> PlannedEvaluation:
+def _plan_one(session: Session, run: Any, selection: Any, segments: Any) -> PlannedEvaluation:
     stored = evaluations.find_evaluation(session, selection)
-    if stored is not None:
+    has_windows = stored is not None and (
+        segments is None
+        or windows.has_windows(session, stored.id, segments.window_seconds, segments.stride_seconds)
+    )
+    if stored is not None and has_windows:
         return PlannedEvaluation(run, selection, evaluation_id=stored.id)
     params = {"run_id": run.id, "dataset": selection.dataset, "split": selection.split}
     params["all_splits"] = selection.split is None
-    job = create_job(session, EVALUATE.name, params, total=len(selection.videos))
+    # One unit per video scored whole (unless stored) and one per video judged in windows.
+    total = len(selection.videos) * ((stored is None) + (segments is not None))
+    if segments is not None:
+        params["segments"] = segments.as_json()
+    job = create_job(session, EVALUATE.name, params, total=total)
     return PlannedEvaluation(run, selection, job_id=job.id)
 
 
@@ -148,11 +161,14 @@ def evaluate_runs(
     *,
     split: str | None = None,
     run_spec: str = LATEST,
+    segments: Any = None,
 ) -> tuple[EvaluationPlan, Dispatched]:
     """Plan the evaluations and run the queued ones here (no broker) or send them."""
     if not settings.broker:
         abandon_stale_jobs(settings, factory)
-    plan = plan_evaluations(settings, factory, dataset, split=split, run_spec=run_spec)
+    plan = plan_evaluations(
+        settings, factory, dataset, split=split, run_spec=run_spec, segments=segments
+    )
     return plan, dispatch(settings, factory, plan.job_ids)
 
 
@@ -160,15 +176,17 @@ def evaluate_runs(
 
 
 def run_evaluation(context: JobContext) -> JobOutcome:
-    """The `evaluate` kind: score the run's best checkpoint and store the predictions."""
+    """The `evaluate` kind: score the run's best checkpoint and store the predictions, and
+    with `segments` in its parameters, each video's windows too."""
     params = context.params
     split = evaluations.ALL_SPLITS if params.get("all_splits") else params["split"]
     with session_scope(context.factory) as session:
         run = runs.get_run(session, params["run_id"])
         selection = evaluations.evaluation_selection(session, run.id, params["dataset"], split)
         stored = evaluations.find_evaluation(session, selection)
-    if stored is not None:  # another job stored the same evaluation meanwhile
-        return JobOutcome(JobStatus.SUCCEEDED.value, {"evaluation_id": stored.id, "reused": True})
+    if stored is not None:  # stored meanwhile, or before: only windows may be missing
+        summary = {"evaluation_id": stored.id, "reused": True}
+        return JobOutcome(JobStatus.SUCCEEDED.value, summary | _windows(context, run, stored.id))
     items = _items(selection, Path(context.settings.cache_dir or ""))
     logits = _logits(context, run, items)
     _require_finite(selection, logits, run.id)
@@ -187,7 +205,22 @@ def run_evaluation(context: JobContext) -> JobOutcome:
         )
     summary = {"evaluation_id": record.id, "n_videos": record.n_videos}
     summary.update(held_out=record.is_held_out, auc=metrics["roc_auc"], scope=metrics["scope"])
-    return JobOutcome(JobStatus.SUCCEEDED.value, summary)
+    return JobOutcome(JobStatus.SUCCEEDED.value, summary | _windows(context, run, record.id))
+
+
+def _windows(context: JobContext, run: Any, evaluation_id: int) -> dict[str, Any]:
+    """Judge and store each video's windows when the job asks for segments and they are
+    not stored yet (see `tasks.segments.record_evaluation_windows`)."""
+    wanted = context.params.get("segments")
+    if not wanted:
+        return {}
+    from tasks.segments import WindowSpec, record_evaluation_windows
+
+    spec = WindowSpec(**wanted)
+    with session_scope(context.factory) as session:
+        if windows.has_windows(session, evaluation_id, spec.window_seconds, spec.stride_seconds):
+            return {"windows": "reused"}
+    return record_evaluation_windows(context, run, evaluation_id, spec)
 
 
 def _items(selection: Any, cache_dir: Path) -> list[tuple[Path, float]]:

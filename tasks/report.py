@@ -54,7 +54,9 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
                 failed.append(_failure(session, planned))
                 continue
             predictions = evaluations.evaluation_predictions(session, evaluation.id)
-            entries.append(run_entry(planned.run, evaluation, predictions, planned.is_reused))
+            entry = run_entry(planned.run, evaluation, predictions, planned.is_reused)
+            _add_segments(session, entry, evaluation, predictions, plan.segments)
+            entries.append(entry)
         _mark_split_changes(session, entries)
         run_ids = [planned.run.id for planned in plan.planned]
         matrix = cross_dataset(session, run_ids, {e["evaluation_id"]: e for e in entries})
@@ -76,6 +78,23 @@ def build_report(factory: sessionmaker[Session], plan: EvaluationPlan) -> dict[s
         "notes": [*plan.notes, *_split_change_notes(entries)],
         "failed": failed,
     }
+
+
+def _add_segments(
+    session: Session, entry: dict[str, Any], evaluation: Any, predictions: list[Any], spec: Any
+) -> None:
+    """The evaluation's windows (of `spec`, or the newest stored) as `entry["segments"]`,
+    and a sentence on them; nothing for an evaluation without windows."""
+    from ddm.catalog.windows import evaluation_windows
+    from tasks.segments import segments_entry, segments_sentence
+
+    setting = (None, None) if spec is None else (spec.window_seconds, spec.stride_seconds)
+    stored = evaluation_windows(session, evaluation.id, *setting)
+    if stored is None:
+        return
+    threshold = evaluation.threshold if evaluation.threshold is not None else DEFAULT_THRESHOLD
+    entry["segments"] = segments_entry(stored, predictions, threshold)
+    entry["sentences"].append(segments_sentence(entry["run_id"], entry["segments"]))
 
 
 def _mark_split_changes(session: Session, entries: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from tasks.evaluation import THRESHOLD
 # moment twice (but the first and last half windows), once near a window's middle.
 DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS = 10.0, 5.0
 RULE = "max over windows"
+MAX_FAILURES_SHOWN = 20  # videos without windows named in an evaluation job's summary
 
 
 @dataclass(frozen=True)
@@ -193,3 +194,153 @@ def segments_paths(paths: list[Path], explain_dir: Path) -> list[Path]:
         target.with_name(f"{target.stem}-segments.png")
         for target in explanation_paths(paths, explain_dir)
     ]
+
+
+def record_evaluation_windows(
+    context: Any, run: Any, evaluation_id: int, spec: WindowSpec
+) -> dict[str, Any]:
+    """Judge every video of a stored evaluation window by window with its run, and store
+    the windows (the `evaluate` job, asked for segments). A video that cannot be decoded
+    is named in the summary and left without windows; the others are stored.
+
+    Returns:
+        The job summary's part: windows stored, videos judged, and those that failed.
+    """
+    from ddm.catalog import evaluations, windows
+    from ddm.catalog.video_views import video_location
+    from ddm.db import session_scope
+    from tasks.predict import load_predictor
+
+    predictor = load_predictor(context.settings, context.factory, str(run.id))
+    extractor = predictor.file_extractor()
+    with session_scope(context.factory) as session:
+        videos = [
+            (p.video_id, p.path, video_location(session, p.video_id))
+            for p in evaluations.evaluation_predictions(session, evaluation_id)
+        ]
+    rows: list[Any] = []
+    failed: list[dict[str, Any]] = []
+    for video_id, path, location in videos:
+        context.check()
+        try:
+            judged = score_file_windows(
+                extractor, predictor.model, Path(location.root) / location.path, spec
+            )
+        except (DdmError, OSError) as exc:
+            failed.append({"video_id": video_id, "path": path, "error": str(exc).splitlines()[0]})
+        else:
+            rows.extend(_window_rows(video_id, judged))
+        context.advance(units=1)
+    with session_scope(context.factory) as session:
+        stored = windows.record_windows(
+            session, evaluation_id, spec.window_seconds, spec.stride_seconds, rows
+        )
+    return {"windows": stored, "windows_failed": failed[:MAX_FAILURES_SHOWN]}
+
+
+def _window_rows(video_id: int, judged: Any) -> list[Any]:
+    from ddm.catalog.windows import WindowRow
+
+    return [
+        WindowRow(
+            video_id=video_id,
+            index=scored.window.index,
+            start_frame=scored.window.start_frame,
+            end_frame=scored.window.end_frame,
+            start_seconds=scored.window.start_frame / judged.fps,
+            end_seconds=scored.window.end_frame / judged.fps,
+            score=scored.score,
+            logit=scored.logit,
+            frames_sampled=len(scored.window.samples),
+            fallback_frames=scored.fallback_frames,
+        )
+        for scored in judged.windows
+    ]
+
+
+def segments_entry(stored: Any, predictions: list[Any], threshold: float) -> dict[str, Any]:
+    """Which part of each video a run flagged, for `ddm report`: per video its windows, the
+    flagged ones and the parts of the video they cover, and the deciding window; over the
+    fakes, how many were caught by some window and what share of their windows was.
+
+    Args:
+        stored: a `ddm.catalog.windows.StoredWindows`.
+        predictions: the evaluation's `PredictionRecord`s (labels, paths, whole scores).
+        threshold: the evaluation's threshold.
+    """
+    by_video: dict[int, list[Any]] = {}
+    for row in stored.rows:
+        by_video.setdefault(row.video_id, []).append(row)
+    videos = [
+        _video_windows(p, by_video[p.video_id], threshold)
+        for p in predictions
+        if p.video_id in by_video
+    ]
+    return {
+        "window_seconds": stored.window_seconds,
+        "stride_seconds": stored.stride_seconds,
+        "rule": RULE,
+        "threshold": threshold,
+        "n_videos": len(videos),
+        "without_windows": len(predictions) - len(videos),
+        **_caught(videos, Label.FAKE.value, "fakes"),
+        **_caught(videos, Label.REAL.value, "reals"),
+        "videos": videos,
+    }
+
+
+def _video_windows(prediction: Any, rows: list[Any], threshold: float) -> dict[str, Any]:
+    deciding = max(rows, key=lambda row: (row.logit, -row.index))
+    flagged = [row for row in rows if row.score >= threshold]
+    return {
+        "video_id": prediction.video_id,
+        "path": prediction.path,
+        "label": prediction.label,
+        "whole_video_score": prediction.score,
+        "windows": len(rows),
+        "flagged_windows": len(flagged),
+        "flagged_share": len(flagged) / len(rows),
+        "flagged_parts": _parts(flagged),
+        "verdict": Label.FAKE.value if deciding.score >= threshold else Label.REAL.value,
+        "deciding_window": {
+            "index": deciding.index,
+            "start": deciding.start_seconds,
+            "end": deciding.end_seconds,
+            "score": deciding.score,
+        },
+    }
+
+
+def _parts(flagged: list[Any]) -> list[list[float]]:
+    """The flagged windows merged where they overlap or touch: [start, end] seconds."""
+    parts: list[list[float]] = []
+    for row in sorted(flagged, key=lambda r: r.start_seconds):
+        if parts and row.start_seconds <= parts[-1][1]:
+            parts[-1][1] = max(parts[-1][1], row.end_seconds)
+        else:
+            parts.append([row.start_seconds, row.end_seconds])
+    return parts
+
+
+def _caught(videos: list[dict[str, Any]], label: str, name: str) -> dict[str, Any]:
+    of_label = [v for v in videos if v["label"] == label]
+    shares = [v["flagged_share"] for v in of_label]
+    return {
+        f"n_{name}": len(of_label),
+        f"{name}_flagged": sum(v["verdict"] == Label.FAKE.value for v in of_label),
+        f"{name}_mean_flagged_share": sum(shares) / len(shares) if shares else None,
+    }
+
+
+def segments_sentence(run_id: int, entry: dict[str, Any]) -> str:
+    """One line on what the windows caught, for the report's sentences."""
+    fakes = f"{entry['fakes_flagged']} of {entry['n_fakes']} fake videos have a flagged window" + (
+        f" ({entry['fakes_mean_flagged_share']:.0%} of their windows on average)"
+        if entry["n_fakes"]
+        else ""
+    )
+    return (
+        f"run {run_id}, windows of {entry['window_seconds']:g} s every "
+        f"{entry['stride_seconds']:g} s: {fakes}; {entry['reals_flagged']} of "
+        f"{entry['n_reals']} real videos do too"
+    )

@@ -361,3 +361,38 @@ class Prediction(Base):
     leak: Mapped[str | None] = mapped_column(
         String(16), doc="how the run saw this video (a `Leak`), NULL when held out"
     )
+
+
+class PredictionWindow(Base):
+    """One window's score of a long-video evaluation (`ddm report --segments`): which part
+    of a video the detector flagged."""
+
+    __tablename__ = "prediction_windows"
+    __table_args__ = (
+        # Named here: the convention's name (all five columns) passes PostgreSQL's 63 bytes.
+        UniqueConstraint(
+            "evaluation_id",
+            "window_seconds",
+            "stride_seconds",
+            "video_id",
+            "index",
+            name="uq_prediction_windows_key",
+        ),
+        # The catalog's video views list a video's windows.
+        Index(None, "video_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    window_seconds: Mapped[float] = mapped_column(Float, doc="the windows' length, as asked")
+    stride_seconds: Mapped[float] = mapped_column(Float, doc="the step between their starts")
+    index: Mapped[int] = mapped_column(Integer, doc="the window's place in its video, from 0")
+    start_frame: Mapped[int] = mapped_column(Integer)
+    end_frame: Mapped[int] = mapped_column(Integer, doc="exclusive")
+    start_seconds: Mapped[float] = mapped_column(Float)
+    end_seconds: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float, doc="P(fake) of the window, from its logit")
+    logit: Mapped[float] = mapped_column(Float)
+    frames_sampled: Mapped[int] = mapped_column(Integer)
+    fallback_frames: Mapped[int] = mapped_column(Integer, doc="sampled frames centre-cropped")

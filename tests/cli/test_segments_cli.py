@@ -166,3 +166,45 @@ def test_the_cli_default_window_is_the_tasks_one() -> None:
 
     assert WindowSpec().window_seconds == DEFAULT_WINDOW_SECONDS
     assert DEFAULT_STRIDE_SECONDS == DEFAULT_WINDOW_SECONDS / 2
+
+
+@pytest.mark.slow
+def test_a_report_with_segments_stores_each_window_and_says_which_part_was_flagged(
+    trained,
+) -> None:
+    windows = ("--segments", "--window-seconds", "0.8", "--stride-seconds", "0.4")
+    document = ok_json(invoke_ddm(trained, "report", "--eval", "mine", *windows, "--json"))
+    (entry,) = document["runs"]
+    segments = entry["segments"]
+    assert (segments["window_seconds"], segments["stride_seconds"]) == (0.8, 0.4)
+    assert segments["n_videos"] == entry["n_videos"] == 2 and segments["without_windows"] == 0
+    assert (segments["n_fakes"], segments["n_reals"]) == (1, 1)
+    for video in segments["videos"]:
+        # 40 frames at 25 fps: windows of 20 frames every 10 cover them in three.
+        assert video["windows"] == 3
+        assert video["flagged_share"] == video["flagged_windows"] / 3
+        assert (video["verdict"] == "fake") == (video["deciding_window"]["score"] >= 0.5)
+        assert bool(video["flagged_parts"]) == (video["flagged_windows"] > 0)
+    assert any("windows of 0.8 s every 0.4 s" in s for s in document["bias"]["sentences"])
+
+    # The stored windows are the ones `ddm predict --segments` gives for the same file.
+    video = segments["videos"][0]
+    root = Path(trained["DDM_HOME"]).parent / "mine"
+    (answer,) = ok_json(
+        invoke_ddm(trained, "predict", str(root / video["path"]), *windows, "--json")
+    )
+    assert answer["deciding_window"] == video["deciding_window"]["index"]
+    assert answer["score"] == pytest.approx(video["deciding_window"]["score"], abs=1e-12)
+    assert answer["flagged_windows"] == video["flagged_windows"]
+
+    # Asked again: the evaluation and its windows are reused; another stride adds windows
+    # to the same evaluation.
+    again = ok_json(invoke_ddm(trained, "report", "--eval", "mine", *windows, "--json"))
+    assert again["runs"][0]["reused"] and again["runs"][0]["segments"] == segments
+    wider = (*windows[:-1], "0.8")
+    text = invoke_ddm(trained, "report", "--eval", "mine", *wider)
+    assert text.exit_code == 0, text.stderr
+    assert "windows of 0.8 s every 0.8 s (max over windows)" in text.stdout
+    third = ok_json(invoke_ddm(trained, "report", "--eval", "mine", "--json"))
+    assert third["runs"][0]["evaluation_id"] == entry["evaluation_id"]
+    assert [v["windows"] for v in third["runs"][0]["segments"]["videos"]] == [2, 2]

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "run_epochs",
     "evaluations",
     "predictions",
+    "prediction_windows",
 }
 
 
@@ -87,3 +88,20 @@ def test_migrated_schema_matches_the_models(blank_db_url: str) -> None:
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_0012_adds_and_removes_the_per_window_predictions(blank_db_url: str) -> None:
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine, "0011")
+    assert "prediction_windows" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("prediction_windows")}
+    assert {"evaluation_id", "video_id", "window_seconds", "stride_seconds", "index"} <= columns
+    assert {"start_seconds", "end_seconds", "score", "logit", "fallback_frames"} <= columns
+    unique = inspect(engine).get_unique_constraints("prediction_windows")
+    assert [u["name"] for u in unique] == ["uq_prediction_windows_key"]
+    downgrade(engine, "0011")
+    assert "prediction_windows" not in inspect(engine).get_table_names()
+    assert set(inspect(engine).get_table_names()) >= EXPECTED_TABLES - {"prediction_windows"}
+    assert schema_state(engine).current == "0011"
+    engine.dispose()
