@@ -5,8 +5,12 @@ only when no driver path is given)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ddm.fs import atomic_write
 
@@ -38,7 +42,31 @@ def missing_parts() -> list[str]:
     return [package for package, path in parts.items() if not path.exists()]
 
 
-def start_chromium(profile: Path, driver_log: Path) -> Any:  # a selenium WebDriver
+@contextmanager
+def chromium(folder: Path) -> Iterator[Any]:  # a selenium WebDriver
+    """Headless chromium with its profile and driver log in `folder`, quit on leaving;
+    skips the test when the Debian packages are missing."""
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    missing = missing_parts()
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (`make test` installs them with apt-get)")
+    with pytest.MonkeyPatch.context() as patch:
+        # Selenium Manager downloads drivers and browsers it does not find: it must not run.
+        patch.setenv("SE_OFFLINE", "true")
+        patch.setattr(SeleniumManager, "binary_paths", _no_selenium_manager)
+        driver = _start(folder / "profile", folder / "chromedriver.log")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _no_selenium_manager(*_: Any) -> None:
+    raise AssertionError("Selenium Manager was asked for a driver: give the system's path")
+
+
+def _start(profile: Path, driver_log: Path) -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

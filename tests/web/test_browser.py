@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser import WINDOW, missing_parts, save_screenshot, start_chromium, viewport
+from tests.web.browser import WINDOW, chromium, save_screenshot, viewport
 from tests.web.conftest import HOSTILE, Catalog
 from tests.web.serving import fetch_when_up, free_port, start_serve, stop
 
@@ -38,24 +38,9 @@ FIRST_WRONG_PREDICTION = (
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    missing = missing_parts()
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (`make test` installs them with apt-get)")
-    from selenium.webdriver.common.selenium_manager import SeleniumManager
-
-    folder = tmp_path_factory.mktemp("chromium")
-    with pytest.MonkeyPatch.context() as patch:
-        # Selenium Manager downloads drivers and browsers it does not find: it must not run.
-        patch.setenv("SE_OFFLINE", "true")
-        patch.setattr(SeleniumManager, "binary_paths", _no_selenium_manager)
-        driver = start_chromium(folder / "profile", folder / "chromedriver.log")
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    yield driver
-    driver.quit()
-
-
-def _no_selenium_manager(*_: Any) -> None:
-    raise AssertionError("Selenium Manager was asked for a driver: give the system's path")
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        driver.set_page_load_timeout(WAIT_SECONDS)
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from ddm.catalog.jobs import cancel_job, claim_job, create_job, heartbeat
 from ddm.db import session_scope
-from tests.web.browser import missing_parts, start_chromium
+from tests.web.browser import chromium
 from tests.web.conftest import build_catalog, sqlite_catalog_url
 from tests.web.serving import fetch_when_up, free_port, start_serve, stop
 
@@ -24,14 +24,8 @@ WAIT_SECONDS = 20  # the page polls every 2 s while a job is queued or running
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = missing_parts()
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (`make test` installs them with apt-get)")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SE_OFFLINE", "true")
-        driver = start_chromium(tmp_path / "profile", tmp_path / "chromedriver.log")
-    yield driver
-    driver.quit()
+    with chromium(tmp_path) as driver:
+        yield driver
 
 
 def test_the_jobs_page_follows_a_job_without_reloading(browser: Any, tmp_path: Path) -> None:
