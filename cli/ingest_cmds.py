@@ -174,9 +174,13 @@ def _pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--label", type=click.Choice(values(Label)))
 @click.option("--split", type=click.Choice(values(Split)))
 @click.option("--method", help="Manipulation method, e.g. Deepfakes.")
+@click.option("--compression", help="Compression, e.g. c23.")
 @click.option("--present/--all", "present_only", default=False, help="Hide missing files.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many videos.")
 @click.option("--fingerprint", help="Extractor whose caches to show (default: the latest used).")
+@click.option(
+    "--scores", is_flag=True, help="With each video's latest score (reads the predictions)."
+)
 @output_options
 @click.pass_obj
 def videos(
@@ -185,9 +189,11 @@ def videos(
     label: str | None,
     split: str | None,
     method: str | None,
+    compression: str | None,
     present_only: bool,
     limit: int | None,
     fingerprint: str | None,
+    scores: bool,
     as_json: bool,
 ) -> None:
     """List videos of the catalog.
@@ -195,6 +201,7 @@ def videos(
     \b
     Examples:
       ddm videos --dataset ff --label fake --split test
+      ddm videos --dataset ff --scores --json | jq '.[] | {path, latest_score}'
       ddm videos --dataset dfdc --json | jq '.[] | select(.probe_status != "ok")'
     """
     from ddm.services.listings import video_rows
@@ -206,16 +213,19 @@ def videos(
             label=label,
             split=split,
             method=method,
+            compression=compression,
             present_only=present_only,
             fingerprint=fingerprint,
             limit=limit,
+            with_scores=scores,
         )
         if as_json:
             # Streamed from the open cursor: DFDC's 128k videos never sit in memory at once.
             write_json_list(rows)
             return
         rows = list(rows)
-    table(app.out, rows, VIDEO_COLUMNS, empty="no videos match")
+    columns = [*VIDEO_COLUMNS, "latest_score"] if scores else VIDEO_COLUMNS
+    table(app.out, rows, columns, empty="no videos match")
 
 
 COMMANDS = (ingest, videos)

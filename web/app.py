@@ -164,7 +164,9 @@ class _Pages:
         with self.session() as session:
             rows = list(
                 islice(
-                    listings.video_rows(session, limit=limit + 1, offset=offset, **query),
+                    listings.video_rows(
+                        session, limit=limit + 1, offset=offset, with_scores=True, **query
+                    ),
                     limit + 1,
                 )
             )
@@ -387,9 +389,8 @@ def _video_query(request: Request) -> dict[str, Any]:
     """The filters, order and page of `/videos` and `/api/videos`; bad values are
     InvalidInput (400), unknown sort orders and cache states are refused by the catalog."""
     params = request.query_params
-    query: dict[str, Any] = {
-        name: params.get(name) or None for name in ("dataset", "label", "split", "method")
-    }
+    names = ("dataset", "label", "split", "method", "compression", "resolution")
+    query: dict[str, Any] = {name: params.get(name) or None for name in names}
     for name, allowed in (("label", values(Label)), ("split", values(Split))):
         if query[name] is not None and query[name] not in allowed:
             raise InvalidInput(f"no {name} {query[name]!r}; one of: {', '.join(allowed)}")

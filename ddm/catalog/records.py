@@ -109,6 +109,8 @@ class VideoRecord:
     metadata_error: str | None
     content_hash: str | None
     size_bytes: int | None
+    latest_score: float | None = None  # by the newest evaluation that scored the video
+    latest_evaluation_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Float, Select, and_, case, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from ddm.catalog.models import Dataset, FeatureCache, Video
+from ddm.catalog.models import Dataset, FeatureCache, Prediction, Video
 from ddm.catalog.records import VideoRecord
 from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.records import (
@@ -558,6 +559,9 @@ def iter_videos(
     sort: str = "path",
     descending: bool = False,
     video_id: int | None = None,
+    compression: str | None = None,
+    resolution: str | None = None,
+    with_scores: bool = False,
 ) -> Iterator[VideoRecord]:
     """Videos matching every given filter, by dataset and path, read in batches while the
     caller consumes them (a server-side cursor on PostgreSQL): memory stays the same
@@ -570,33 +574,42 @@ def iter_videos(
         cache_status: only videos whose cache of `fingerprint` is `valid`, `invalid` (a
             row that is not valid) or `none` (no row): one of `CACHE_STATUSES`.
         sort: one of `VIDEO_SORTS` (ties by id); `offset` skips that many of the order.
+        resolution: only videos of this `WIDTHxHEIGHT` (e.g. `1920x1080`).
+
+        with_scores: fill each record's latest score: that of the newest evaluation
+            (highest id) that scored the video, with that evaluation's id (`latest_scores`;
+            it reads the predictions of every video listed, seconds over DFDC's).
     """
     original = aliased(Video)
     cache = aliased(FeatureCache)
     on_cache = and_(cache.video_id == Video.id, cache.fingerprint == (fingerprint or ""))
     columns = _record_columns(original, cache)
     query = (
-        select(*(columns[name] for name in _RECORD_FIELDS if name != "fingerprint"))
+        select(*(columns[name] for name in _RECORD_FIELDS if name not in _NOT_COLUMNS))
         .join(Dataset, Video.dataset_id == Dataset.id)
         .outerjoin(original, Video.original_video_id == original.id)
         .outerjoin(cache, on_cache)
     )
-    conditions = [(getattr(Video, c) == v) for c, v in _given(label, split, method).items()]
+    given = _given(label, split, method, compression)
+    conditions = [(getattr(Video, c) == v) for c, v in given.items()]
     if dataset is not None:
         conditions.append(Dataset.name == dataset)
     if video_id is not None:
         conditions.append(Video.id == video_id)
     if present_only:
         conditions.append(Video.is_present.is_(True))
+    if resolution is not None:
+        width, height = _resolution(resolution)
+        conditions += [Video.width == width, Video.height == height]
     if cache_status is not None:
         conditions.append(_cache_is(cache, cache_status))
-    order = _order(sort, descending)
+    order = _order(sort, descending, cache)
     if limit is not None and limit <= _PAGE_AT_MOST:
         narrow = select(Video.id).join(Dataset, Video.dataset_id == Dataset.id)
-        if cache_status is not None:
+        if cache_status is not None or sort in _CACHE_SORTS:
             narrow = narrow.outerjoin(cache, on_cache)
         narrow = narrow.where(*conditions)
-        page = _page_ids(session, narrow, dataset, (sort, descending), limit, offset)
+        page = _page_ids(session, narrow, dataset, (sort, descending), limit, offset, order)
         rows: Iterable[Any] = _rows_by_id(session, query, page)
     else:
         query = query.where(*conditions).order_by(*order)
@@ -607,17 +620,60 @@ def iter_videos(
         # A Core execution: the ORM's handling of plain-column rows cost a quarter of the time.
         streamed = {"stream_results": True, "max_row_buffer": _STREAM_BATCH}
         rows = session.connection().execute(query, execution_options=streamed)
-    for row in rows:
-        # By position, in the record's field order: reading 33 columns by name cost more
-        # than the query itself over DFDC.
-        values = list(row)
-        values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
-        values.insert(_FINGERPRINT_AT, fingerprint)
-        yield VideoRecord(*values)
+    for batch in _batches(rows, _STREAM_BATCH):
+        ids = [row[_ID_AT] for row in batch]
+        latest = latest_scores(session.connection(), ids) if with_scores else {}
+        for row in batch:
+            # By position, in the record's field order: reading 33 columns by name cost
+            # more than the query itself over DFDC.
+            values = list(row)
+            values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
+            values.insert(_FINGERPRINT_AT, fingerprint)
+            yield VideoRecord(*values, *latest.get(values[_ID_AT], _NO_SCORE))
 
 
-def _given(label: str | None, split: str | None, method: str | None) -> dict[str, str]:
-    given = {"label": label, "split": split, "method": method}
+def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def latest_scores(connection: Any, video_ids: Sequence[int]) -> dict[int, tuple[float, int]]:
+    """Video id -> (score, evaluation id) of the newest evaluation (highest id) that scored
+    it, for the videos of `video_ids` that any evaluation scored.
+
+    Read per batch of listed videos rather than as a column of the listing: SQLite computes
+    a correlated subquery for every row before it sorts them.
+    """
+    newest: dict[int, int] = {}
+    for start in range(0, len(video_ids), _BATCH):
+        ids = video_ids[start : start + _BATCH]
+        query = (
+            select(Prediction.video_id, func.max(Prediction.evaluation_id))
+            .where(Prediction.video_id.in_(ids))
+            .group_by(Prediction.video_id)
+        )
+        newest.update(connection.execute(query).all())
+    by_evaluation: dict[int, list[int]] = {}
+    for video_id, evaluation_id in newest.items():
+        by_evaluation.setdefault(evaluation_id, []).append(video_id)
+    scores: dict[int, tuple[float, int]] = {}
+    for evaluation_id, ids in by_evaluation.items():
+        for start in range(0, len(ids), _BATCH):
+            query = select(Prediction.video_id, Prediction.score).where(
+                Prediction.evaluation_id == evaluation_id,
+                Prediction.video_id.in_(ids[start : start + _BATCH]),
+            )
+            scores.update(
+                (video_id, (score, evaluation_id)) for video_id, score in connection.execute(query)
+            )
+    return scores
+
+
+def _given(
+    label: str | None, split: str | None, method: str | None, compression: str | None
+) -> dict[str, str]:
+    given = {"label": label, "split": split, "method": method, "compression": compression}
     return {column: value for column, value in given.items() if value is not None}
 
 
@@ -628,13 +684,14 @@ def _page_ids(
     order: tuple[str, bool],
     limit: int,
     offset: int,
+    sorted_by: list[Any],
 ) -> list[int]:
     """The ids of one page, in its order, found from the matching rows' ids alone: sorting
     and skipping narrow rows, and joining only the page's to their caches and originals,
     keeps a page of DFDC's 115,000 videos (or one 100,000 deep) a fraction of a second."""
     sort, descending = order
     if sort != "path":
-        query = narrow.order_by(*_order(sort, descending)).offset(offset).limit(limit)
+        query = narrow.order_by(*sorted_by).offset(offset).limit(limit)
         return list(session.scalars(query))
     # By dataset name, then path: one dataset at a time, its paths read alone along its
     # (dataset_id, path) index (an index-only walk past a deep offset), then their ids.
@@ -689,34 +746,85 @@ _STREAM_BATCH = 2000
 # A limit up to this reads a page: its ids first, then its rows (`_page_ids`); a larger
 # one (`ddm videos --limit`) streams the one query, as a whole listing does.
 _PAGE_AT_MOST = 5000
+_NO_SCORE = (None, None)
+# Orders that read the video's cache row, which a page's ids are then joined to.
+_CACHE_SORTS = ("cache", "fallback_share")
 _RECORD_FIELDS = tuple(f.name for f in fields(VideoRecord))
 _ID_AT = _RECORD_FIELDS.index("id")
 _CACHE_VALID_AT = _RECORD_FIELDS.index("cache_valid")
 _FINGERPRINT_AT = _RECORD_FIELDS.index("fingerprint")  # not a column: the one asked for
+# Not columns of the listing's query: the fingerprint asked for, and the latest score, read
+# per page of videos by `latest_scores` (the record's last two fields).
+_NOT_COLUMNS = ("fingerprint", "latest_score", "latest_evaluation_id")
 
 
 # The orders `iter_videos` offers. `path` (dataset, then path) is unique and its own; the
 # others end in the id, so that pages never overlap, and sort only the matching rows.
-VIDEO_SORTS = {
-    "path": (Dataset.name, Video.path),
-    "id": (Video.id,),
-    **{
-        name: (getattr(Video, name),)
-        for name in ("label", "split", "method", "compression", "frame_count", "duration_s")
-    },
-    "size": (Video.size_bytes,),
-}
+VIDEO_SORTS = (
+    "path",
+    "id",
+    "dataset",
+    "label",
+    "split",
+    "method",
+    "compression",
+    "frame_count",
+    "duration_s",
+    "size",
+    "resolution",
+    "cache",
+    "fallback_share",
+    "latest_score",
+)
 CACHE_STATUSES = ("valid", "invalid", "none")
 
 
-def _order(sort: str, descending: bool) -> list[Any]:
+def _order(sort: str, descending: bool, cache: Any) -> list[Any]:
     if sort not in VIDEO_SORTS:
         raise InvalidInput(f"cannot sort videos by {sort!r}; one of: {', '.join(VIDEO_SORTS)}")
-    if sort in ("path", "id"):  # never NULL
-        return [c.desc() if descending else c for c in VIDEO_SORTS[sort]]
+    if sort in ("path", "id"):  # never NULL, and unique: the index gives the order
+        columns = (Dataset.name, Video.path) if sort == "path" else (Video.id,)
+        return [c.desc() if descending else c for c in columns]
+    column = _sort_column(sort, cache)
     # NULLs last either way, on both dialects (SQLite would put them first).
-    (column,) = VIDEO_SORTS[sort]
     return [(column.desc() if descending else column.asc()).nulls_last(), Video.id]
+
+
+def _sort_column(sort: str, cache: Any) -> Any:
+    if sort in ("label", "split", "method", "compression", "frame_count", "duration_s"):
+        return getattr(Video, sort)
+    computed = {
+        "dataset": lambda: Dataset.name,
+        "size": lambda: Video.size_bytes,
+        "resolution": lambda: Video.width * Video.height,  # by pixels per frame
+        # Valid first, then invalid, then none.
+        "cache": lambda: case((cache.id.is_(None), 2), (cache.is_valid.is_(True), 0), else_=1),
+        "fallback_share": lambda: (
+            cast(cache.fallback_frames, Float) / func.nullif(cache.frames_sampled, 0)
+        ),
+        "latest_score": lambda: _latest(Prediction.score),
+    }
+    return computed[sort]()
+
+
+def _latest(column: Any) -> Any:
+    """`column` of the video's prediction by its newest evaluation (NULL if none): a
+    correlated subquery, read through the predictions' index on the video."""
+    return (
+        select(column)
+        .where(Prediction.video_id == Video.id)
+        .order_by(Prediction.evaluation_id.desc())
+        .limit(1)
+        .correlate(Video)
+        .scalar_subquery()
+    )
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise InvalidInput(f"a resolution is WIDTHxHEIGHT, e.g. 1920x1080, not {text!r}")
+    return int(width), int(height)
 
 
 def _cache_is(cache: Any, status: str) -> Any:

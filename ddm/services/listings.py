@@ -50,10 +50,12 @@ def video_rows(
     *,
     dataset: str | None = None,
     fingerprint: str | None = None,
+    with_scores: bool = False,
     **filters: Any,
 ) -> Iterator[dict[str, Any]]:
     """`ddm videos --json`: the videos matching `filters` (those of `iter_videos`), with
-    the caches of `fingerprint`, by default the latest one used (of `dataset`).
+    the caches of `fingerprint`, by default the latest one used (of `dataset`), and with
+    `with_scores` (`ddm videos --scores`, the web table) each one's latest score.
 
     Raises:
         NotFound: `dataset` names no dataset (an error, not an empty list).
@@ -65,8 +67,18 @@ def video_rows(
     if dataset is not None:
         get_dataset(session, dataset)
     fingerprint = fingerprint or latest_fingerprint(session, dataset)
-    records = iter_videos(session, dataset=dataset, fingerprint=fingerprint, **filters)
-    return (to_json(record) for record in records)
+    records = iter_videos(
+        session, dataset=dataset, fingerprint=fingerprint, with_scores=with_scores, **filters
+    )
+    if with_scores:
+        return (to_json(record) for record in records)
+    return (_without_scores(to_json(record)) for record in records)
+
+
+def _without_scores(row: dict[str, Any]) -> dict[str, Any]:
+    # Not read, so not said: a None here would read as "never scored".
+    del row["latest_score"], row["latest_evaluation_id"]
+    return row
 
 
 def run_rows(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:

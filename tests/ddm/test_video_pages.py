@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.videos import VIDEO_SORTS, iter_videos
@@ -104,3 +105,27 @@ def test_a_page_is_the_slice_of_the_whole_listing(session, two_datasets) -> None
                     for limit in (2, 50):
                         page = list(iter_videos(session, limit=limit, offset=offset, **options))
                         assert page == whole[offset : offset + limit], (options, offset, limit)
+
+
+def test_computed_orders_and_the_compression_and_resolution_filters(session, filled) -> None:
+    facts = [(640, 480, "c23"), (1920, 1080, "c40"), (320, 240, "c23")]  # the rest: unknown
+    for video_id, (width, height, compression) in zip(filled, facts, strict=False):
+        video = session.get(Video, video_id)
+        video.width, video.height, video.compression = width, height, compression
+    cache = session.scalars(select(FeatureCache).where(FeatureCache.video_id == filled[0])).one()
+    cache.fallback_frames, cache.frames_sampled = 2, 8
+    session.flush()
+    assert _ids(session, sort="resolution")[:3] == [filled[2], filled[0], filled[1]]
+    assert _ids(session, sort="resolution", descending=True)[:3] == [
+        filled[1],
+        filled[0],
+        filled[2],
+    ]
+    # Valid, then invalid, then no cache; ties by id.
+    assert _ids(session, sort="cache") == filled
+    assert _ids(session, sort="fallback_share")[0] == filled[0]
+    assert _ids(session, sort="dataset") == filled
+    assert _ids(session, sort="id", compression="c23") == [filled[0], filled[2]]
+    assert _ids(session, resolution="1920x1080") == [filled[1]]
+    with pytest.raises(InvalidInput, match="WIDTHxHEIGHT"):
+        _ids(session, resolution="big")

@@ -197,3 +197,33 @@ def test_a_hostile_file_name_is_escaped_on_every_page(filled, web) -> None:
         assert "<script" not in page and "onerror=alert(1)>" not in page, path
         assert '"q"' not in page, path
     assert str(markupsafe.escape(HOSTILE)) in _page(web, f"/videos/{video_id}")
+
+
+def test_the_video_table_sorts_by_every_column_and_shows_the_latest_score(filled, web) -> None:
+    from ddm.catalog.videos import VIDEO_SORTS
+
+    page = _page(web, "/videos")
+    for sort in VIDEO_SORTS:
+        assert f"?sort={sort}&amp;order=" in page, sort
+    twin = web.get(f"/api/evaluations/{filled.evaluation_id}").json()
+    scores = {p["video_id"]: p["score"] for p in twin["predictions"]}
+    ranked = web.get("/api/videos?sort=latest_score&order=desc&limit=1000").json()
+    by_cli = {v["id"]: v["latest_score"] for v in _cli_json(filled, "videos", "--scores")}
+    assert by_cli == {v["id"]: v["latest_score"] for v in ranked}
+    assert "latest_score" not in _cli_json(filled, "videos", "--limit", "1")[0]  # not read
+    shown = [(v["id"], v["latest_score"]) for v in ranked if v["latest_score"] is not None]
+    assert [s for _, s in shown] == sorted(scores.values(), reverse=True)
+    assert dict(shown) == scores and all(v["latest_score"] is None for v in ranked[len(shown) :])
+    assert {v["latest_evaluation_id"] for v in ranked[: len(shown)]} == {filled.evaluation_id}
+    first = ranked[0]
+    assert f'<a href="/evaluations/{filled.evaluation_id}">{first["latest_score"]:.4g}</a>' in (
+        _page(web, "/videos?sort=latest_score&order=desc")
+    )
+    hostile = web.get(f"/api/videos/{_hostile_id(web)}").json()["video"]
+    size = f"{hostile['width']}x{hostile['height']}"
+    same = web.get(f"/api/videos?dataset=clips&resolution={size}").json()
+    assert hostile["id"] in [v["id"] for v in same]
+    assert all(f"{v['width']}x{v['height']}" == size for v in same)
+    assert web.get("/api/videos?resolution=wide").status_code == 400
+    share = web.get("/api/videos?dataset=clips&sort=fallback_share&order=desc").json()
+    assert all(v["frames_sampled"] == 8 for v in share)

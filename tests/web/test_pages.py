@@ -34,9 +34,9 @@ def test_the_json_twins_equal_the_commands_json(catalog, web) -> None:
     assert _api(web, "/api/datasets") == _cli_json(catalog, "datasets")
     for dataset in ("clips", "synth"):
         api = _api(web, f"/api/videos?dataset={dataset}&limit=1000")
-        assert api == _cli_json(catalog, "videos", "--dataset", dataset) and api
+        assert api == _cli_json(catalog, "videos", "--dataset", dataset, "--scores") and api
     assert _api(web, "/api/videos?label=fake&limit=1000") == _cli_json(
-        catalog, "videos", "--label", "fake"
+        catalog, "videos", "--label", "fake", "--scores"
     )
     assert _api(web, "/api/runs") == _cli_json(catalog, "runs", "list")
     assert _api(web, f"/api/runs/{catalog.run_id}") == _cli_json(
