@@ -87,6 +87,11 @@ def test_videos_json_streams_the_same_document_as_the_catalog_list(run_ddm, inge
     with session_scope(make_session_factory(engine)) as session:
         expected = [to_json(record) for record in list_videos(session)]
     engine.dispose()
+    with_scores = run_ddm("videos", "--json", "--scores", env=ingested_ff)
+    assert with_scores.stdout == json.dumps(expected, indent=2, default=str) + "\n"
+    # Without --scores the latest scores are not read, and not said.
+    unscored = ("latest_score", "latest_evaluation_id")
+    expected = [{k: v for k, v in row.items() if k not in unscored} for row in expected]
     assert result.stdout == json.dumps(expected, indent=2, default=str) + "\n"
     empty = run_ddm("videos", "--json", "--method", "NoSuchMethod", env=ingested_ff)
     assert empty.exit_code == 0, empty.stderr
