@@ -6,7 +6,8 @@ and 1,000,000 stored predictions (8 evaluations of every video, minus a few).
 Rows are written straight through SQLAlchemy Core into a catalog migrated by Alembic (the
 probe-free part of a catalog: nothing here needs a real file). Each query runs `--repeat`
 times; the median is kept. With `--baseline DIR` (an older checkout) the same queries run
-first with that code, in a subprocess, on the same catalog: before and after side by side.
+first with that code, in a subprocess, on the same rows (a copy migrated down to that
+checkout's newest migration, so without later indexes): before and after side by side.
 
     .venv/bin/python bench/video_table.py [--videos N] [--evaluations E] [--work DIR]
         [--baseline DIR] [--json]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -129,6 +131,33 @@ def _prediction(evaluation: int, index: int, rng: Any) -> dict[str, Any]:
     }
 
 
+def upgrade_to_head(url: str) -> None:
+    from ddm.db import create_db_engine, upgrade
+
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def baseline_head(checkout: Path) -> str:
+    """The newest migration of an older checkout (files are numbered `NNNN_name.py`)."""
+    versions = (checkout / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+    return max(path.name[:4] for path in versions)
+
+
+def at_revision(database: Path, revision: str) -> Path:
+    """A copy of the catalog migrated down to `revision`, where an older checkout runs."""
+    from ddm.db import create_db_engine, downgrade
+
+    copy = database.with_name(f"{database.stem}-at-{revision}.sqlite3")
+    if not copy.exists():
+        shutil.copyfile(database, copy)
+        engine = create_db_engine(f"sqlite:///{copy}")
+        downgrade(engine, revision)
+        engine.dispose()
+    return copy
+
+
 def measure(checkout: Path, url: str, repeat: int) -> dict[str, Any]:
     command = [sys.executable, "-c", MEASURE, url, FINGERPRINT, str(repeat), *ORDERS]
     env = {"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"}
@@ -158,8 +187,10 @@ def main() -> None:
         print(f"filled {database} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     results: dict[str, Any] = {"machine": machine(), "videos": args.videos}
     results["evaluations"] = args.evaluations
+    upgrade_to_head(url)  # a catalog filled by an older checkout gets this one's indexes
     if args.baseline:
-        results["baseline"] = measure(args.baseline, url, args.repeat)
+        older = at_revision(database, baseline_head(args.baseline))
+        results["baseline"] = measure(args.baseline, f"sqlite:///{older}", args.repeat)
     results["this"] = measure(REPO, url, args.repeat)
     rows = []
     for name, (seconds, count) in results["this"].items():

@@ -338,8 +338,9 @@ class Prediction(Base):
         _one_of("predicted_label", Label),
         _one_of("label", Label, nullable=True),
         _one_of("leak", Leak, nullable=True),
-        # Bias statistics join predictions back to videos.
-        Index(None, "video_id"),
+        # Bias statistics join predictions back to videos; a video's latest score (the
+        # video table's order) is read from the index alone (migration 0013).
+        Index(None, "video_id", "evaluation_id", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
