@@ -9,7 +9,15 @@ import click
 
 from cli.app import App
 from cli.output import output_options, table, write_json
-from cli.segments_view import WindowOptions, predict_windows, segment_options, show_segments
+from cli.segments_view import (
+    WindowOptions,
+    check_sources,
+    default_windows,
+    predict_windows,
+    run_stream,
+    segment_options,
+    show_segments,
+)
 from ddm.errors import DdmError, SetupError
 
 COLUMNS = ["video", "p_fake", "label", "frames", "fallback", "features"]
@@ -24,7 +32,7 @@ class SomeExplanationsFailed(SetupError):
 
 
 @click.command("predict")
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--run", "run_ref", help="Run id or name [default: the newest succeeded run].")
 @click.option(
     "--explain",
@@ -33,6 +41,12 @@ class SomeExplanationsFailed(SetupError):
 )
 @click.option("--allow-stills", is_flag=True, help="Score still images too (one frame).")
 @segment_options
+@click.option(
+    "--stream",
+    metavar="SOURCE",
+    help="Score a live source window by window as it plays: - (standard input), a camera "
+    "number or device, or a URL.",
+)
 @output_options
 @click.pass_obj
 def predict(
@@ -42,6 +56,7 @@ def predict(
     explain: Path | None,
     allow_stills: bool,
     segments: WindowOptions | None,
+    stream: str | None,
     as_json: bool,
 ) -> None:
     """Score video files with a trained run: probability of fake and label.
@@ -56,10 +71,15 @@ def predict(
       ddm predict clips/*.mp4 --run ff-1 --json
       ddm predict clip.mp4 --explain explain/
       ddm predict interview.mp4 --segments --window-seconds 8 --stride-seconds 4 --json
+      ffmpeg -i rtsp://camera/live -f mpegts - | ddm predict --stream - --json
     """
     from tasks.predict import explanation_paths, load_predictor, predict_video
 
+    check_sources(videos, stream, explain)
     predictor = load_predictor(app.settings, app.session_factory, run_ref)
+    if stream is not None:
+        run_stream(app, predictor, stream, segments or default_windows(), as_json)
+        return
     if segments is not None:
         answers = predict_windows(app, predictor, videos, explain, segments)
         show_segments(app, answers, as_json)

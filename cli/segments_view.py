@@ -4,6 +4,8 @@ here so that a bad value is a usage error (exit 2), and the per-window tables.""
 from __future__ import annotations
 
 import functools
+import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,8 @@ def segment_options(func: F) -> F:
         stride_seconds: float | None,
         **kwargs: Any,
     ) -> Any:
+        # A stream is judged in windows: the window options need no --segments there.
+        with_segments = with_segments or kwargs.get("stream") is not None
         kwargs["segments"] = _window_options(with_segments, window_seconds, stride_seconds)
         return func(*args, **kwargs)
 
@@ -166,3 +170,60 @@ def show_report_segments(app: App, run_id: int, segments: dict[str, Any]) -> Non
 
 def _deciding(window: dict[str, Any]) -> str:
     return f"{window['start']:.1f}-{window['end']:.1f} s ({window['score']:.3f})"
+
+
+def default_windows() -> WindowOptions:
+    """The default windows (10 s every 5 s)."""
+    options = _window_options(True, None, None)
+    assert options is not None
+    return options
+
+
+def check_sources(videos: tuple[Path, ...], stream: str | None, explain: Path | None) -> None:
+    """Video files or one --stream, not both and not neither (usage errors)."""
+    if stream is None and not videos:
+        raise click.UsageError("name video files, or a live source with --stream SOURCE")
+    if stream is not None and videos:
+        raise click.UsageError("--stream scores one live source: name no video files with it")
+    if stream is not None and explain is not None:
+        raise click.UsageError("--explain draws figures of files; a --stream has none")
+
+
+def run_stream(
+    app: App, predictor: Any, source: str, options: WindowOptions, as_json: bool
+) -> None:
+    """Print each window as soon as it is scored (a JSON line each with --json), then a
+    summary line on stderr."""
+    from tasks.stream import predict_stream
+
+    def show(window: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json.dumps(window))
+        else:
+            click.echo(
+                f"window {window['index']}  {window['start']:.1f}-{window['end']:.1f} s  "
+                f"p_fake {window['score']:.4f}  {window['label']}  "
+                f"latency {window['latency']:.2f} s"
+            )
+        sys.stdout.flush()
+
+    app.err.print(f"scoring {source} with run {predictor.run.id} ({predictor.run.name})")
+    summary = predict_stream(predictor, source, options.spec(), show)
+    app.err.print(_stream_line(summary), markup=False, highlight=False, soft_wrap=True)
+
+
+def _stream_line(summary: dict[str, Any]) -> str:
+    latency = (
+        f"latency p50 {summary['latency_p50']:.2f} s, p95 {summary['latency_p95']:.2f} s"
+        if summary["latency_p50"] is not None
+        else "no window scored"
+    )
+    line = (
+        f"stream ended: {summary['frames_read']} frames in {summary['seconds']:.1f} s, "
+        f"{summary['windows_scored']} windows scored, {summary['windows_skipped']} skipped; "
+        f"{summary['frames_dropped']} of {summary['frames_sampled']} sampled frames dropped; "
+        f"{latency}"
+    )
+    if summary["unfinished_seconds"]:
+        line += f"; the last {summary['unfinished_seconds']:.1f} s are in no complete window"
+    return line

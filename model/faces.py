@@ -232,18 +232,26 @@ def grab_frames(
         UnreadableVideo: the file cannot be opened.
     """
     capture = _open(path)
-    index = 0
     try:
-        while (last is None or index <= last) and capture.grab():
-            frame = None
-            if is_wanted(index):
-                ok, bgr = capture.retrieve()
-                if ok:
-                    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            yield index, frame
-            index += 1
+        yield from capture_frames(capture, is_wanted, last)
     finally:
         capture.release()
+
+
+def capture_frames(
+    capture: cv2.VideoCapture, is_wanted: Callable[[int], bool], last: int | None = None
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """`grab_frames` of an open capture (a file, a pipe, a camera, a network stream); the
+    caller releases it."""
+    index = 0
+    while (last is None or index <= last) and capture.grab():
+        frame = None
+        if is_wanted(index):
+            ok, bgr = capture.retrieve()
+            if ok:
+                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield index, frame
+        index += 1
 
 
 def _expand(frames: dict[int, np.ndarray], indices: np.ndarray) -> np.ndarray:

@@ -124,6 +124,39 @@ def plan_windows(
         start, index = start + stride, index + 1
 
 
+class WindowCursor:
+    """Which windows a frame index falls in, as the indices go by in order: the reader of
+    a stream asks it which frames to keep, the face follower which windows are complete."""
+
+    def __init__(self, windows: Iterator[Window]) -> None:
+        self._upcoming = windows
+        self._next: Window | None = next(windows, None)
+        self._open: deque[Window] = deque()
+
+    @property
+    def is_done(self) -> bool:
+        return self._next is None and not self._open
+
+    def wants(self, index: int) -> bool:
+        """Whether frame `index` is sampled by a window; ask for every index, in order."""
+        return any(True for _ in self.sampling(index))
+
+    def sampling(self, index: int) -> Iterator[Window]:
+        """The open windows that sample frame `index`."""
+        while self._next is not None and self._next.start_frame <= index:
+            self._open.append(self._next)
+            self._next = next(self._upcoming, None)
+        return (window for window in self._open if index in window.samples)
+
+    def completed(self, index: int) -> Iterator[Window]:
+        """Hand out, in order, the windows whose last sampled frame is at or before `index`."""
+        while self._open and self._open[0].last <= index:
+            yield self._open.popleft()
+
+    def first_open_start(self, default: int) -> int:
+        return self._open[0].start_frame if self._open else default
+
+
 class FaceFollower:
     """The face crops of each window of a video whose frames arrive one by one, in order.
 
@@ -143,47 +176,60 @@ class FaceFollower:
     def __init__(self, windows: Iterator[Window], cfg: FaceCfg, detector: FaceDetector) -> None:
         self.cfg = cfg
         self.detector = detector
-        self._upcoming = windows
-        self._next: Window | None = next(windows, None)
-        self._open: deque[Window] = deque()
+        self._cursor = WindowCursor(windows)
         self._frames: dict[int, np.ndarray] = {}
         self._pending: list[int] = []  # kept frames not yet detected, in order
         self._linker = TrackLinker()
         self._followed: Track | None = None
+        self._lost: set[int] = set()  # windows missing a sampled frame (a dropped one)
 
     @property
     def is_done(self) -> bool:
         """True once every window has been handed out."""
-        return self._next is None and not self._open
+        return self._cursor.is_done
 
     def wants(self, index: int) -> bool:
         """Whether frame `index` is sampled by a window; ask for every index, in order."""
-        while self._next is not None and self._next.start_frame <= index:
-            self._open.append(self._next)
-            self._next = next(self._upcoming, None)
-        return any(index in window.samples for window in self._open)
+        return self._cursor.wants(index)
 
-    def push(self, index: int, frame: np.ndarray | None) -> list[tuple[Window, FaceTrack]]:
-        """Take frame `index` (None for one not wanted) and return the windows it completes.
+    def push(
+        self, index: int, frame: np.ndarray | None, *, dropped: bool = False
+    ) -> list[tuple[Window, FaceTrack | None]]:
+        """Take frame `index` (None for one not wanted) and return the windows it completes,
+        each with its crops, or None for a window that lost a sampled frame.
+
+        Args:
+            index: the frame's index; every index must be pushed, in order.
+            frame: the RGB frame, or None.
+            dropped: the frame was wanted but dropped (a stream that fell behind): the
+                windows sampling it are handed out without crops, never scored from
+                other frames.
 
         Raises:
-            UnreadableVideo: a sampled frame did not decode.
+            UnreadableVideo: a sampled frame did not decode (and was not `dropped`).
         """
         if self.wants(index):
-            if frame is None:
+            if dropped:
+                self._lost.update(w.index for w in self._cursor.sampling(index))
+            elif frame is None:
                 raise UnreadableVideo(f"frame {index} cannot be decoded")
-            self._frames[index] = frame
-            self._pending.append(index)
-            if len(self._pending) >= self.detector.batch_size:
-                self._detect()
-        done = []
-        while self._open and self._open[0].last <= index:
+            else:
+                self._keep(index, frame)
+        done: list[tuple[Window, FaceTrack | None]] = []
+        for window in self._cursor.completed(index):
             self._detect()
-            window = self._open.popleft()
-            done.append((window, self._crops(window)))
+            lost = window.index in self._lost
+            self._lost.discard(window.index)
+            done.append((window, None if lost else self._crops(window)))
         if done:
             self._forget(index)
         return done
+
+    def _keep(self, index: int, frame: np.ndarray) -> None:
+        self._frames[index] = frame
+        self._pending.append(index)
+        if len(self._pending) >= self.detector.batch_size:
+            self._detect()
 
     def _detect(self) -> None:
         if not self._pending:
@@ -209,7 +255,7 @@ class FaceFollower:
         )
 
     def _forget(self, index: int) -> None:
-        keep_from = self._open[0].start_frame if self._open else index + 1
+        keep_from = self._cursor.first_open_start(index + 1)
         for frame in [f for f in self._frames if f < keep_from]:
             del self._frames[frame]
         self._linker.forget_before(keep_from, keep=self._followed)
@@ -307,6 +353,7 @@ def _score_pass(
         for index, frame in grab_frames(path, follower.wants):
             decoded = index + 1
             for done, faces in follower.push(index, frame):
+                assert faces is not None  # nothing is dropped from a file
                 score, logit = score_faces(extractor, model, faces, device)
                 scores.append(WindowScore(done, score, logit, faces.source_per_frame, faces.boxes))
                 if on_window is not None:

@@ -10,71 +10,24 @@ import cv2
 import numpy as np
 import pytest
 
-from ddm.synthetic.clips import ARTEFACTS, ClipCfg, render_clip
-from tests.cli.conftest import ok_json, one_error_line
-from tests.conftest import MEDIA, invoke_ddm, private_ddm_env
+from tests.cli.conftest import ok_json, one_error_line, read_bgr, write_bgr
+from tests.conftest import MEDIA, invoke_ddm
 
-FRAMES = 8  # T of the run's extractor, hence of every window
+FRAMES = 8  # T of the `trained` run's extractor, hence of every window
 FFPP = MEDIA / "ff++"
 REAL = FFPP / "original_sequences/youtube/c23/videos/634.mp4"
 FAKE = FFPP / "manipulated_sequences/FaceSwap/c23/videos/634_660.mp4"
 PART_FRAMES = 150  # 6 s of each at 25 fps: the long clip is 12 s, its boundary at 6 s
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
-    """A catalog with one run: rendered face clips, extracted with the small backbones at
-    T = 8 and trained one epoch (the detector is random; the windows' arithmetic is not)."""
-    root = tmp_path_factory.mktemp("segments") / "mine"
-    for n in range(4):
-        for label, artefact in (("real", None), ("fake", ARTEFACTS["Seam"])):
-            (root / label).mkdir(parents=True, exist_ok=True)
-            render_clip(root / label / f"{n:02d}.mp4", n, ClipCfg(40, 256, 0.3), artefact)
-    env = private_ddm_env(root.parent / "home")
-    small = ("--frames", str(FRAMES), "--backbones", "small", "--allow-random-weights")
-    for args in (
-        ("ingest", str(root)),
-        ("split", "mine"),
-        ("extract", "--dataset", "mine", *small),
-    ):
-        result = invoke_ddm(env, *args)
-        assert result.exit_code == 0, result.stderr
-    run = ok_json(invoke_ddm(env, "train", "--datasets", "mine", "--epochs", "1", "--json"))
-    assert run["status"] == "succeeded"
-    return env
-
-
-def _read(path: Path, count: int | None = None) -> tuple[list[np.ndarray], float]:
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while count is None or len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, fps
-
-
-def _write(path: Path, frames: list[np.ndarray], fps: float, fourcc: str) -> Path:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 @pytest.mark.slow
 def test_windows_cover_a_long_clip_and_each_scores_as_the_clip_cut_to_it(
     trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, fps = _read(REAL, PART_FRAMES)
-    fake, fake_fps = _read(FAKE, PART_FRAMES)
+    real, fps = read_bgr(REAL, PART_FRAMES)
+    fake, fake_fps = read_bgr(FAKE, PART_FRAMES)
     assert fps == fake_fps == 25.0 and real[0].shape == fake[0].shape
-    long_clip = _write(tmp_path / "long.mp4", real + fake, fps, "mp4v")
+    long_clip = write_bgr(tmp_path / "long.mp4", real + fake, fps, "mp4v")
     grabs = _count_grabs(monkeypatch, long_clip)
 
     result = invoke_ddm(
@@ -106,10 +59,10 @@ def test_windows_cover_a_long_clip_and_each_scores_as_the_clip_cut_to_it(
     # The window across the boundary, cut out of the long clip without loss (FFV1) and
     # predicted whole: the same frames sampled, the same crops, the same score.
     middle = segments[1]
-    decoded, _ = _read(long_clip)
+    decoded, _ = read_bgr(long_clip)
     part = decoded[middle["start_frame"] : middle["end_frame"]]
-    cut = _write(tmp_path / "cut.avi", part, fps, "FFV1")
-    assert all(np.array_equal(a, b) for a, b in zip(_read(cut)[0], part, strict=True))
+    cut = write_bgr(tmp_path / "cut.avi", part, fps, "FFV1")
+    assert all(np.array_equal(a, b) for a, b in zip(read_bgr(cut)[0], part, strict=True))
     (whole,) = ok_json(invoke_ddm(trained, "predict", str(cut), "--json"))
     assert whole["frames_sampled"] == FRAMES and whole["frame_sources"] == middle["frame_sources"]
     # Bit-equal crops give bit-equal logits; 1e-6 leaves room only for MTCNN boxes that
