@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
 from ddm.fs import atomic_write
-from model.figures import _save, plt
+from model.figures import PYPLOT_LOCK, _save, plt
 
 # Box colour and word per frame-source letter, as `tasks.extraction.frame_source_letters`
 # writes them (the timeline marks fallback red and interpolated orange too).
@@ -60,16 +60,18 @@ def face_strip_figure(
     height, width = frames.shape[1:3]
     panel = 1.6
     size = (columns * panel, rows * panel * height / width + 0.5)
-    fig, grid = plt.subplots(rows, columns, squeeze=False, figsize=size)
-    try:
-        for index, ax in enumerate(grid.ravel()):
-            ax.set_axis_off()
-            if index < count:
-                _draw_frame(ax, frames[index], boxes[index], sources[index], frame_indices[index])
-        fig.suptitle(title, fontsize="small")
-        return _save(fig, path)
-    finally:
-        plt.close(fig)  # a long-running server must not accumulate open figures
+    with PYPLOT_LOCK:
+        fig, grid = plt.subplots(rows, columns, squeeze=False, figsize=size)
+        try:
+            for index, ax in enumerate(grid.ravel()):
+                ax.set_axis_off()
+                if index < count:
+                    box, source = boxes[index], sources[index]
+                    _draw_frame(ax, frames[index], box, source, frame_indices[index])
+            fig.suptitle(title, fontsize="small")
+            return _save(fig, path)
+        finally:
+            plt.close(fig)  # a long-running server must not accumulate open figures
 
 
 def _draw_frame(ax: Axes, frame: np.ndarray, box: np.ndarray, source: str, number: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 DPI = 120
 REAL_COLOR, FAKE_COLOR = "tab:blue", "tab:red"
+# pyplot keeps its figures in one global registry, and `ddm serve` draws from a pool of
+# threads (a page's figures, an upload's timeline): one figure is drawn at a time.
+PYPLOT_LOCK = threading.RLock()
 # Frame-source letters of the face pipeline and how the timeline marks them.
 SOURCE_MARKS = {"f": ("red", 0.25, "fallback frame"), "i": ("orange", 0.12, "interpolated")}
 
@@ -41,11 +45,12 @@ SOURCE_MARKS = {"f": ("red", 0.25, "fallback frame"), "i": ("orange", 0.12, "int
 @contextlib.contextmanager
 def _new_figure(rows: int = 1, **kwargs: Any) -> Iterator[tuple[Figure, list[Axes]]]:
     """A figure with `rows` stacked panels, closed on leaving even when drawing fails."""
-    fig, axes = plt.subplots(rows, 1, squeeze=False, **kwargs)
-    try:
-        yield fig, list(axes[:, 0])
-    finally:
-        plt.close(fig)
+    with PYPLOT_LOCK:
+        fig, axes = plt.subplots(rows, 1, squeeze=False, **kwargs)
+        try:
+            yield fig, list(axes[:, 0])
+        finally:
+            plt.close(fig)
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

@@ -29,8 +29,8 @@ from ddm.services.listings import video_file
 
 logger = logging.getLogger(__name__)
 
-# pyplot keeps global state and the server draws from a thread pool: one figure at a time,
-# which also keeps two requests from drawing the same file at once.
+# Two requests for a figure not yet drawn: one draws it, the other then finds it (model's
+# PYPLOT_LOCK already keeps two figures from being drawn at once).
 _DRAWING = threading.Lock()
 
 
