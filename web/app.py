@@ -395,6 +395,8 @@ def _video_query(request: Request) -> dict[str, Any]:
         if query[name] is not None and query[name] not in allowed:
             raise InvalidInput(f"no {name} {query[name]!r}; one of: {', '.join(allowed)}")
     query["cache_status"] = params.get("cache") or None
+    query["fallback"] = params.get("fallback") or None
+    query["score_range"] = (_score(params, "min_score"), _score(params, "max_score"))
     query["sort"] = params.get("sort") or "path"
     order = params.get("order") or "asc"
     if order not in ("asc", "desc"):
@@ -403,6 +405,19 @@ def _video_query(request: Request) -> dict[str, Any]:
     query["limit"] = _integer(params, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     query["offset"] = _integer(params, "offset", 0, 0, None)
     return query
+
+
+def _score(params: Any, name: str) -> float | None:
+    text = params.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise InvalidInput(f"{name} must be a probability, 0 to 1")
+    return value
 
 
 def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:

@@ -562,6 +562,8 @@ def iter_videos(
     compression: str | None = None,
     resolution: str | None = None,
     with_scores: bool = False,
+    fallback: str | None = None,
+    score_range: tuple[float | None, float | None] = (None, None),
 ) -> Iterator[VideoRecord]:
     """Videos matching every given filter, by dataset and path, read in batches while the
     caller consumes them (a server-side cursor on PostgreSQL): memory stays the same
@@ -575,6 +577,9 @@ def iter_videos(
             row that is not valid) or `none` (no row): one of `CACHE_STATUSES`.
         sort: one of `VIDEO_SORTS` (ties by id); `offset` skips that many of the order.
         resolution: only videos of this `WIDTHxHEIGHT` (e.g. `1920x1080`).
+        fallback: only videos whose cache of `fingerprint` has `any` fallback frame, or
+            `none` (a cache without one).
+        score_range: only videos whose latest score lies in [low, high] (None: unbounded).
 
         with_scores: fill each record's latest score: that of the newest evaluation
             (highest id) that scored the video, with that evaluation's id (`latest_scores`;
@@ -603,10 +608,17 @@ def iter_videos(
         conditions += [Video.width == width, Video.height == height]
     if cache_status is not None:
         conditions.append(_cache_is(cache, cache_status))
+    if fallback is not None:
+        conditions.append(_fallback_is(cache, fallback))
+    low, high = score_range
+    if low is not None:
+        conditions.append(_latest(Prediction.score) >= low)
+    if high is not None:
+        conditions.append(_latest(Prediction.score) <= high)
     order = _order(sort, descending, cache)
     if limit is not None and limit <= _PAGE_AT_MOST:
         narrow = select(Video.id).join(Dataset, Video.dataset_id == Dataset.id)
-        if cache_status is not None or sort in _CACHE_SORTS:
+        if cache_status is not None or fallback is not None or sort in _CACHE_SORTS:
             narrow = narrow.outerjoin(cache, on_cache)
         narrow = narrow.where(*conditions)
         page = _page_ids(session, narrow, dataset, (sort, descending), limit, offset, order)
@@ -777,6 +789,7 @@ VIDEO_SORTS = (
     "latest_score",
 )
 CACHE_STATUSES = ("valid", "invalid", "none")
+FALLBACK_FILTERS = ("any", "none")
 
 
 def _order(sort: str, descending: bool, cache: Any) -> list[Any]:
@@ -818,6 +831,14 @@ def _latest(column: Any) -> Any:
         .correlate(Video)
         .scalar_subquery()
     )
+
+
+def _fallback_is(cache: Any, fallback: str) -> Any:
+    if fallback not in FALLBACK_FILTERS:
+        raise InvalidInput(f"fallback is one of {', '.join(FALLBACK_FILTERS)}, not {fallback!r}")
+    if fallback == "any":
+        return cache.fallback_frames > 0
+    return cache.fallback_frames == 0
 
 
 def _resolution(text: str) -> tuple[int, int]:

@@ -114,7 +114,13 @@ def test_computed_orders_and_the_compression_and_resolution_filters(session, fil
         video.width, video.height, video.compression = width, height, compression
     cache = session.scalars(select(FeatureCache).where(FeatureCache.video_id == filled[0])).one()
     cache.fallback_frames, cache.frames_sampled = 2, 8
+    other = session.scalars(select(FeatureCache).where(FeatureCache.video_id == filled[1])).one()
+    other.fallback_frames, other.frames_sampled = 0, 8
     session.flush()
+    assert _ids(session, sort="id", fallback="any") == filled[:1]
+    assert _ids(session, sort="id", fallback="none") == filled[1:2]  # not the uncached
+    with pytest.raises(InvalidInput, match="fallback is one of"):
+        _ids(session, fallback="some")
     assert _ids(session, sort="resolution")[:3] == [filled[2], filled[0], filled[1]]
     assert _ids(session, sort="resolution", descending=True)[:3] == [
         filled[1],
@@ -123,7 +129,8 @@ def test_computed_orders_and_the_compression_and_resolution_filters(session, fil
     ]
     # Valid, then invalid, then no cache; ties by id.
     assert _ids(session, sort="cache") == filled
-    assert _ids(session, sort="fallback_share")[0] == filled[0]
+    assert _ids(session, sort="fallback_share")[:2] == [filled[1], filled[0]]  # 0/8, 2/8
+    assert _ids(session, sort="fallback_share", descending=True)[:2] == filled[:2]
     assert _ids(session, sort="dataset") == filled
     assert _ids(session, sort="id", compression="c23") == [filled[0], filled[2]]
     assert _ids(session, resolution="1920x1080") == [filled[1]]

@@ -227,3 +227,11 @@ def test_the_video_table_sorts_by_every_column_and_shows_the_latest_score(filled
     assert web.get("/api/videos?resolution=wide").status_code == 400
     share = web.get("/api/videos?dataset=clips&sort=fallback_share&order=desc").json()
     assert all(v["frames_sampled"] == 8 for v in share)
+    # The latest score as a filter: the videos scored at least as high, and no other.
+    middle = sorted(scores.values())[len(scores) // 2]
+    high = web.get(f"/api/videos?min_score={middle!r}&limit=1000").json()
+    assert {v["id"] for v in high} == {i for i, s in scores.items() if s >= middle} != set()
+    low = web.get(f"/api/videos?max_score={middle!r}&sort=latest_score&limit=1000").json()
+    assert {v["id"] for v in low} == {i for i, s in scores.items() if s <= middle}
+    for bad in ("min_score=2", "max_score=x", "fallback=some"):
+        assert web.get(f"/api/videos?{bad}").status_code == 400, bad
