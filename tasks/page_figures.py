@@ -25,6 +25,7 @@ from ddm.catalog.video_views import video_caches, video_location, video_scores
 from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import DdmError, NotFound
+from ddm.fs import sha256_of
 from ddm.services.listings import video_file
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,8 @@ def _features(settings: Settings, cache: CacheRow) -> dict[str, Any]:
     path = (root / (cache.path or "")).resolve()
     if not cache.path or not path.is_relative_to(root) or not path.is_file():
         raise NotFound(f"video {cache.video_id}: its cache file is gone")
+    if cache.checksum and sha256_of(path) != cache.checksum:  # as `ddm predict` checks
+        raise NotFound(f"video {cache.video_id}: its cache file changed; `ddm cache verify`")
     try:
         return load_features(path)
     except DdmError as exc:

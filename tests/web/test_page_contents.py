@@ -235,3 +235,19 @@ def test_the_video_table_sorts_by_every_column_and_shows_the_latest_score(filled
     assert {v["id"] for v in low} == {i for i, s in scores.items() if s <= middle}
     for bad in ("min_score=2", "max_score=x", "fallback=some"):
         assert web.get(f"/api/videos?{bad}").status_code == 400, bad
+
+
+def test_a_figure_is_not_drawn_from_a_cache_file_that_changed(filled, web) -> None:
+    # The last synth video: no test before this one drew its timeline.
+    video = web.get("/api/videos?dataset=synth&sort=id&order=desc&limit=1").json()[0]
+    (cache,) = web.get(f"/api/videos/{video['id']}").json()["caches"]
+    path = filled.settings.cache_dir / cache["path"]
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\0")
+        changed = web.get(f"/videos/{video['id']}/timeline.png")
+        assert changed.status_code == 404 and "changed" in changed.text
+    finally:
+        path.write_bytes(original)
+    drawn = web.get(f"/videos/{video['id']}/timeline.png")
+    assert drawn.status_code == 200 and drawn.content.startswith(PNG_MAGIC)
