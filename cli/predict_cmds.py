@@ -37,7 +37,8 @@ class SomeExplanationsFailed(SetupError):
 @click.option(
     "--explain",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write a timeline PNG per video here: style flow, attention, fallback frames.",
+    help="Write per video here: a timeline PNG (style flow, attention, fallback frames) and "
+    "the saliency maps of its face crops (NAME-saliency.png contact sheet, NAME-saliency.npz).",
 )
 @click.option("--allow-stills", is_flag=True, help="Score still images too (one frame).")
 @segment_options
@@ -102,7 +103,7 @@ def _say_problems(app: App, answers: list) -> None:
         if answer.warning:
             say(f"warning: {answer.path}: {answer.warning}")
         if answer.explanation_error:
-            say(f"error: {answer.path}: timeline not written: {answer.explanation_error}")
+            say(f"error: {answer.path}: explanation not written: {answer.explanation_error}")
     failed = [answer for answer in answers if answer.error]
     for answer in failed:
         say(f"error: {answer.path}: {answer.error}")
@@ -111,7 +112,7 @@ def _say_problems(app: App, answers: list) -> None:
     unexplained = [answer for answer in answers if answer.explanation_error]
     if unexplained:
         first = unexplained[0].explanation_error
-        raise SomeExplanationsFailed(f"{len(unexplained)} timeline(s) not written: {first}")
+        raise SomeExplanationsFailed(f"{len(unexplained)} explanation(s) not written: {first}")
 
 
 def _show(app: App, answers: list, as_json: bool) -> None:
@@ -132,8 +133,9 @@ def _show(app: App, answers: list, as_json: bool) -> None:
     ]
     table(app.out, rows, COLUMNS, empty="no video could be scored")
     for answer in answers:
-        if answer.explanation:
-            app.err.print(f"timeline: {answer.explanation}", markup=False, highlight=False)
+        for what, figure in (("timeline", answer.explanation), ("saliency", answer.saliency)):
+            if figure:
+                app.err.print(f"{what}: {figure}", markup=False, highlight=False)
 
 
 COMMANDS = (predict,)

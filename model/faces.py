@@ -288,9 +288,23 @@ def crop_resize(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut `box` out of an (H, W, 3) frame and resize it to `size` x `size`."""
     x0, y0, x1, y1 = (int(v) for v in box)
     crop = frame[y0:y1, x0:x1]
+    return cv2.resize(crop, (size, size), interpolation=_interpolation(crop.shape[0], size))
+
+
+def _interpolation(side: int, size: int) -> int:
     # INTER_AREA avoids aliasing when shrinking; it degrades to bilinear-like when growing.
-    interpolation = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interpolation)
+    return cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+
+
+def resize_matrix(side: int, size: int) -> np.ndarray:
+    """The linear map `crop_resize` applies along each axis of a square crop.
+
+    Both interpolations are separable, so resizing an (side, side) image X gives
+    R @ X @ R.T with R of shape (size, side), before rounding to uint8; the saliency
+    maps (model/saliency.py) carry gradients back through it.
+    """
+    identity = np.eye(side, dtype=np.float32)
+    return cv2.resize(identity, (side, size), interpolation=_interpolation(side, size))
 
 
 class FaceDetector:
@@ -448,9 +462,16 @@ def style_input(crops: np.ndarray) -> Tensor:
 
 
 def normalise_style(pixels: Tensor) -> Tensor:
-    """(B, S, S, 3) uint8 crops, on any device -> (B, 3, S, S) floats there, mean/std 0.5."""
-    x = pixels.permute(0, 3, 1, 2).float().div_(255)
+    """(B, S, S, 3) uint8 (or float) crops, on any device -> (B, 3, S, S) floats there,
+    mean/std 0.5."""
+    x = _float_copy(pixels.permute(0, 3, 1, 2)).div_(255)
     return x.sub_(STYLE_MEAN).div_(STYLE_STD)
+
+
+def _float_copy(pixels: Tensor) -> Tensor:
+    # Always a new tensor, so the in-place steps never write into float pixels that the
+    # saliency maps differentiate; for uint8 it is the conversion `float()` made anyway.
+    return pixels.to(torch.float32, copy=True)
 
 
 def content_input(crops: np.ndarray, size: int = 112, clip_len: int = 16) -> Tensor:
@@ -472,17 +493,32 @@ def content_pixels(crops: np.ndarray, size: int = 112, clip_len: int = 16) -> np
     Returns:
         (ceil(T / clip_len), clip_len, size, size, 3) uint8.
     """
+    small = content_frames(crops, size)  # (T, s, s, 3)
+    return small[clip_frame_indices(len(small), clip_len)]
+
+
+def content_frames(crops: np.ndarray, size: int = 112) -> np.ndarray:
+    """(T, S, S, 3) uint8 crops resized for the content path -> (T, size, size, 3) uint8."""
     whole = np.array([0, 0, crops.shape[2], crops.shape[1]])
-    small = np.stack([crop_resize(crop, whole, size) for crop in crops])  # (T, s, s, 3)
+    return np.stack([crop_resize(crop, whole, size) for crop in crops])
+
+
+def clip_frame_indices(num_frames: int, clip_len: int = 16) -> np.ndarray:
+    """Which sampled frame fills each place of each content clip.
+
+    Returns:
+        (ceil(T / clip_len), clip_len) int64: consecutive frames, a short last clip
+        padded circularly with its own frames.
+    """
     clips = []
-    for start in range(0, len(small), clip_len):
-        clip = small[start : start + clip_len]
-        clips.append(clip[np.arange(clip_len) % len(clip)])  # circular padding
-    return np.stack(clips)
+    for start in range(0, num_frames, clip_len):
+        length = min(clip_len, num_frames - start)
+        clips.append(start + np.arange(clip_len) % length)
+    return np.stack(clips).astype(np.int64)
 
 
 def normalise_content(pixels: Tensor) -> Tensor:
-    """(N, L, s, s, 3) uint8 clips, on any device -> (N, 3, L, s, s) floats there, normalised
-    with mean 0.45 / std 0.225."""
-    x = pixels.permute(0, 4, 1, 2, 3).float().div_(255)
+    """(N, L, s, s, 3) uint8 (or float) clips, on any device -> (N, 3, L, s, s) floats
+    there, normalised with mean 0.45 / std 0.225."""
+    x = _float_copy(pixels.permute(0, 4, 1, 2, 3)).div_(255)
     return x.sub_(CONTENT_MEAN).div_(CONTENT_STD)

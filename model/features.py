@@ -30,6 +30,7 @@ from model.faces import (
     DecodedVideo,
     FaceCfg,
     FaceDetector,
+    FaceTrack,
     content_pixels,
     extract_faces,
     normalise_content,
@@ -229,8 +230,8 @@ class FeatureExtractor:
             UnreadableVideo: the file cannot be opened or has no frames.
         """
         start = time.perf_counter()
-        with strict_fp32():  # detection too: TF32 could flip MTCNN's boxes
-            track = extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
+        with strict_fp32():
+            track = self.face_track(path, decoded)
             style_start = time.perf_counter()
             style = self.encode_style(track.crops)
             content_start = time.perf_counter()
@@ -255,30 +256,48 @@ class FeatureExtractor:
             "fingerprint": self.fingerprint,
         }
 
+    def face_track(
+        self, path: str | os.PathLike[str], decoded: DecodedVideo | None = None
+    ) -> FaceTrack:
+        """The sampled frames' face crops, boxes and sources: what `extract` encodes.
+
+        Raises:
+            UnreadableVideo: the file cannot be opened or has no frames.
+        """
+        with strict_fp32():  # TF32 could flip MTCNN's boxes
+            return extract_faces(path, self.cfg.face_cfg(), self.face_detector, decoded)
+
     @torch.inference_mode()
     def encode_style(self, crops: np.ndarray) -> Tensor:
         """(T, S, S, 3) uint8 face crops -> (T, L, 512) float32 style codes."""
         pixels = torch.from_numpy(crops)  # (T, S, S, 3) uint8
-        with strict_fp32(), autocast_for(self.cfg.precision, self.device):
-            codes = [
-                self.style_encoder(self._style_batch(batch), levels=self.cfg.levels)
-                for batch in pixels.split(self.batch_size)
-            ]
-        style = torch.cat(codes).float().cpu()  # (T, L, 512); one wait for the device
-        if self.cfg.add_latent_avg:
-            style = style + self.style_encoder.latent_avg[list(self.cfg.levels)].cpu()
-        return style.contiguous()
+        codes = [self.style_codes(batch) for batch in pixels.split(self.batch_size)]
+        return torch.cat(codes).cpu().contiguous()  # (T, L, 512); one wait for the device
 
     @torch.inference_mode()
     def encode_content(self, crops: np.ndarray) -> Tensor:
         """(T, S, S, 3) uint8 face crops -> (ceil(T / clip_len), 2048) float32 vectors."""
         clips = content_pixels(crops, self.cfg.content_size, self.cfg.clip_len)  # (N,16,s,s,3)
+        vectors = [
+            self.content_vectors(batch) for batch in torch.from_numpy(clips).split(self.batch_size)
+        ]
+        return torch.cat(vectors).cpu().contiguous()  # (N, 2048)
+
+    def style_codes(self, pixels: Tensor) -> Tensor:
+        """One batch through the style path: (B, S, S, 3) crops, uint8 or float pixels in
+        [0, 255] (differentiable), -> (B, L, 512) float32 codes on the device."""
         with strict_fp32(), autocast_for(self.cfg.precision, self.device):
-            vectors = [
-                self.content_encoder(self._content_batch(batch))
-                for batch in torch.from_numpy(clips).split(self.batch_size)
-            ]
-        return torch.cat(vectors).float().cpu().contiguous()  # (N, 2048)
+            codes = self.style_encoder(self._style_batch(pixels), levels=self.cfg.levels)
+        codes = codes.float()
+        if self.cfg.add_latent_avg:
+            codes = codes + self.style_encoder.latent_avg[list(self.cfg.levels)]
+        return codes
+
+    def content_vectors(self, clips: Tensor) -> Tensor:
+        """One batch through the content path: (N, clip_len, s, s, 3) clips, uint8 or float
+        pixels in [0, 255] (differentiable), -> (N, 2048) float32 vectors on the device."""
+        with strict_fp32(), autocast_for(self.cfg.precision, self.device):
+            return self.content_encoder(self._content_batch(clips)).float()
 
     def _style_batch(self, pixels: Tensor) -> Tensor:
         # Normalised on the device: a quarter of the bytes cross, and no float host copy.

@@ -348,3 +348,57 @@ def segments_figure(
         ax.set_title(title)
         ax.legend(fontsize="small", loc="upper right")
         return _save(fig, path)
+
+
+SHEET_COLUMNS = 8  # frames per row of the saliency contact sheet
+
+
+def saliency_sheet(
+    path: str | Path,
+    crops: np.ndarray,
+    maps: np.ndarray,
+    title: str,
+    score: float,
+    frame_sources: str = "",
+) -> Path:
+    """Each sampled frame's face crop, and the crop under its saliency map.
+
+    Frames run left to right, eight to a row; each row of crops has its overlays beneath.
+    One colour scale serves the whole video (its 99th percentile is full red), so a
+    frame that drives the score little stays pale beside one that drives it much.
+
+    Args:
+        path: where the PNG goes.
+        crops: (T, S, S, 3) uint8 RGB face crops.
+        maps: (T, S, S) saliency, >= 0.
+        title: figure title; P(fake) is appended.
+        score: the model's probability of fake.
+        frame_sources: one letter per frame ("f" marks a centre-crop fallback frame).
+    """
+    if maps.shape != crops.shape[:3]:
+        raise ValueError(f"maps must be {crops.shape[:3]} like the crops, got {maps.shape}")
+    frames = len(crops)
+    columns = min(SHEET_COLUMNS, frames)
+    rows = -(-frames // columns)
+    scale = float(np.percentile(maps, 99)) or 1.0
+    fig, axes = plt.subplots(
+        2 * rows, columns, squeeze=False, figsize=(1.3 * columns, 2.7 * rows + 0.4)
+    )
+    try:
+        for ax in axes.flat:
+            ax.axis("off")
+        for t in range(frames):
+            top, bottom = (
+                axes[2 * (t // columns), t % columns],
+                axes[2 * (t // columns) + 1, t % columns],
+            )
+            top.imshow(crops[t])
+            top.set_title(
+                f"{t}{' (fallback)' if frame_sources[t : t + 1] == 'f' else ''}", fontsize=7
+            )
+            bottom.imshow(crops[t])
+            bottom.imshow(np.clip(maps[t] / scale, 0, 1), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        fig.suptitle(f"{title} (P(fake) = {score:.3f}): where the fake score comes from")
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

@@ -43,7 +43,9 @@ class VideoPrediction:
     distinct_frames: int | None = None  # different source frames among those sampled
     warning: str | None = None  # the score stands, but is not what it seems
     explanation: str | None = None  # the timeline figure, with --explain
-    explanation_error: str | None = None  # the figure could not be written; the score stands
+    saliency: str | None = None  # the contact sheet of saliency maps, with --explain
+    saliency_maps: str | None = None  # the raw maps (.npz), with --explain
+    explanation_error: str | None = None  # a figure could not be written; the score stands
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -172,10 +174,12 @@ def _predict(
     style = features["style"].float()
     explained, sources = explain_features(predictor, features)
     score = float(explained["score"])
-    figure, figure_error = None, None
+    figures: dict[str, Path] = {}
+    figure_error = None
     if explain_as is not None:
         try:
-            figure = draw_timeline(explain_as, title, explained, sources, score)
+            figures["explanation"] = draw_timeline(explain_as, title, explained, sources, score)
+            figures.update(draw_saliency(predictor, path, explain_as, title, score, sources))
         except OSError as exc:
             figure_error = f"cannot write {explain_as}: {(exc.strerror or str(exc)).lower()}"
     distinct = _distinct_frames(features)
@@ -190,8 +194,8 @@ def _predict(
         source=source,
         distinct_frames=distinct,
         warning=_few_frames_warning(distinct, int(style.shape[0])),
-        explanation=None if figure is None else str(figure),
         explanation_error=figure_error,
+        **{name: str(figure) for name, figure in figures.items()},
     )
 
 
@@ -228,6 +232,43 @@ def draw_timeline(
     return timeline_figure(
         target, explained["flow_magnitude"], explained["attention"], sources or "", shown, score
     )
+
+
+def draw_saliency(
+    predictor: Predictor,
+    path: Path,
+    explain_as: Path,
+    title: str,
+    score: float,
+    sources: str | None,
+) -> dict[str, Path]:
+    """The saliency maps of the video's face crops, beside its timeline: a contact sheet
+    (`<name>-saliency.png`) and the raw maps with the crops (`<name>-saliency.npz`)."""
+    from model.figures import saliency_sheet
+    from model.saliency import saliency_maps, save_saliency
+
+    extractor = predictor.file_extractor()
+    track = extractor.face_track(path)
+    saliency = saliency_maps(predictor.model, extractor, track.crops)
+    logger.info("path=%s saliency method=%s seconds=%.1f", path, saliency.method, saliency.seconds)
+    stem = explain_as.with_suffix("").name
+    shown = title.replace("$", r"\$")
+    sheet = saliency_sheet(
+        explain_as.with_name(f"{stem}-saliency.png"),
+        track.crops,
+        saliency.maps,
+        shown,
+        score,
+        sources or "",
+    )
+    maps = save_saliency(
+        explain_as.with_name(f"{stem}-saliency.npz"),
+        saliency,
+        crops=track.crops,
+        boxes=track.boxes,
+        frame_indices=track.frame_indices,
+    )
+    return {"saliency": sheet, "saliency_maps": maps}
 
 
 def explanation_paths(paths: list[Path], explain_dir: Path) -> list[Path]:

@@ -34,7 +34,10 @@ FACE_BOX = (181.0, 62.0, 268.0, 172.0)
 FPS = 25.0
 
 Frame = np.ndarray  # (H, W, 3) float32 BGR in [0, 255]
-Artefact = Callable[[Frame, "FaceRegion", np.random.Generator, float], Frame]
+Mask = np.ndarray  # (H, W, 1) float32 in [0, 1]: how much of each pixel the artefact replaced
+# An artefact returns the manipulated frame and the mask it blended it with, so the region
+# a detector should point at is known exactly (the saliency test's ground truth).
+Artefact = Callable[[Frame, "FaceRegion", np.random.Generator, float], tuple[Frame, Mask]]
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,23 @@ def source_photo() -> np.ndarray:
 
 def render_clip(path: Path, seed: int, cfg: ClipCfg, artefact: Artefact | None = None) -> Path:
     """Write one clip (mp4) following a random camera path; `artefact` makes it fake."""
+    return render_clip_with_masks(path, seed, cfg, artefact)[0]
+
+
+def render_clip_with_masks(
+    path: Path, seed: int, cfg: ClipCfg, artefact: Artefact | None = None
+) -> tuple[Path, np.ndarray]:
+    """`render_clip`, also returning where the artefact is in every frame.
+
+    Returns:
+        (the clip, (frames, size, size) float32 masks in [0, 1]: the weight with which
+        `artefact` replaced each pixel; all zero for a real).
+    """
     # Separate streams: an artefact's draws leave the camera path and the grain as they
     # are, so a fake and a real of one seed differ by the artefact alone.
     rng, grain, artefact_rng = (np.random.default_rng([seed, stream]) for stream in range(3))
     path_params = _camera_path(rng, cfg.frames)
+    masks = np.zeros((cfg.frames, cfg.size, cfg.size), np.float32)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (cfg.size,) * 2)
     try:
         for t in range(cfg.frames):
@@ -97,12 +113,13 @@ def render_clip(path: Path, seed: int, cfg: ClipCfg, artefact: Artefact | None =
                 source_photo(), matrix, (cfg.size, cfg.size), borderMode=cv2.BORDER_REFLECT
             )
             if artefact is not None:
-                frame = artefact(frame, _face_region(matrix), artefact_rng, cfg.strength)
+                frame, mask = artefact(frame, _face_region(matrix), artefact_rng, cfg.strength)
+                masks[t] = mask[..., 0]
             frame = frame * gain + grain.normal(0.0, cfg.grain, frame.shape)
             writer.write(np.clip(frame, 0, 255).astype(np.uint8))
     finally:
         writer.release()
-    return path
+    return path, masks
 
 
 def _camera_path(rng: np.random.Generator, frames: int) -> dict[str, np.ndarray]:
@@ -141,24 +158,30 @@ def _face_region(matrix: np.ndarray) -> FaceRegion:
 # --------------------------------------------------------------------------- artefacts
 
 
-def recolor(frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float) -> Frame:
+def recolor(
+    frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float
+) -> tuple[Frame, Mask]:
     """A fresh zero-mean colour gain per channel and frame, inside a soft face mask."""
     gains = 1.0 + rng.uniform(-strength, strength, 3).astype(np.float32)
     mask = face.mask(frame.shape)
-    return frame * (1 - mask) + frame * gains * mask
+    return frame * (1 - mask) + frame * gains * mask, mask
 
 
-def seam(frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float) -> Frame:
+def seam(
+    frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float
+) -> tuple[Frame, Mask]:
     """A rescaled copy of the face pasted with a sharp mask whose centre drifts."""
     scale = 1.0 + strength * 0.6
     matrix = cv2.getRotationMatrix2D((face.cx, face.cy), 0.0, scale)
     pasted = cv2.warpAffine(frame, matrix, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     wander = rng.normal(0.0, strength * face.ax * 0.3, 2)
     mask = face.mask(frame.shape, soft=False, shift=tuple(wander))
-    return frame * (1 - mask) + pasted * mask
+    return frame * (1 - mask) + pasted * mask, mask
 
 
-def jitter(frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float) -> Frame:
+def jitter(
+    frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float
+) -> tuple[Frame, Mask]:
     """The face region shifted and rotated by a fresh small amount every frame."""
     angle = rng.normal(0.0, strength * 20)
     shift = rng.normal(0.0, strength * face.ax * 0.25, 2)
@@ -166,7 +189,7 @@ def jitter(frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: f
     matrix[:, 2] += shift
     moved = cv2.warpAffine(frame, matrix, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     mask = face.mask(frame.shape)
-    return frame * (1 - mask) + moved * mask
+    return frame * (1 - mask) + moved * mask, mask
 
 
 ARTEFACTS: dict[str, Artefact] = {"Recolor": recolor, "Seam": seam, "Jitter": jitter}

@@ -142,4 +142,4 @@ def test_predict_warns_on_few_frames_refuses_stills_and_keeps_scores_without_fig
     (answer,) = json.loads(explained.stdout)
     assert answer["score"] is not None and answer["error"] is None
     assert answer["explanation_error"].startswith(f"cannot write {blocker / 'x'}")
-    assert f"error: {clip}: timeline not written: cannot write" in explained.stderr
+    assert f"error: {clip}: explanation not written: cannot write" in explained.stderr
