@@ -52,8 +52,8 @@ class SaliencyCfg:
         seed: seeds SmoothGrad's noise, so a video's map is the same every time.
     """
 
-    method: str = SMOOTHGRAD
-    samples: int = 8
+    method: str = INTEGRATED
+    samples: int = 4
     noise: float = 0.15
     baseline: str = "still"
     seed: int = 0
