@@ -40,6 +40,12 @@ class SomeExplanationsFailed(SetupError):
     help="Write per video here: a timeline PNG (style flow, attention, fallback frames) and "
     "the saliency maps of its face crops (NAME-saliency.png contact sheet, NAME-saliency.npz).",
 )
+@click.option(
+    "--saliency/--no-saliency",
+    default=True,
+    show_default=True,
+    help="With --explain, also compute the saliency maps (the costly part: see the README).",
+)
 @click.option("--allow-stills", is_flag=True, help="Score still images too (one frame).")
 @segment_options
 @click.option(
@@ -55,6 +61,7 @@ def predict(
     videos: tuple[Path, ...],
     run_ref: str | None,
     explain: Path | None,
+    saliency: bool,
     allow_stills: bool,
     segments: WindowOptions | None,
     stream: str | None,
@@ -90,7 +97,9 @@ def predict(
     answers = []
     with app.err.status(f"scoring with run {predictor.run.id} ({predictor.run.name})"):
         for path, target in zip(videos, targets, strict=True):
-            answers.append(predict_video(predictor, path, target, allow_stills=allow_stills))
+            answers.append(
+                predict_video(predictor, path, target, allow_stills=allow_stills, saliency=saliency)
+            )
     _show(app, answers, as_json)
     _say_problems(app, answers)
 

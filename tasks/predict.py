@@ -132,10 +132,12 @@ def predict_video(
     *,
     allow_stills: bool = False,
     title: str | None = None,
+    saliency: bool = False,
 ) -> VideoPrediction:
     """Score one file (and draw its timeline to `explain_as`, titled `title` or the file's
-    name); a problem with the file becomes its `error`, not an exception, and one with the
-    figure its `explanation_error`, the score standing.
+    name, with its saliency maps beside it when `saliency`); a problem with the file
+    becomes its `error`, not an exception, and one with a figure its `explanation_error`,
+    the score standing.
 
     A still image is refused unless `allow_stills`: a temporal detector given one frame
     has no motion to judge, and its score is not a video's.
@@ -149,7 +151,7 @@ def predict_video(
                 f"a {still} image, not a video: the detector judges motion over time "
                 "(--allow-stills scores it anyway)"
             )
-        return _predict(predictor, path, explain_as, title or path.name)
+        return _predict(predictor, path, explain_as, title or path.name, saliency)
     except (DdmError, OSError) as exc:
         return VideoPrediction(str(path), error=str(exc).splitlines()[0] or type(exc).__name__)
 
@@ -168,7 +170,7 @@ def explain_features(
 
 
 def _predict(
-    predictor: Predictor, path: Path, explain_as: Path | None, title: str
+    predictor: Predictor, path: Path, explain_as: Path | None, title: str, saliency: bool
 ) -> VideoPrediction:
     features, source = predictor.features(path)
     style = features["style"].float()
@@ -179,7 +181,8 @@ def _predict(
     if explain_as is not None:
         try:
             figures["explanation"] = draw_timeline(explain_as, title, explained, sources, score)
-            figures.update(draw_saliency(predictor, path, explain_as, title, score, sources))
+            if saliency:
+                figures.update(draw_saliency(predictor, path, explain_as, title, score, sources))
         except OSError as exc:
             figure_error = f"cannot write {explain_as}: {(exc.strerror or str(exc)).lower()}"
     distinct = _distinct_frames(features)
