@@ -13,6 +13,11 @@ inside the face region, by method:
   elliptical mask whose centre drifts from frame to frame: a visible seam that moves.
 - `Jitter` (DFDC-style, used by neither FF++-style method): the face region is shifted
   and rotated by a fresh small amount every frame inside a soft mask.
+- `Mouth` (NeuralTextures-like, in no generated tree): only the mouth region flickers in
+  colour; a local manipulation, for checking that saliency maps point at it.
+
+Every artefact returns the mask it blended with, so where a fake was manipulated is known
+exactly (`render_clip_with_masks`).
 
 Reals and fakes share everything else (frame count, size, fps, codec, motion statistics,
 grain), so nothing but the artefact tells them apart; `ddm stats` checks it.
@@ -192,4 +197,20 @@ def jitter(
     return frame * (1 - mask) + moved * mask, mask
 
 
-ARTEFACTS: dict[str, Artefact] = {"Recolor": recolor, "Seam": seam, "Jitter": jitter}
+def mouth(
+    frame: Frame, face: FaceRegion, rng: np.random.Generator, strength: float
+) -> tuple[Frame, Mask]:
+    """Only the mouth re-rendered, as NeuralTextures does: a fresh colour gain per channel
+    and frame (twice `recolor`'s, on a fifth of its area) inside a nearly sharp mask."""
+    region = FaceRegion(face.cx, face.cy + 0.55 * face.ay, 0.5 * face.ax, 0.3 * face.ay)
+    gains = 1.0 + rng.uniform(-2 * strength, 2 * strength, 3).astype(np.float32)
+    mask = region.mask(frame.shape, soft=False)
+    return frame * (1 - mask) + frame * gains * mask, mask
+
+
+ARTEFACTS: dict[str, Artefact] = {
+    "Recolor": recolor,
+    "Seam": seam,
+    "Jitter": jitter,
+    "Mouth": mouth,  # used by no generated tree: the saliency test's local manipulation
+}
