@@ -60,6 +60,7 @@ def pages(ids: dict[str, int]) -> list[Page]:
         ("videos", "/videos"),
         ("videos_filtered_sorted", "/videos" + filtered),
         ("videos_deep_page", "/videos?offset=100000"),
+        ("videos_by_latest_score", "/videos?sort=latest_score&order=desc"),
         ("video", f"/videos/{video}"),
         ("runs", "/runs"),
         ("run", f"/runs/{run}"),

@@ -18,6 +18,7 @@ PAGES = (
     "videos",
     "videos_filtered_sorted",
     "videos_deep_page",
+    "videos_by_latest_score",
     "video",
     "runs",
     "run",
