@@ -73,6 +73,10 @@ def predict(
     with the run's extractor first. An unreadable file gets one line of error and exit
     status 1 at the end; the other files are still scored.
 
+    With --segments each file is judged window by window (10 s windows every 5 s by
+    default), its verdict the highest window score; --stream does the same on a live
+    source as it plays, printing each window as it is scored.
+
     \b
     Examples:
       ddm predict suspicious.mp4

@@ -148,6 +148,10 @@ class WindowCursor:
             self._next = next(self._upcoming, None)
         return (window for window in self._open if index in window.samples)
 
+    def open_windows(self) -> list[Window]:
+        """The windows started and not yet complete, in order."""
+        return list(self._open)
+
     def completed(self, index: int) -> Iterator[Window]:
         """Hand out, in order, the windows whose last sampled frame is at or before `index`."""
         while self._open and self._open[0].last <= index:

@@ -5,11 +5,13 @@ A reader thread decodes the source (OpenCV releases the GIL while it does) and q
 the frames some window samples; the caller's thread runs `model.segments.FaceFollower` and
 the networks on them, window by window, exactly as `ddm predict --segments` does on a file.
 
-Drop policy: the queue holds at most `queue_frames` frames. When a live source delivers a
-sampled frame into a full queue, the oldest waiting frame is dropped, so scores stay
-recent and memory stays bounded; a window that lost any of its sampled frames is skipped,
-never scored from other frames. A source that is a file is not live: its reader waits for
-room instead, and nothing is dropped.
+Drop policy, for a live source: the queue holds at most `queue_frames` frames. A window
+that starts while the queue is half full or more is shed whole: its frames are not queued
+(unless a kept window samples them too), so the networks catch up a window at a time and
+the windows they do score are complete. Should the queue fill all the same, the oldest
+waiting frame is dropped. Either way memory stays bounded, scores stay recent, and a window
+that lost any of its sampled frames is skipped, never scored from other frames. A source
+that is a file is not live: its reader waits for room instead, and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ class FrameQueue:
                 self._lose(self._items.popleft()[0])
             self._items.append((index, frame, time.monotonic()))
             self._ready.notify_all()
+
+    @property
+    def is_behind(self) -> bool:
+        """Half full or more: the networks are not keeping up."""
+        with self._ready:
+            return len(self._items) >= self.capacity / 2
 
     def drop(self, index: int) -> None:
         """Count a sampled frame as lost without queueing it."""
@@ -194,19 +202,27 @@ def _read(
     summary: StreamSummary,
 ) -> None:
     error: BaseException | None = None
+    shed: set[int] = set()  # windows not queued: they started while the networks were behind
+    decided = -1  # the last window whose fate is settled
     try:
         for index, frame in source(cursor.wants):
             summary.frames_read = index + 1
             if stop.is_set():
                 break
+            for window in cursor.open_windows():
+                if window.index > decided:
+                    decided = window.index
+                    if not queue.lossless and queue.is_behind:
+                        shed.add(window.index)
             if cursor.wants(index):
                 summary.frames_queued += 1
-                if frame is None:  # a live source's frame that did not decode
+                kept = any(index in w.samples for w in cursor.open_windows() if w.index not in shed)
+                if frame is None or not kept:  # undecodable, or only shed windows want it
                     queue.drop(index)
                 else:
                     queue.put(index, frame, stop)
-            for _ in cursor.completed(index):  # the reader's cursor only tracks what is wanted
-                pass
+            for window in cursor.completed(index):  # the reader's cursor: what is wanted
+                shed.discard(window.index)
     except Exception as exc:  # noqa: BLE001  (handed to the consuming thread, raised there)
         error = UnreadableVideo(f"the stream broke after frame {summary.frames_read}: {exc}")
     queue.close(error)

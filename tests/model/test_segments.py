@@ -91,3 +91,33 @@ def test_forgetting_keeps_what_later_windows_read_and_the_followed_subject() -> 
     subject = max(linker.tracks, key=lambda t: len(t.frames))
     linker.forget_before(5, keep=subject)
     assert linker.tracks == [subject] and subject.frames == [5, 6, 7, 8, 9]
+
+
+def test_a_live_reader_sheds_whole_windows_while_the_queue_is_half_full() -> None:
+    import threading
+
+    from model.segments import WindowCursor
+    from model.stream import FrameQueue, StreamSummary, _read
+
+    frame = np.zeros((2, 2, 3), np.uint8)
+
+    def source(is_wanted):  # noqa: ANN001, ANN202
+        return ((i, frame if is_wanted(i) else None) for i in range(40))
+
+    stop = threading.Event()
+    behind = FrameQueue(8, lossless=False)
+    for i in range(4):  # the networks are behind: half full before the stream starts
+        behind.put(-10 + i, frame, stop)
+    summary = StreamSummary()
+    _read(source, WindowCursor(plan_windows(None, 10, 10, 4)), behind, stop, summary)
+    # Every window started while the queue was half full: each is shed whole, none of its
+    # frames queued, and what was waiting stays.
+    assert behind.dropped == [0, 3, 6, 9, 10, 13, 16, 19, 20, 23, 26, 29, 30, 33, 36, 39]
+    assert summary.frames_queued == 16 and [item[0] for item in behind._items] == [-10, -9, -8, -7]
+
+    keeping_up = FrameQueue(8, lossless=False)
+    _read(source, WindowCursor(plan_windows(None, 10, 10, 4)), keeping_up, stop, StreamSummary())
+    # Window 0 started with room and is queued whole; nothing drains this queue either,
+    # so window 1 starts with it half full (4 of 8) and it and the later ones are shed.
+    assert [item[0] for item in keeping_up._items] == [0, 3, 6, 9]
+    assert keeping_up.dropped == [10, 13, 16, 19, 20, 23, 26, 29, 30, 33, 36, 39]
