@@ -17,7 +17,7 @@ test: install services lint
 	$(BIN)/python -m pytest -m "$(MARKERS)"
 
 lint: install
-	$(BIN)/ruff check ddm model tasks cli web migrations tests
+	$(BIN)/ruff check ddm model tasks cli web migrations tests bench
 	$(BIN)/lint-imports
 
 install: $(STAMP)

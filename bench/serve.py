@@ -295,7 +295,9 @@ def main() -> None:
     sizes.add_argument("--tiny", action="store_true", help="320 videos (the tests' size)")
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     parser.add_argument("--requests", type=int, default=50, help="timed requests per page")
-    parser.add_argument("--warmup", type=int, default=3, help="requests before the timed ones (at least 1)")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="requests before the timed ones (at least 1)"
+    )
     parser.add_argument("--budget", type=float, default=30.0, help="seconds per page at most")
     parser.add_argument("--baseline", type=Path, help="an older checkout to measure first")
     parser.add_argument("--work", type=Path, help="where trees and catalogs are kept")
