@@ -36,6 +36,11 @@ THRESHOLD = 0.5
 LATEST, ALL_RUNS = "latest", "all"
 
 
+def predicted_label(score: float, threshold: float = THRESHOLD) -> str:
+    """The label a score predicts: fake at or above the threshold."""
+    return Label.FAKE.value if score >= threshold else Label.REAL.value
+
+
 @dataclass(frozen=True)
 class PlannedEvaluation:
     """One run's evaluation: stored already (`evaluation_id`) or queued as `job_id`."""

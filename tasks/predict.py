@@ -21,8 +21,7 @@ from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput
 from ddm.fs import sha256_of
 from ddm.ingest.probe import fingerprint_file, image_kind
-from ddm.vocab import Label
-from tasks.evaluation import LATEST, THRESHOLD, select_runs
+from tasks.evaluation import LATEST, predicted_label, select_runs
 from tasks.kinds import EXTRACT
 
 logger = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ def _predict(
         path=str(path),
         score=score,
         logit=float(explained["logit"]),
-        label=Label.FAKE.value if score >= THRESHOLD else Label.REAL.value,
+        label=predicted_label(score),
         frames_sampled=int(style.shape[0]),
         fallback_frames=sources.count("f") if sources else None,
         frame_sources=sources,

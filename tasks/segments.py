@@ -13,7 +13,7 @@ from typing import Any
 
 from ddm.errors import DdmError, InvalidInput
 from ddm.vocab import Label
-from tasks.evaluation import THRESHOLD
+from tasks.evaluation import THRESHOLD, predicted_label
 
 # Ten seconds hold 250 frames at 25 fps, sampled every ~8 frames at T = 32: about as
 # densely as a 10 to 20 s FF++ training video is. Half-overlapping windows judge every
@@ -118,7 +118,7 @@ def segmented_answer(path: str, judged: Any, spec: WindowSpec) -> SegmentedPredi
         path=path,
         score=deciding.score,
         logit=deciding.logit,
-        label=_label(deciding.score),
+        label=predicted_label(deciding.score),
         deciding_window=deciding.window.index,
         window_seconds=spec.window_seconds,
         stride_seconds=spec.stride_seconds,
@@ -145,17 +145,13 @@ def window_json(scored: Any, fps: float) -> dict[str, Any]:
         "end_frame": window.end_frame,
         "score": scored.score,
         "logit": scored.logit,
-        "label": _label(scored.score),
+        "label": predicted_label(scored.score),
         "frames_sampled": sampled,
         "distinct_frames": scored.distinct_frames,
         "fallback_frames": scored.fallback_frames,
         "fallback_share": scored.fallback_frames / sampled,
         "frame_sources": source_letters(scored.source_per_frame),
     }
-
-
-def _label(score: float) -> str:
-    return Label.FAKE.value if score >= THRESHOLD else Label.REAL.value
 
 
 def _short_windows_warning(segments: list[dict[str, Any]], sampled: int) -> str | None:
@@ -301,7 +297,7 @@ def _video_windows(prediction: Any, rows: list[Any], threshold: float) -> dict[s
         "flagged_windows": len(flagged),
         "flagged_share": len(flagged) / len(rows),
         "flagged_parts": _parts(flagged),
-        "verdict": Label.FAKE.value if deciding.score >= threshold else Label.REAL.value,
+        "verdict": predicted_label(deciding.score, threshold),
         "deciding_window": {
             "index": deciding.index,
             "start": deciding.start_seconds,
