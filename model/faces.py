@@ -173,7 +173,12 @@ def read_frames(
     return _expand(frames, indices), indices, decoded
 
 
-def _open(path: str | os.PathLike[str]) -> cv2.VideoCapture:
+def open_video(path: str | os.PathLike[str]) -> cv2.VideoCapture:
+    """An open capture of a video file; the caller releases it.
+
+    Raises:
+        UnreadableVideo: the file does not exist or OpenCV cannot open it.
+    """
     if not os.path.isfile(path):
         raise UnreadableVideo(f"video {str(path)!r} does not exist")
     capture = cv2.VideoCapture(str(path))
@@ -183,7 +188,7 @@ def _open(path: str | os.PathLike[str]) -> cv2.VideoCapture:
 
 
 def _reported_frame_count(path: str | os.PathLike[str]) -> int:
-    capture = _open(path)
+    capture = open_video(path)
     try:
         return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     finally:
@@ -191,7 +196,7 @@ def _reported_frame_count(path: str | os.PathLike[str]) -> int:
 
 
 def _count_frames(path: str | os.PathLike[str]) -> int:
-    capture = _open(path)
+    capture = open_video(path)
     count = 0
     try:
         while capture.grab():
@@ -231,7 +236,7 @@ def grab_frames(
     Raises:
         UnreadableVideo: the file cannot be opened.
     """
-    capture = _open(path)
+    capture = open_video(path)
     try:
         yield from capture_frames(capture, is_wanted, last)
     finally:

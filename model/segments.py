@@ -27,6 +27,7 @@ from model.faces import (
     FaceTrack,
     crop_faces,
     grab_frames,
+    open_video,
     sample_frame_indices,
     square_boxes,
 )
@@ -285,12 +286,8 @@ def video_timing(path: str | os.PathLike[str]) -> tuple[float, int]:
         UnreadableVideo: the file cannot be opened, or its frame rate is unknown (windows
             are placed in seconds).
     """
-    if not os.path.isfile(path):
-        raise UnreadableVideo(f"video {str(path)!r} does not exist")
-    capture = cv2.VideoCapture(str(path))
+    capture = open_video(path)
     try:
-        if not capture.isOpened():
-            raise UnreadableVideo(f"video {str(path)!r} cannot be opened by OpenCV/FFmpeg")
         fps = float(capture.get(cv2.CAP_PROP_FPS))
         count = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     finally:
