@@ -49,7 +49,12 @@ def serve(app: App, host: str, port: int, allow_uploads: bool, upload_limit: int
     hosts = list(LOOPBACK_HOSTS) if loopback else None
     uploads = UploadCfg.from_settings(app.settings, upload_limit)
     web_app = create_app(
-        factory, settings=app.settings, access=access, allowed_hosts=hosts, uploads=uploads
+        factory,
+        settings=app.settings,
+        access=access,
+        allowed_hosts=hosts,
+        uploads=uploads,
+        refresh=True,
     )
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/"

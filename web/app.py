@@ -32,7 +32,7 @@ from ddm.db import session_scope
 from ddm.errors import DdmError, InvalidInput, NotFound
 from ddm.services import listings
 from ddm.vocab import Label, Split, values
-from web.kept import KeptDocuments
+from web.kept import Compute, KeptDocuments, Refresher
 from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
 from web.uploads import UploadCfg, upload_routes
 
@@ -54,6 +54,7 @@ def create_app(
     access: Access | None = None,
     allowed_hosts: Sequence[str] | None = None,
     uploads: UploadCfg | None = None,
+    refresh: bool = False,
 ) -> Starlette:
     """The app over the catalog that `factory` opens.
 
@@ -65,8 +66,13 @@ def create_app(
             names, so a page elsewhere cannot reach it through DNS rebinding); None: any.
         uploads: where clips to try go and their limit; the routes exist only on a server
             that writes.
+        refresh: compute the datasets page and the newest run's evaluations in the
+            background at start, and kept documents again once the catalog settles after a
+            change (`web.kept.Refresher`), so that views seldom wait for them.
     """
     pages = _Pages(factory, settings or load_settings(), access or Access())
+    if refresh:
+        Refresher(pages.kept, factory, first_documents).start()
     routes = [
         Route("/", pages.index),
         Route("/datasets", pages.datasets),
@@ -353,6 +359,19 @@ class _Findings:
         entry = evaluation_findings(session, evaluation_id)
         page = {**entry, "predictions": entry["predictions"][:SHOWN_PREDICTIONS]}
         return cls(page, len(entry["predictions"]), JSONResponse(entry).body)
+
+
+# Evaluations of the newest run computed at start: a DFDC one takes seconds.
+FIRST_EVALUATIONS = 3
+
+
+def first_documents(session: Session) -> list[tuple[Any, Compute]]:
+    """What a visitor opens first: the datasets page, then the newest evaluations."""
+    from ddm.catalog.evaluations import latest_evaluations
+
+    newest = sorted(latest_evaluations(session), key=lambda e: e.id, reverse=True)
+    evaluations = [(("evaluation", e.id), partial(_Findings.of, e.id)) for e in newest]
+    return [("datasets", _DatasetFindings.of), *evaluations[:FIRST_EVALUATIONS]]
 
 
 @dataclass(frozen=True)
