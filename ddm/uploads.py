@@ -28,8 +28,13 @@ UPLOADS_FOLDER = "uploads"
 META_FILE = "upload.json"
 DEFAULT_SUFFIX = ".mp4"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts")
-# The figures a prediction of an upload draws: the only files served from its folder.
-FIGURES = {"timeline": "timeline.png"}
+# The figures a prediction of an upload draws: the only files served from its folder. The
+# saliency sheet and maps are named as `ddm predict --explain` names them beside a timeline.
+FIGURES = {
+    "timeline": "timeline.png",
+    "saliency": "timeline-saliency.png",
+    "saliency_maps": "timeline-saliency.npz",
+}
 MAX_NAME_CHARS = 255
 MEGABYTE = 1_000_000
 _ID = re.compile(r"[0-9a-f]{32}")

@@ -4,7 +4,8 @@
 named); `submit_upload_prediction` records a `predict` job for the upload, and dispatches it: run
 here when no broker is configured, else sent to a worker. The job's run function calls
 the very functions the command calls (`load_predictor`, `predict_video`), draws the
-timeline into the upload's folder, and keeps the command's JSON answer as the job's result.
+timeline and the saliency maps into the upload's folder, as `ddm predict --explain` does,
+and keeps the command's JSON answer as the job's result.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def submit_upload_prediction(
 
 
 def run_upload_prediction(context: JobContext) -> JobOutcome:
-    """The `predict` kind: score one upload with one run and draw its timeline."""
+    """The `predict` kind: score one upload with one run, and draw its timeline and its
+    saliency maps."""
     from tasks.predict import load_predictor, predict_video
 
     root = uploads_root(context.settings.home)
@@ -72,7 +74,8 @@ def run_upload_prediction(context: JobContext) -> JobOutcome:
     predictor = load_predictor(context.settings, context.factory, str(context.params["run_id"]))
     context.check()
     timeline = figure_path(root, upload.id, "timeline")
-    answer = predict_video(predictor, clip_path(root, upload), timeline, title=upload.name)
+    clip = clip_path(root, upload)
+    answer = predict_video(predictor, clip, timeline, title=upload.name, saliency=True)
     context.advance(units=1)
     if answer.error:
         return JobOutcome(JobStatus.FAILED.value, answer.as_json(), error=answer.error)
@@ -101,8 +104,15 @@ def upload_prediction(
     return document
 
 
+# The answer's keys that hold a figure's path, and the upload's figure each one is.
+_FIGURE_KEYS = {"explanation": "timeline", "saliency": "saliency", "saliency_maps": "saliency_maps"}
+
+
 def _shown(result: dict[str, Any], upload: Upload, root: Path) -> dict[str, Any]:
-    """The command's answer with the client's file name for the server's path, and the
-    timeline named only when it was drawn."""
-    drawn = figure_path(root, upload.id, "timeline").is_file() and result.get("explanation")
-    return {**result, "path": upload.name, "explanation": "timeline" if drawn else None}
+    """The command's answer with the client's file name for the server's path, and each
+    figure (timeline, saliency sheet and maps) by its name in `FIGURES`, only when drawn."""
+    shown = {**result, "path": upload.name}
+    for key, figure in _FIGURE_KEYS.items():
+        drawn = result.get(key) and figure_path(root, upload.id, figure).is_file()
+        shown[key] = figure if drawn else None
+    return shown

@@ -140,6 +140,8 @@ class _Uploads:
         path = figure_path(self.cfg.root, params["upload_id"], params["figure"])
         if not path.is_file():
             raise NotFound(f"upload {params['upload_id']} has no {params['figure']} figure yet")
+        if path.suffix == ".npz":  # the raw saliency maps: a download, never shown inline
+            return FileResponse(path, media_type="application/octet-stream", filename=path.name)
         return FileResponse(path, media_type="image/png")
 
 

@@ -1,6 +1,7 @@
 """Try a clip with a broker: the upload becomes a `predict` job on a real `ddm worker`
 (Redis, PostgreSQL), the page shows the job and asks to be reloaded until the worker has
-stored the result, which is then the score `ddm predict` gives."""
+stored the result, which is then the score `ddm predict` gives, with its timeline and
+saliency maps."""
 
 from __future__ import annotations
 
@@ -83,4 +84,6 @@ def test_with_a_broker_the_clip_is_scored_on_a_worker(
     assert twin["prediction"]["score"] == pytest.approx(expected.score, abs=1e-6)
     done = web.get(f"/uploads/{upload_id}")
     assert "refresh" not in done.headers and f"{expected.score:.4f}" in done.text
-    assert web.get(f"/uploads/{upload_id}/figures/timeline").status_code == 200
+    for figure in ("timeline", "saliency"):  # drawn on the worker, served here
+        assert web.get(f"/uploads/{upload_id}/figures/{figure}").status_code == 200, figure
+    assert twin["prediction"]["saliency"] == "saliency"

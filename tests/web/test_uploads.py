@@ -10,6 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ddm.config import Settings
@@ -192,7 +193,7 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
     # Stored under the server's name, in a folder of its own; the client's name is data.
     folder = uploads_root(trained.settings.home) / upload_id
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["clip.mp4", META_FILE, "timeline.png"]
+        ["clip.mp4", META_FILE, "timeline.png", "timeline-saliency.png", "timeline-saliency.npz"]
     )
     assert (folder / "clip.mp4").read_bytes() == NEW_CLIP.read_bytes()
     assert not [p for p in trained.settings.home.rglob("*") if "script" in p.name]
@@ -203,10 +204,16 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
     copy = tmp_path / "clip.mp4"
     shutil.copyfile(NEW_CLIP, copy)
     predictor = load_predictor(trained.settings, trained.factory, str(trained.run_id))
-    expected = predict_video(predictor, copy, tmp_path / "timeline.png")
+    expected = predict_video(predictor, copy, tmp_path / "timeline.png", saliency=True)
     assert shown["score"] == expected.score and shown["label"] == expected.label
     assert shown["frames_sampled"] == FRAMES and shown["source"] == "extracted"
     assert shown["frame_sources"] == expected.frame_sources
+    # The saliency maps `ddm predict --explain` writes, named by the server, not by path.
+    assert (shown["saliency"], shown["saliency_maps"]) == ("saliency", "saliency_maps")
+    assert str(folder) not in str(shown)
+    with np.load(folder / "timeline-saliency.npz") as kept, np.load(expected.saliency_maps) as cli:
+        assert kept["maps"].shape[0] == FRAMES and kept["maps"].max() > 0
+        np.testing.assert_allclose(kept["maps"], cli["maps"], rtol=1e-4, atol=1e-6)
 
     page = web.get(f"/uploads/{upload_id}")
     assert page.status_code == 200 and "refresh" not in page.headers
@@ -215,9 +222,14 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &#34;q&#34; &#39;é&#39; 日本.mp4" in (
         page.text
     )
-    figure = web.get(f"/uploads/{upload_id}/figures/timeline")
-    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
-    assert figure.headers["content-type"] == "image/png"
+    for name in ("timeline", "saliency"):
+        assert f'src="/uploads/{upload_id}/figures/{name}"' in page.text
+        figure = web.get(f"/uploads/{upload_id}/figures/{name}")
+        assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+        assert figure.headers["content-type"] == "image/png"
+    maps = web.get(f"/uploads/{upload_id}/figures/saliency_maps")
+    assert maps.status_code == 200 and "attachment" in maps.headers["content-disposition"]
+    assert maps.content == (folder / "timeline-saliency.npz").read_bytes()
     for wrong in (
         f"/uploads/{upload_id}/figures/clip",
         f"/uploads/{upload_id}/figures/..%2Fclip.mp4",
