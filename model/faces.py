@@ -173,6 +173,30 @@ def read_frames(
     return _expand(frames, indices), indices, decoded
 
 
+def read_sampled_frame(
+    path: str | os.PathLike[str], indices: Sequence[int], position: int
+) -> np.ndarray:
+    """Frame `indices[position]` of a video that `read_frames(path, len(indices))` sampled
+    at `indices`, decoding only up to it when the container's frame count still gives those
+    indices (a thumbnail of the first frame need not decode the clip to its end); otherwise
+    through `read_frames`, whose resampling over the frames that decode must give them.
+
+    Raises:
+        UnreadableVideo: the file cannot be read, or its sampling no longer gives `indices`
+            (the file changed since they were taken).
+    """
+    wanted = [int(i) for i in indices]
+    reported = _reported_frame_count(path)
+    if reported > 0 and [int(i) for i in sample_frame_indices(reported, len(wanted))] == wanted:
+        frames, _ = _decode_at(path, np.asarray(wanted[position : position + 1]))
+        if wanted[position] in frames:
+            return frames[wanted[position]]
+    frames_read, read, _ = read_frames(path, len(wanted))
+    if [int(i) for i in read] != wanted:
+        raise UnreadableVideo(f"video {str(path)!r} changed since it was sampled")
+    return frames_read[position]  # type: ignore[no-any-return]
+
+
 def open_video(path: str | os.PathLike[str]) -> cv2.VideoCapture:
     """An open capture of a video file; the caller releases it.
 

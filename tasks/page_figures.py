@@ -151,13 +151,29 @@ def face_thumbnail(settings: Settings, factory: sessionmaker[Session], video_id:
             if target.is_file():
                 return target
             clip = video_file(session, video_id)
-        frames, boxes, sources, _ = _face_track(settings, clip, cache)
+        crop = _first_face(settings, clip, cache)
     except NotFound as exc:
         logger.debug("video_id=%s thumbnail left blank: %s", video_id, exc)
         return _kept(folder / "face-none.png", face_figures.blank_thumbnail)
-    chosen = sources.find("d") if "d" in sources else len(sources) // 2
-    crop = frames[chosen], boxes[chosen]
     return _kept(target, lambda path: face_figures.face_thumbnail(path, *crop))
+
+
+def _first_face(settings: Settings, clip: Path, cache: CacheRow) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, box) of the cache's first detected face (else its middle frame), decoded
+    from the file only up to that frame: an evaluation page shows 200 of them."""
+    from model.errors import UnreadableVideo
+    from model.faces import read_sampled_frame
+
+    features = _features(settings, cache)
+    if "boxes" not in features or "frame_indices" not in features:
+        raise NotFound(f"video {cache.video_id}: its cache recorded no face boxes")
+    sources = cache.frame_sources or ""
+    chosen = sources.find("d") if "d" in sources else len(sources) // 2
+    try:
+        frame = read_sampled_frame(clip, features["frame_indices"], chosen)
+    except UnreadableVideo as exc:
+        raise NotFound(f"video {cache.video_id}: {exc}") from exc
+    return frame, np.asarray(features["boxes"], dtype=np.int64)[chosen]
 
 
 def _cache_with_boxes(session: Session, video_id: int) -> CacheRow:

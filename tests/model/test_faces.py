@@ -23,6 +23,7 @@ from model.faces import (
     content_input,
     extract_faces,
     read_frames,
+    read_sampled_frame,
     sample_frame_indices,
     square_box,
     style_input,
@@ -93,6 +94,29 @@ def test_read_frames_resamples_when_the_container_overstates_its_length(tmp_path
     frames, indices, count = read_frames(truncated, 8)
     assert 0 < count < 20
     assert len(frames) == 8 and indices.max() < count
+
+
+def test_a_sampled_frame_is_the_one_read_frames_gives(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "n.avi", numbered_frames(20), fourcc="MJPG")
+    frames, indices, _ = read_frames(clip, 8)
+    for position in (0, 3, 7):
+        assert np.array_equal(read_sampled_frame(clip, indices, position), frames[position])
+    with pytest.raises(UnreadableVideo, match="changed since it was sampled"):
+        read_sampled_frame(clip, sample_frame_indices(30, 8), 0)  # sampled from another file
+
+
+def test_a_sampled_frame_is_decoded_only_up_to_itself(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "full.avi", numbered_frames(20, 120, 160), fourcc="MJPG")
+    indices = sample_frame_indices(20, 8)
+    truncated = tmp_path / "truncated.avi"
+    data = clip.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # the header still says 20 frames
+    # The first frame comes from before the cut: the rest of the file is never decoded.
+    assert grey_levels(read_sampled_frame(truncated, indices, 0)[None]) == [0]
+    # The last lies past it: read_frames resamples over what decodes, and that is not
+    # what was sampled.
+    with pytest.raises(UnreadableVideo, match="changed since it was sampled"):
+        read_sampled_frame(truncated, indices, 7)
 
 
 def unreadable(tmp_path: Path, kind: str) -> Path:
