@@ -124,9 +124,56 @@ def markdown(report: dict[str, Any], files: list[str]) -> str:
     sentences = report["bias"]["sentences"]
     lines += ["## Skews", ""]
     lines += [f"- {s}" for s in sentences] or ["- none found"]
+    lines += _windows_sections(report["runs"])
     lines += ["", "## Figures", ""]
     lines += [f"![{name}]({name})" for name in files if name.endswith(".png")]
     return "\n".join(lines) + "\n"
+
+
+# Rows of a run's windows table in report.md; report.json has every video.
+MARKDOWN_WINDOW_ROWS = 100
+
+
+def _windows_sections(entries: list[dict[str, Any]]) -> list[str]:
+    """Per run judged in windows (`ddm report --segments`): which part of each video it
+    flagged, the fakes first, as `ddm report --segments` shows it in the terminal."""
+    lines: list[str] = []
+    for entry in entries:
+        segments = entry.get("segments")
+        if not segments:
+            continue
+        lines += [
+            "",
+            f"## Windows of run {entry['run_id']}: {segments['window_seconds']:g} s every "
+            f"{segments['stride_seconds']:g} s ({segments['rule']})",
+            "",
+            "| video | label | verdict | flagged windows | flagged parts (s) | deciding window |",
+            "|" + "---|" * 6,
+        ]
+        videos = sorted(segments["videos"], key=lambda v: v["label"] != "fake")
+        lines += [_window_row(video) for video in videos[:MARKDOWN_WINDOW_ROWS]]
+        if len(videos) > MARKDOWN_WINDOW_ROWS:
+            lines += ["", f"{len(videos) - MARKDOWN_WINDOW_ROWS} more videos in report.json."]
+    return lines
+
+
+def _window_row(video: dict[str, Any]) -> str:
+    parts = ", ".join(f"{start:.1f}-{end:.1f}" for start, end in video["flagged_parts"])
+    deciding = video["deciding_window"]
+    cells = [
+        _cell_text(video["path"]),
+        video["label"] or "-",
+        video["verdict"],
+        f"{video['flagged_windows']}/{video['windows']}",
+        parts or "none",
+        f"{deciding['start']:.1f}-{deciding['end']:.1f} s ({deciding['score']:.3f})",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _cell_text(text: str) -> str:
+    """A file name as a table cell: a `|` in it would end the cell, a line break the row."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _results_table(entries: list[dict[str, Any]]) -> str:

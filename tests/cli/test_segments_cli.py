@@ -139,6 +139,19 @@ def test_a_report_with_segments_stores_each_window_and_says_which_part_was_flagg
         assert (video["verdict"] == "fake") == (video["deciding_window"]["score"] >= 0.5)
         assert bool(video["flagged_parts"]) == (video["flagged_windows"] > 0)
     assert any("windows of 0.8 s every 0.4 s" in s for s in document["bias"]["sentences"])
+    out = Path(trained["DDM_HOME"]).parent / "report-out"
+    written = invoke_ddm(trained, "report", "--eval", "mine", *windows, "--out", str(out))
+    assert written.exit_code == 0, written.stderr
+    markdown = (out / "report.md").read_text()
+    assert f"## Windows of run {entry['run_id']}: 0.8 s every 0.4 s" in markdown
+    for video in segments["videos"]:  # a row per video: its parts and deciding window
+        parts = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in video["flagged_parts"]) or "none"
+        deciding = video["deciding_window"]
+        assert (
+            f"| {video['path']} | {video['label']} | {video['verdict']} | "
+            f"{video['flagged_windows']}/3 | {parts} | "
+            f"{deciding['start']:.1f}-{deciding['end']:.1f} s ({deciding['score']:.3f}) |"
+        ) in markdown
 
     # The stored windows are the ones `ddm predict --segments` gives for the same file.
     video = segments["videos"][0]
