@@ -98,3 +98,5 @@ EXTRACT = register(
 EVALUATE = register(JobKind("evaluate", "tasks.evaluation:run_evaluation", queue=GPU_QUEUE))
 # One clip uploaded to `ddm serve`, scored as `ddm predict --explain` scores a file.
 PREDICT = register(JobKind("predict", "tasks.uploads:run_upload_prediction", queue=GPU_QUEUE))
+# The saliency maps of one catalog video with one run, asked for on its `ddm serve` page.
+SALIENCY = register(JobKind("saliency", "tasks.video_saliency:run_video_saliency", queue=GPU_QUEUE))

@@ -253,10 +253,10 @@ def draw_saliency(
     track = extractor.face_track(path)
     saliency = saliency_maps(predictor.model, extractor, track.crops)
     logger.info("path=%s saliency method=%s seconds=%.1f", path, saliency.method, saliency.seconds)
-    stem = explain_as.with_suffix("").name
+    sheet_path, maps_path = saliency_paths(explain_as)
     shown = title.replace("$", r"\$")
     sheet = saliency_sheet(
-        explain_as.with_name(f"{stem}-saliency.png"),
+        sheet_path,
         track.crops,
         saliency.maps,
         shown,
@@ -264,13 +264,23 @@ def draw_saliency(
         sources or "",
     )
     maps = save_saliency(
-        explain_as.with_name(f"{stem}-saliency.npz"),
+        maps_path,
         saliency,
         crops=track.crops,
         boxes=track.boxes,
         frame_indices=track.frame_indices,
     )
     return {"saliency": sheet, "saliency_maps": maps}
+
+
+def saliency_paths(explain_as: Path) -> tuple[Path, Path]:
+    """Where `draw_saliency` writes beside the timeline `explain_as`: the contact sheet
+    and the raw maps."""
+    stem = explain_as.with_suffix("").name
+    return (
+        explain_as.with_name(f"{stem}-saliency.png"),
+        explain_as.with_name(f"{stem}-saliency.npz"),
+    )
 
 
 def explanation_paths(paths: list[Path], explain_dir: Path) -> list[Path]:

@@ -33,7 +33,15 @@ from ddm.errors import DdmError, InvalidInput, NotFound
 from ddm.services import listings
 from ddm.vocab import Label, Split, values
 from web.kept import Compute, KeptDocuments, Refresher
-from web.security import CSRF_FIELD, SECURITY_HEADERS, TOKEN_COOKIE, Access, WriteRefused
+from web.saliency import saliency_document, saliency_routes
+from web.security import (
+    CSRF_FIELD,
+    SECURITY_HEADERS,
+    TOKEN_COOKIE,
+    Access,
+    WriteRefused,
+    form_field,
+)
 from web.uploads import UploadCfg, upload_routes
 
 logger = logging.getLogger(__name__)
@@ -42,8 +50,6 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 # An evaluation page lists this many of its most wrong predictions; the JSON has them all.
 SHOWN_PREDICTIONS = 200
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_FORM_BYTES = 4096
 LIST_LIMIT = 50  # runs and jobs, as `ddm runs list` and `ddm jobs list` show by default
 
 
@@ -96,6 +102,7 @@ def create_app(
         Route("/videos/{video_id:int}/strip.png", pages.video_strip),
         Route("/videos/{video_id:int}/face.png", pages.video_face),
         Route("/videos/{video_id:int}/timeline.png", pages.video_timeline),
+        *saliency_routes(pages),  # computed by a job only, asked for by a POST
         Route("/jobs", pages.jobs),
         Route("/api/jobs", pages.api_jobs),
         Route("/jobs/{job_id:int}/cancel", pages.cancel_job, methods=["POST"]),
@@ -201,15 +208,21 @@ class _Pages:
             headers["link"] = f'<{following}>; rel="next"'
         return JSONResponse(rows, headers=headers)
 
+    def _video_document(self, request: Request) -> dict[str, Any]:
+        """A video's document, and its saliency with the run its page shows (`?run=N`)."""
+        chosen_run = _integer(request.query_params, "run", 0, 1, None) or None
+        video_id = request.path_params["video_id"]
+        with self.session() as session:
+            document = listings.video_document(session, video_id)
+        return {**document, "saliency": saliency_document(self, video_id, chosen_run)}
+
     def video(self, request: Request) -> Response:
         chosen_run = _integer(request.query_params, "run", 0, 1, None) or None
-        with self.session() as session:
-            document = listings.video_document(session, request.path_params["video_id"])
+        document = self._video_document(request)
         return self.render(request, "video.html", chosen_run=chosen_run, **document)
 
     def api_video(self, request: Request) -> Response:
-        with self.session() as session:
-            return JSONResponse(listings.video_document(session, request.path_params["video_id"]))
+        return JSONResponse(self._video_document(request))
 
     def video_file(self, request: Request) -> Response:
         # By catalog id only: the path comes from the catalog, checked to lie in its root.
@@ -305,7 +318,7 @@ class _Pages:
         from starlette.concurrency import run_in_threadpool
 
         self.access.check_writer(request)
-        self.access.check_csrf(request, await _form_field(request, CSRF_FIELD))
+        self.access.check_csrf(request, await form_field(request, CSRF_FIELD))
         await run_in_threadpool(self._cancel, request.path_params["job_id"])
         return RedirectResponse("/jobs", status_code=303)
 
@@ -389,19 +402,6 @@ class _DatasetFindings:
         stats = catalog_stats(session)
         overviews = listings.dataset_overviews(session)
         return cls(overviews, stats, JSONResponse(stats).body)
-
-
-async def _form_field(request: Request, name: str) -> str | None:
-    """One field of a small urlencoded form (our forms carry one or two fields)."""
-    from urllib.parse import parse_qs
-
-    if request.headers.get("content-type", "").split(";")[0] != FORM_TYPE:
-        return None
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidInput(f"a form of more than {MAX_FORM_BYTES} bytes")
-    found = parse_qs(body.decode("utf-8", "replace")).get(name)
-    return found[0] if found else None
 
 
 def _video_query(request: Request) -> dict[str, Any]:

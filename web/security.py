@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from ddm.errors import InvalidInput
+
 TOKEN_COOKIE = "ddm_token"
 CSRF_FIELD = "csrf_token"
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 4096
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Our pages need nothing from anywhere else: no CDN, no inline script, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -75,3 +79,21 @@ class Access:
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+async def form_field(request: Request, name: str) -> str | None:
+    """One field of a small urlencoded form (our forms carry one or two fields: the CSRF
+    value, and what the button acts on). The body is read once and kept by the request.
+
+    Raises:
+        InvalidInput: a form larger than MAX_FORM_BYTES.
+    """
+    from urllib.parse import parse_qs
+
+    if request.headers.get("content-type", "").split(";")[0] != FORM_TYPE:
+        return None
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidInput(f"a form of more than {MAX_FORM_BYTES} bytes")
+    found = parse_qs(body.decode("utf-8", "replace")).get(name)
+    return found[0] if found else None

@@ -39,6 +39,7 @@ class VideoLocation:
     root: str
     path: str
     present: bool
+    content_hash: str | None = None  # the file's sha256 when it was ingested
 
 
 def video_caches(session: Session, video_id: int) -> list[CacheRow]:
@@ -80,10 +81,10 @@ def video_scores(session: Session, video_id: int) -> list[VideoScore]:
 def video_location(session: Session, video_id: int) -> VideoLocation:
     """Raises NotFound when the catalog has no such video."""
     row = session.execute(
-        select(Dataset.root_path, Video.path, Video.is_present)
+        select(Dataset.root_path, Video.path, Video.is_present, Video.content_hash)
         .join(Dataset, Dataset.id == Video.dataset_id)
         .where(Video.id == video_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"no video with id {video_id}")
-    return VideoLocation(video_id, row[0], row[1], bool(row[2]))
+    return VideoLocation(video_id, row[0], row[1], bool(row[2]), row[3])

@@ -41,6 +41,7 @@ EVERY_FFPP_CLIP = {
 # Small settings: a few frames per clip, random backbone weights, a few epochs.
 EXTRACT = ("--frames", "4", "--backbones", "small", "--allow-random-weights")
 TRAIN = ("--epochs", "3", "--batch-size", "4")
+FRAMES = 2  # `trained`'s extractor: the production pipeline; two frames keep CPU work short
 
 
 def copy_clips(root: Path, clips: dict[str, Path] = CLIPS) -> Path:
@@ -104,6 +105,31 @@ def build_evaluated_clips(url: str, folder: Path) -> Catalog:
     return Catalog(settings, factory, env, root, entry["run_id"], entry["evaluation_id"])
 
 
+def build_trained(url: str, folder: Path) -> Catalog:
+    """A catalog whose newest run scores new files: one clip extracted by the real extract
+    job (so the catalog knows the extractor's settings), and a tiny detector trained on
+    synthetic features of that extractor. Jobs run inline."""
+    from tasks.extraction import extract_dataset
+    from tasks.lifecycle import run_job
+    from tasks.training import plan_training
+    from tests.tasks.synth import QUICK, make_synth, with_tiny_detector
+
+    built = build_catalog(url, folder, train=False)
+    settings, factory = built.settings, built.factory
+    extracted = extract_dataset(
+        settings, factory, "clips", frames=FRAMES, backbones="small", limit=1, allow_random=True
+    )
+    fingerprint = extracted.plan.fingerprint
+    make_synth(settings, factory, fingerprint=fingerprint)
+    plan = plan_training(
+        settings, factory, ["synth"], train_cfg=QUICK, batch_size=4, fingerprint=fingerprint
+    )
+    with_tiny_detector(factory, plan.run.id)
+    assert run_job(plan.job_id, settings, factory, "w1") == "succeeded"
+    built.run_id = plan.run.id
+    return built
+
+
 def sqlite_catalog_url(folder: Path) -> str:
     """A new SQLite catalog in `folder`, migrated to head."""
     from ddm.db import create_db_engine, upgrade
@@ -140,6 +166,14 @@ def catalog(request: pytest.FixtureRequest, tmp_path_factory) -> Catalog:
     else:
         url = sqlite_catalog_url(folder)
     return build_catalog(url, folder)
+
+
+@pytest.fixture(scope="package")
+def trained(tmp_path_factory) -> Catalog:
+    """`build_trained` on SQLite, once for the web tests that score files (uploads, the
+    saliency of a video page)."""
+    folder = tmp_path_factory.mktemp("trained")
+    return build_trained(sqlite_catalog_url(folder), folder)
 
 
 @pytest.fixture(scope="module")

@@ -16,53 +16,15 @@ import pytest
 from ddm.config import Settings
 from ddm.uploads import META_FILE, uploads_root
 from tests.conftest import MEDIA
-from tests.web.conftest import Catalog, build_catalog, client
+from tests.web.conftest import FRAMES, Catalog, client
 
 # The hostile name's CJK characters are not in matplotlib's font (the timeline's title).
 pytestmark = pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
 
 TOKEN = "upload-test-token"
-FRAMES = 2  # the production pipeline; two frames keep CPU extraction short
 NEW_CLIP = MEDIA / "ff++/original_sequences/youtube/c23/videos/634.mp4"  # not in the catalog
 # A name a browser would run if a page put it in unescaped, and a path if a server used it.
 HOSTILE_NAME = "../../<script>alert('x')</script> \"q\" 'é' 日本.mp4"
-
-
-def build_trained(url: str, folder: Path) -> Catalog:
-    """A catalog whose newest run scores new files: one clip extracted by the real extract
-    job (so the catalog knows the extractor's settings), and a tiny detector trained on
-    synthetic features of that extractor. Jobs run inline."""
-    from tasks.extraction import extract_dataset
-    from tasks.lifecycle import run_job
-    from tasks.training import plan_training
-    from tests.tasks.synth import QUICK, make_synth, with_tiny_detector
-
-    built = build_catalog(url, folder, train=False)
-    settings, factory = built.settings, built.factory
-    extracted = extract_dataset(
-        settings, factory, "clips", frames=FRAMES, backbones="small", limit=1, allow_random=True
-    )
-    fingerprint = extracted.plan.fingerprint
-    make_synth(settings, factory, fingerprint=fingerprint)
-    plan = plan_training(
-        settings, factory, ["synth"], train_cfg=QUICK, batch_size=4, fingerprint=fingerprint
-    )
-    with_tiny_detector(factory, plan.run.id)
-    assert run_job(plan.job_id, settings, factory, "w1") == "succeeded"
-    built.run_id = plan.run.id
-    return built
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Catalog:
-    from ddm.db import create_db_engine, upgrade
-
-    folder = tmp_path_factory.mktemp("uploads")
-    url = f"sqlite:///{folder / 'catalog.sqlite3'}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return build_trained(url, folder)
 
 
 def web_client(  # noqa: ANN201  (a TestClient)
