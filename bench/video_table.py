@@ -66,8 +66,9 @@ def fill(url: str, videos: int, evaluations: int) -> None:
 
     from sqlalchemy import insert
 
+    from ddm.catalog.latest_scores import refresh_latest_scores
     from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Run, Video
-    from ddm.db import create_db_engine, upgrade
+    from ddm.db import create_db_engine, make_session_factory, session_scope, upgrade
 
     engine = create_db_engine(url)
     upgrade(engine)
@@ -86,6 +87,9 @@ def fill(url: str, videos: int, evaluations: int) -> None:
             )
             scored = [_prediction(evaluation, i, rng) for i in range(1, videos + 1) if i % 50]
             connection.execute(insert(Prediction), scored)
+    # Written past `record_evaluation`: the videos' stored latest scores are computed here.
+    with session_scope(make_session_factory(engine)) as session:
+        refresh_latest_scores(session)
     engine.dispose()
 
 

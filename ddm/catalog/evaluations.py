@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ddm.catalog.datasets import get_dataset
+from ddm.catalog.latest_scores import keep_latest_scores
 from ddm.catalog.leakage import VideoKeys, keys_query, seen_by_run
 from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
@@ -295,7 +296,8 @@ def record_evaluation(
     job_id: int | None = None,
 ) -> EvaluationRecord:
     """Store one evaluation and a prediction per selected video (logits and the
-    probabilities computed from them, in selection order); the caller commits.
+    probabilities computed from them, in selection order), and make them the videos' latest
+    scores unless a newer evaluation scored them (`keep_latest_scores`); the caller commits.
 
     A video is predicted fake when its logit >= logit(threshold), which is its score >=
     threshold wherever the score has not rounded.
@@ -347,6 +349,7 @@ def record_evaluation(
             for video, logit, score in zip(selection.videos, logits, scores, strict=True)
         ],
     )
+    keep_latest_scores(session, row.id)
     return _to_record(row, selection.dataset)
 
 

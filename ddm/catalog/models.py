@@ -109,6 +109,10 @@ class Video(Base):
         # Re-ingest recognises a moved or re-encoded file by its content hash.
         Index(None, "content_hash"),
         Index(None, "original_video_id"),
+        # The video table by latest score, ascending, ties by id (a page reads the scored
+        # videos from it, then the unscored by id); `ix_videos_latest_score_desc_id` below
+        # serves the descending order.
+        Index(None, "latest_score", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -144,8 +148,26 @@ class Video(Base):
         Text, doc="why the file that labels this video could not be read"
     )
     is_present: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # Kept by `record_evaluation` (catalog.evaluations), so that the video table sorts and
+    # filters by a column. Not a foreign key: SQLite adds a column with one only by copying
+    # the table, and dropping the old copy would fire the cascades of every table that
+    # references videos. Nothing deletes evaluations; whatever does must call
+    # `catalog.latest_scores.refresh_latest_scores` for the videos they scored.
+    latest_score: Mapped[float | None] = mapped_column(
+        Float, doc="the video's prediction by the newest evaluation (highest id) that scored it"
+    )
+    latest_evaluation_id: Mapped[int | None] = mapped_column(
+        Integer, doc="that evaluation; NULL: never scored"
+    )
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+# The video table by latest score, descending: scores from high to low, ties by id
+# ascending, which a backward walk of the index above would not give. The unscored videos
+# come last, read apart (`catalog.videos`), so neither index needs NULLS LAST (SQLite's
+# indexes cannot say it).
+Index("ix_videos_latest_score_desc_id", Video.latest_score.desc(), Video.id)
 
 
 class FeatureCache(Base):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from itertools import islice
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, func, or_, select, update
+from sqlalchemy import Float, Select, and_, case, cast, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from ddm.catalog.models import Dataset, FeatureCache, Prediction, Video
+from ddm.catalog.models import Dataset, FeatureCache, Video
 from ddm.catalog.records import VideoRecord
 from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.records import (
@@ -580,15 +579,14 @@ def iter_videos(
         fallback: only videos whose cache of `fingerprint` has `any` fallback frame, or
             `none` (a cache without one).
         score_range: only videos whose latest score lies in [low, high] (None: unbounded).
-
         with_scores: fill each record's latest score: that of the newest evaluation
-            (highest id) that scored the video, with that evaluation's id (`latest_scores`;
-            it reads the predictions of every video listed, seconds over DFDC's).
+            (highest id) that scored the video, with that evaluation's id (stored on the
+            video, `catalog.latest_scores`).
     """
     original = aliased(Video)
     cache = aliased(FeatureCache)
     on_cache = and_(cache.video_id == Video.id, cache.fingerprint == (fingerprint or ""))
-    columns = _record_columns(original, cache)
+    columns = _record_columns(original, cache, with_scores)
     query = (
         select(*(columns[name] for name in _RECORD_FIELDS if name not in _NOT_COLUMNS))
         .join(Dataset, Video.dataset_id == Dataset.id)
@@ -612,12 +610,16 @@ def iter_videos(
         conditions.append(_fallback_is(cache, fallback))
     low, high = score_range
     if low is not None:
-        conditions.append(_latest(Prediction.score) >= low)
+        conditions.append(Video.latest_score >= low)
     if high is not None:
-        conditions.append(_latest(Prediction.score) <= high)
+        conditions.append(Video.latest_score <= high)
     order = _order(sort, descending, cache)
     if limit is not None and limit <= _PAGE_AT_MOST:
-        narrow = select(Video.id).join(Dataset, Video.dataset_id == Dataset.id)
+        narrow = select(Video.id)
+        if dataset is not None or sort == "dataset":
+            # Only then: every video has its dataset, and without the join a page by an
+            # indexed column (the latest score) is read from that index alone.
+            narrow = narrow.join(Dataset, Video.dataset_id == Dataset.id)
         if cache_status is not None or fallback is not None or sort in _CACHE_SORTS:
             narrow = narrow.outerjoin(cache, on_cache)
         narrow = narrow.where(*conditions)
@@ -632,54 +634,13 @@ def iter_videos(
         # A Core execution: the ORM's handling of plain-column rows cost a quarter of the time.
         streamed = {"stream_results": True, "max_row_buffer": _STREAM_BATCH}
         rows = session.connection().execute(query, execution_options=streamed)
-    for batch in _batches(rows, _STREAM_BATCH):
-        ids = [row[_ID_AT] for row in batch]
-        latest = latest_scores(session.connection(), ids) if with_scores else {}
-        for row in batch:
-            # By position, in the record's field order: reading 33 columns by name cost
-            # more than the query itself over DFDC.
-            values = list(row)
-            values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
-            values.insert(_FINGERPRINT_AT, fingerprint)
-            yield VideoRecord(*values, *latest.get(values[_ID_AT], _NO_SCORE))
-
-
-def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def latest_scores(connection: Any, video_ids: Sequence[int]) -> dict[int, tuple[float, int]]:
-    """Video id -> (score, evaluation id) of the newest evaluation (highest id) that scored
-    it, for the videos of `video_ids` that any evaluation scored.
-
-    Read per batch of listed videos rather than as a column of the listing: SQLite computes
-    a correlated subquery for every row before it sorts them.
-    """
-    newest: dict[int, int] = {}
-    for start in range(0, len(video_ids), _BATCH):
-        ids = video_ids[start : start + _BATCH]
-        query = (
-            select(Prediction.video_id, func.max(Prediction.evaluation_id))
-            .where(Prediction.video_id.in_(ids))
-            .group_by(Prediction.video_id)
-        )
-        newest.update(connection.execute(query).all())
-    by_evaluation: dict[int, list[int]] = {}
-    for video_id, evaluation_id in newest.items():
-        by_evaluation.setdefault(evaluation_id, []).append(video_id)
-    scores: dict[int, tuple[float, int]] = {}
-    for evaluation_id, ids in by_evaluation.items():
-        for start in range(0, len(ids), _BATCH):
-            query = select(Prediction.video_id, Prediction.score).where(
-                Prediction.evaluation_id == evaluation_id,
-                Prediction.video_id.in_(ids[start : start + _BATCH]),
-            )
-            scores.update(
-                (video_id, (score, evaluation_id)) for video_id, score in connection.execute(query)
-            )
-    return scores
+    for row in rows:
+        # By position, in the record's field order: reading 35 columns by name cost more
+        # than the query itself over DFDC.
+        values = list(row)
+        values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
+        values.insert(_FINGERPRINT_AT, fingerprint)
+        yield VideoRecord(*values)
 
 
 def _given(
@@ -702,6 +663,8 @@ def _page_ids(
     and skipping narrow rows, and joining only the page's to their caches and originals,
     keeps a page of DFDC's 115,000 videos (or one 100,000 deep) a fraction of a second."""
     sort, descending = order
+    if sort == "latest_score":
+        return _score_page_ids(session, narrow, descending, limit, offset)
     if sort != "path":
         query = narrow.order_by(*sorted_by).offset(offset).limit(limit)
         return list(session.scalars(query))
@@ -722,6 +685,26 @@ def _page_ids(
         if len(ids) == limit:
             break
     return ids
+
+
+def _score_page_ids(
+    session: Session, narrow: Select[Any], descending: bool, limit: int, offset: int
+) -> list[int]:
+    """A page by latest score: the scored videos from their score's index (ascending or
+    descending, ties by id), then the unscored ones by id. Read apart, NULLs last needs
+    no NULLS LAST in an index, which SQLite's indexes cannot say."""
+    score = Video.latest_score
+    scored = narrow.where(score.is_not(None))
+    by_score = scored.order_by(score.desc() if descending else score.asc(), Video.id)
+    ids = list(session.scalars(by_score.offset(offset).limit(limit)))
+    if len(ids) == limit:
+        return ids
+    if ids or not offset:
+        offset = 0  # the page reaches past the last scored video
+    else:  # the offset lies past every scored video
+        offset -= session.scalar(select(func.count()).select_from(scored.subquery())) or 0
+    unscored = narrow.where(score.is_(None)).order_by(Video.id)
+    return ids + list(session.scalars(unscored.offset(offset).limit(limit - len(ids))))
 
 
 def _paths_page(
@@ -758,16 +741,14 @@ _STREAM_BATCH = 2000
 # A limit up to this reads a page: its ids first, then its rows (`_page_ids`); a larger
 # one (`ddm videos --limit`) streams the one query, as a whole listing does.
 _PAGE_AT_MOST = 5000
-_NO_SCORE = (None, None)
 # Orders that read the video's cache row, which a page's ids are then joined to.
 _CACHE_SORTS = ("cache", "fallback_share")
 _RECORD_FIELDS = tuple(f.name for f in fields(VideoRecord))
-_ID_AT = _RECORD_FIELDS.index("id")
+_ID_AT = _RECORD_FIELDS.index("id")  # before the fingerprint: the same in a query's row
 _CACHE_VALID_AT = _RECORD_FIELDS.index("cache_valid")
 _FINGERPRINT_AT = _RECORD_FIELDS.index("fingerprint")  # not a column: the one asked for
-# Not columns of the listing's query: the fingerprint asked for, and the latest score, read
-# per page of videos by `latest_scores` (the record's last two fields).
-_NOT_COLUMNS = ("fingerprint", "latest_score", "latest_evaluation_id")
+# Not a column of the listing's query: the fingerprint asked for.
+_NOT_COLUMNS = ("fingerprint",)
 
 
 # The orders `iter_videos` offers. `path` (dataset, then path) is unique and its own; the
@@ -815,22 +796,9 @@ def _sort_column(sort: str, cache: Any) -> Any:
         "fallback_share": lambda: (
             cast(cache.fallback_frames, Float) / func.nullif(cache.frames_sampled, 0)
         ),
-        "latest_score": lambda: _latest(Prediction.score),
+        "latest_score": lambda: Video.latest_score,
     }
     return computed[sort]()
-
-
-def _latest(column: Any) -> Any:
-    """`column` of the video's prediction by its newest evaluation (NULL if none): a
-    correlated subquery, read through the predictions' index on the video."""
-    return (
-        select(column)
-        .where(Prediction.video_id == Video.id)
-        .order_by(Prediction.evaluation_id.desc())
-        .limit(1)
-        .correlate(Video)
-        .scalar_subquery()
-    )
 
 
 def _fallback_is(cache: Any, fallback: str) -> Any:
@@ -856,10 +824,10 @@ def _cache_is(cache: Any, status: str) -> Any:
     return cache.is_valid.is_(status == "valid")
 
 
-def _record_columns(original: Any, cache: Any) -> dict[str, Any]:
+def _record_columns(original: Any, cache: Any, with_scores: bool) -> dict[str, Any]:
     """Each `VideoRecord` field's column (plain columns, not ORM objects: loading DFDC's
     videos as objects costs seconds). The cache's are NULL where the video has no cache
-    row of the fingerprint."""
+    row of the fingerprint; the latest score's unless `with_scores`."""
     own = (
         "id",
         "path",
@@ -899,4 +867,6 @@ def _record_columns(original: Any, cache: Any) -> dict[str, Any]:
         "present": Video.is_present,
         "cache_valid": cache.is_valid,
         "cache_error": cache.error,
+        "latest_score": Video.latest_score if with_scores else null(),
+        "latest_evaluation_id": Video.latest_evaluation_id if with_scores else null(),
     }

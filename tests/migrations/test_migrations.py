@@ -9,7 +9,7 @@ import sys
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from ddm.catalog.models import Base
 from ddm.db import create_db_engine, downgrade, head_revision, migrations_dir, schema_state, upgrade
@@ -104,4 +104,62 @@ def test_0012_adds_and_removes_the_per_window_predictions(blank_db_url: str) -> 
     assert "prediction_windows" not in inspect(engine).get_table_names()
     assert set(inspect(engine).get_table_names()) >= EXPECTED_TABLES - {"prediction_windows"}
     assert schema_state(engine).current == "0011"
+    engine.dispose()
+
+
+def _fill_at_0013(engine) -> None:
+    """Three videos, one of them never scored, and four evaluations stored through plain
+    SQL (the schema of 0013): the newest evaluation (id 4) scored one video, and was
+    written before the older ones."""
+    statements = [
+        "INSERT INTO datasets (id, name, format, root_path, notes) VALUES (1, 'd', 'folder', "
+        "'/d', '{}')",
+        "INSERT INTO runs (id, name, datasets, config, status) VALUES (1, 'r', '[]', '{}', "
+        "'succeeded')",
+        *(
+            f"INSERT INTO videos (id, dataset_id, path, probe_status, is_present) "
+            f"VALUES ({v}, 1, 'v{v}.mp4', 'ok', true)"
+            for v in (1, 2, 3)
+        ),
+        "INSERT INTO feature_caches (video_id, fingerprint, is_valid) VALUES (1, 'f', true)",
+        *(
+            f"INSERT INTO evaluations (id, run_id, dataset_id, metrics) VALUES ({e}, 1, 1, '{{}}')"
+            for e in (4, 1, 2, 3)
+        ),
+    ]
+    # (evaluation, video, score), in the order written.
+    predictions = [(4, 2, 0.75), (1, 1, 0.5), (1, 2, 0.25), (2, 1, 0.125), (3, 2, 0.875)]
+    statements += [
+        f"INSERT INTO predictions (evaluation_id, video_id, score, predicted_label) "
+        f"VALUES ({e}, {v}, {s}, 'real')"
+        for e, v, s in predictions
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+def test_0014_fills_each_videos_latest_score_from_its_predictions(blank_db_url: str) -> None:
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine, "0013")
+    _fill_at_0013(engine)
+    upgrade(engine)
+    latest = text("SELECT id, latest_score, latest_evaluation_id FROM videos ORDER BY id")
+    counts = text(
+        "SELECT (SELECT count(*) FROM predictions), (SELECT count(*) FROM feature_caches)"
+    )
+    with engine.connect() as connection:
+        assert [tuple(row) for row in connection.execute(latest)] == [
+            (1, 0.125, 2),
+            (2, 0.75, 4),
+            (3, None, None),
+        ]
+        assert tuple(connection.execute(counts).one()) == (5, 1)  # nothing else touched
+    indexes = {index["name"] for index in inspect(engine).get_indexes("videos")}
+    assert {"ix_videos_latest_score_id", "ix_videos_latest_score_desc_id"} <= indexes
+    downgrade(engine, "0013")
+    columns = {column["name"] for column in inspect(engine).get_columns("videos")}
+    assert not {"latest_score", "latest_evaluation_id"} & columns
+    with engine.connect() as connection:
+        assert tuple(connection.execute(counts).one()) == (5, 1)
     engine.dispose()

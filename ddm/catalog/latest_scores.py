@@ -1,0 +1,89 @@
+"""Each video's latest score, kept on its row (catalog layer).
+
+A video's latest score is its prediction by the newest evaluation (highest id) that scored
+it. The video table sorts and filters by it, so it is stored on the video
+(`Video.latest_score`, `Video.latest_evaluation_id`, indexed) rather than looked up among
+the video's predictions per request; `record_evaluation` keeps it in the transaction that
+stores the predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from ddm.catalog.models import Prediction, Video
+
+_BATCH = 500  # SQLite caps a statement's parameters
+
+
+def keep_latest_scores(session: Session, evaluation_id: int) -> int:
+    """Make the evaluation's predictions the latest scores of the videos it scored, except
+    where a newer evaluation (a higher id) already is: evaluations recorded at once by two
+    workers may commit in either order, and the higher id must win both ways. Returns how
+    many videos changed.
+
+    The rows are locked in id order before they are written (PostgreSQL; SQLite has one
+    writer at a time), so that two evaluations of the same videos wait for each other
+    instead of deadlocking.
+    """
+    locked = aliased(Video)
+    newer = select(locked.id.label("video_id"), Prediction.score).join(
+        Prediction, Prediction.video_id == locked.id
+    )
+    scored = (
+        newer.where(Prediction.evaluation_id == evaluation_id, _older_than(locked, evaluation_id))
+        .order_by(locked.id)
+        .with_for_update(of=locked)
+        .subquery()
+    )
+    # Checked again on the row as written: on PostgreSQL a row another evaluation wrote
+    # while this one waited for its lock is read anew (READ COMMITTED), with that one's id.
+    result = session.execute(
+        update(Video)
+        .where(Video.id == scored.c.video_id, _older_than(Video, evaluation_id))
+        .values(
+            latest_score=scored.c.score,
+            latest_evaluation_id=evaluation_id,
+            updated_at=Video.updated_at,  # a derived value changed, not the video's facts
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def _older_than(video: type[Video], evaluation_id: int) -> object:
+    return or_(video.latest_evaluation_id.is_(None), video.latest_evaluation_id < evaluation_id)
+
+
+def refresh_latest_scores(session: Session, video_ids: Iterable[int] | None = None) -> None:
+    """Compute the latest scores of `video_ids` (None: every video) afresh from the stored
+    predictions, in one statement per batch: for whatever writes or removes predictions
+    other than `record_evaluation` (a removed evaluation, rows written straight to the
+    tables). Videos without a prediction get none."""
+    if video_ids is None:
+        session.execute(_refresh(None))
+        return
+    ids = list(video_ids)
+    for start in range(0, len(ids), _BATCH):
+        session.execute(_refresh(ids[start : start + _BATCH]))
+
+
+def _refresh(video_ids: list[int] | None) -> object:
+    newest = (
+        select(Prediction.evaluation_id, Prediction.score)
+        .where(Prediction.video_id == Video.id)
+        .order_by(Prediction.evaluation_id.desc())
+        .limit(1)
+        .correlate(Video)
+    )
+    statement = update(Video).values(
+        latest_evaluation_id=newest.with_only_columns(Prediction.evaluation_id).scalar_subquery(),
+        latest_score=newest.with_only_columns(Prediction.score).scalar_subquery(),
+        updated_at=Video.updated_at,
+    )
+    if video_ids is not None:
+        statement = statement.where(Video.id.in_(video_ids))
+    return statement.execution_options(synchronize_session=False)
