@@ -10,13 +10,16 @@ stores the predictions.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session
 
 from ddm.catalog.models import Prediction, Video
 
 _BATCH = 500  # SQLite caps a statement's parameters
+# Any constant works: advisory lock ids are scoped to one database ("ddm_lat").
+LATEST_SCORES_LOCK = 0x64646D5F6C6174
 
 
 def keep_latest_scores(session: Session, evaluation_id: int) -> int:
@@ -25,25 +28,18 @@ def keep_latest_scores(session: Session, evaluation_id: int) -> int:
     workers may commit in either order, and the higher id must win both ways. Returns how
     many videos changed.
 
-    The rows are locked in id order before they are written (PostgreSQL; SQLite has one
-    writer at a time), so that two evaluations of the same videos wait for each other
-    instead of deadlocking.
+    Holds `take_latest_scores_lock` until the transaction ends; the statement then reads
+    (READ COMMITTED) whatever an evaluation that held it before has committed.
     """
-    locked = aliased(Video)
-    newer = select(locked.id.label("video_id"), Prediction.score).join(
-        Prediction, Prediction.video_id == locked.id
-    )
+    take_latest_scores_lock(session)
     scored = (
-        newer.where(Prediction.evaluation_id == evaluation_id, _older_than(locked, evaluation_id))
-        .order_by(locked.id)
-        .with_for_update(of=locked)
+        select(Prediction.video_id, Prediction.score)
+        .where(Prediction.evaluation_id == evaluation_id)
         .subquery()
     )
-    # Checked again on the row as written: on PostgreSQL a row another evaluation wrote
-    # while this one waited for its lock is read anew (READ COMMITTED), with that one's id.
     result = session.execute(
         update(Video)
-        .where(Video.id == scored.c.video_id, _older_than(Video, evaluation_id))
+        .where(Video.id == scored.c.video_id, _older_than(evaluation_id))
         .values(
             latest_score=scored.c.score,
             latest_evaluation_id=evaluation_id,
@@ -54,8 +50,18 @@ def keep_latest_scores(session: Session, evaluation_id: int) -> int:
     return result.rowcount or 0
 
 
-def _older_than(video: type[Video], evaluation_id: int) -> object:
-    return or_(video.latest_evaluation_id.is_(None), video.latest_evaluation_id < evaluation_id)
+def take_latest_scores_lock(session: Session) -> None:
+    """Wait for, then hold until the transaction ends, the right to write latest scores
+    (PostgreSQL; SQLite has one writer at a time). Two evaluations of the same videos
+    would otherwise lock their rows in whatever orders their plans give, and could
+    deadlock; locking the rows in id order first doubled the cost of the write."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LATEST_SCORES_LOCK})
+
+
+def _older_than(evaluation_id: int) -> Any:
+    return or_(Video.latest_evaluation_id.is_(None), Video.latest_evaluation_id < evaluation_id)
 
 
 def refresh_latest_scores(session: Session, video_ids: Iterable[int] | None = None) -> None:
@@ -63,6 +69,7 @@ def refresh_latest_scores(session: Session, video_ids: Iterable[int] | None = No
     predictions, in one statement per batch: for whatever writes or removes predictions
     other than `record_evaluation` (a removed evaluation, rows written straight to the
     tables). Videos without a prediction get none."""
+    take_latest_scores_lock(session)
     if video_ids is None:
         session.execute(_refresh(None))
         return
@@ -71,7 +78,7 @@ def refresh_latest_scores(session: Session, video_ids: Iterable[int] | None = No
         session.execute(_refresh(ids[start : start + _BATCH]))
 
 
-def _refresh(video_ids: list[int] | None) -> object:
+def _refresh(video_ids: list[int] | None) -> Any:
     newest = (
         select(Prediction.evaluation_id, Prediction.score)
         .where(Prediction.video_id == Video.id)

@@ -19,7 +19,11 @@ from ddm.catalog.evaluations import (
     EvaluationSelection,
     record_evaluation,
 )
-from ddm.catalog.latest_scores import keep_latest_scores, refresh_latest_scores
+from ddm.catalog.latest_scores import (
+    keep_latest_scores,
+    refresh_latest_scores,
+    take_latest_scores_lock,
+)
 from ddm.catalog.models import Dataset, Prediction, Run, Video
 from ddm.catalog.videos import iter_videos
 from ddm.db import create_db_engine, make_session_factory, session_scope
@@ -186,19 +190,20 @@ def _wait_for_a_lock_wait(engine: Engine, timeout: float = 30.0) -> None:
             if connection.scalar(query):
                 return
         time.sleep(0.05)
-    raise AssertionError("the older evaluation never waited for the videos' locks")
+    raise AssertionError("the older evaluation never waited for the latest scores' lock")
 
 
 @pytest.mark.postgres
 def test_a_lower_evaluation_id_committed_last_does_not_win(pg_engine: Engine) -> None:
     # Two workers record evaluations of the same videos at once: the older one (lower id)
-    # reaches the videos while the newer one holds them, and commits after it.
+    # comes to write the latest scores while the newer one is writing them, and commits
+    # after it.
     factory = make_session_factory(pg_engine)
     with session_scope(factory) as session:
         ids = _catalog(session)
     videos = ids[2]
     newer_session = factory()
-    newer_session.execute(select(Video.id).order_by(Video.id).with_for_update()).all()
+    take_latest_scores_lock(newer_session)  # as if its evaluation were writing them now
     outcome: dict[str, object] = {}
 
     def record_older() -> None:
