@@ -47,13 +47,20 @@ def pick_run(factory: sessionmaker[Session], run_ref: str | None) -> int:
 
 
 def submit_upload_prediction(
-    settings: Settings, factory: sessionmaker[Session], upload: Upload, run_id: int
+    settings: Settings,
+    factory: sessionmaker[Session],
+    upload: Upload,
+    run_id: int,
+    *,
+    saliency: bool = True,
 ) -> Upload:
     """Record and dispatch the prediction job of a stored upload with run `run_id` (see
-    `pick_run`); returns the upload with its job and run. A job that fails inline keeps
-    its error on its row (the page shows it)."""
+    `pick_run`), with its saliency maps unless `saliency` is False (`ddm predict --explain
+    --no-saliency`: they cost minutes with the full backbones on a CPU); returns the upload
+    with its job and run. A job that fails inline keeps its error on its row (the page
+    shows it)."""
     with session_scope(factory) as session:
-        params = {"upload_id": upload.id, "run_id": run_id}
+        params = {"upload_id": upload.id, "run_id": run_id, "saliency": saliency}
         job_id = create_job(session, PREDICT.name, params, total=1).id
     upload = replace(upload, job_id=job_id, run_id=run_id)
     save_upload(uploads_root(settings.home), upload)
@@ -65,8 +72,8 @@ def submit_upload_prediction(
 
 
 def run_upload_prediction(context: JobContext) -> JobOutcome:
-    """The `predict` kind: score one upload with one run, and draw its timeline and its
-    saliency maps."""
+    """The `predict` kind: score one upload with one run, and draw its timeline and, unless
+    the upload form said not to, its saliency maps."""
     from tasks.predict import load_predictor, predict_video
 
     root = uploads_root(context.settings.home)
@@ -75,7 +82,8 @@ def run_upload_prediction(context: JobContext) -> JobOutcome:
     context.check()
     timeline = figure_path(root, upload.id, "timeline")
     clip = clip_path(root, upload)
-    answer = predict_video(predictor, clip, timeline, title=upload.name, saliency=True)
+    saliency = bool(context.params.get("saliency", True))  # jobs recorded before the choice
+    answer = predict_video(predictor, clip, timeline, title=upload.name, saliency=saliency)
     context.advance(units=1)
     if answer.error:
         return JobOutcome(JobStatus.FAILED.value, answer.as_json(), error=answer.error)

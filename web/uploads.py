@@ -31,6 +31,8 @@ from web.security import CSRF_FIELD
 
 FILE_FIELD = "clip"
 RUN_FIELD = "run"
+# A checkbox, checked on the form: absent from the POST when unchecked, as HTML sends it.
+SALIENCY_FIELD = "saliency"
 MAX_FIELD_BYTES = 4096
 # Room for the multipart framing and the small fields beside the file.
 FORM_OVERHEAD = 64 * 1024
@@ -100,7 +102,8 @@ class _Uploads:
             # A wrong run is refused before the clip is kept.
             run_id = await run_in_threadpool(self._run, form.fields.get(RUN_FIELD))
             upload = await run_in_threadpool(incoming.accept, form.filename)
-        await run_in_threadpool(self._submit, upload, run_id)
+        saliency = form.fields.get(SALIENCY_FIELD) is not None
+        await run_in_threadpool(self._submit, upload, run_id, saliency)
         return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
 
     def _check_declared_size(self, request: Request) -> None:
@@ -113,10 +116,12 @@ class _Uploads:
 
         return pick_run(self.pages.factory, run_ref)
 
-    def _submit(self, upload: Any, run_id: int) -> None:
+    def _submit(self, upload: Any, run_id: int, saliency: bool) -> None:
         from tasks.uploads import submit_upload_prediction
 
-        submit_upload_prediction(self.cfg.settings, self.pages.factory, upload, run_id)
+        submit_upload_prediction(
+            self.cfg.settings, self.pages.factory, upload, run_id, saliency=saliency
+        )
 
     def _document(self, request: Request) -> dict[str, Any]:
         from tasks.uploads import upload_prediction

@@ -45,7 +45,7 @@ def test_with_a_broker_the_clip_is_scored_on_a_worker(
     home = trained.settings.home
     brokered = load_settings(home=str(home), database_url=url, broker_url=redis.url)
     web = web_client(trained, settings=brokered)
-    sent = post_clip(web, signed_in(web), HOSTILE_NAME, NEW_CLIP.read_bytes())
+    sent = post_clip(web, signed_in(web), HOSTILE_NAME, NEW_CLIP.read_bytes(), saliency="on")
     assert sent.status_code == 303, sent.text
     upload_id = sent.headers["location"].rsplit("/", 1)[-1]
 

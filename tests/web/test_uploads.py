@@ -147,7 +147,8 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
 
     web = web_client(trained)
     csrf = signed_in(web)
-    sent = post_clip(web, csrf, HOSTILE_NAME, NEW_CLIP.read_bytes(), run=str(trained.run_id))
+    run = str(trained.run_id)
+    sent = post_clip(web, csrf, HOSTILE_NAME, NEW_CLIP.read_bytes(), run=run, saliency="on")
     assert sent.status_code == 303, sent.text
     upload_id = sent.headers["location"].rsplit("/", 1)[-1]
     assert re.fullmatch(r"[0-9a-f]{32}", upload_id)
@@ -200,6 +201,25 @@ def test_a_real_clip_gets_the_score_ddm_predict_gives(trained, tmp_path: Path) -
         f"/api/uploads/{upload_id.upper()}",
     ):
         assert web.get(wrong).status_code == 404, wrong
+
+
+def test_saliency_is_a_checkbox_of_the_form_and_unchecked_skips_it(trained) -> None:
+    web = web_client(trained)
+    csrf = signed_in(web)
+    form = web.get("/uploads").text
+    assert '<input type="checkbox" name="saliency" checked>' in form  # on unless unticked
+    sent = post_clip(web, csrf, "plain.mp4", NEW_CLIP.read_bytes(), run=str(trained.run_id))
+    assert sent.status_code == 303, sent.text  # an unticked box is absent from the POST
+    upload_id = sent.headers["location"].rsplit("/", 1)[-1]
+    folder = uploads_root(trained.settings.home) / upload_id
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == sorted(["clip.mp4", META_FILE, "timeline.png"])
+    shown = web.get(f"/api/uploads/{upload_id}").json()["prediction"]
+    assert shown["saliency"] is None and shown["saliency_maps"] is None
+    assert shown["explanation"] == "timeline"
+    page = web.get(f"/uploads/{upload_id}").text
+    assert "/figures/timeline" in page and "/figures/saliency" not in page
+    assert web.get(f"/uploads/{upload_id}/figures/saliency").status_code == 404
 
 
 def test_the_jobs_page_refreshes_through_its_own_script(trained) -> None:
