@@ -3,7 +3,9 @@ a stream goes, how late its scores are, and what a live source loses.
 
 Both runs call `model.stream.score_stream`, what `ddm predict --stream` calls, on a real
 FF++ clip (519.mp4: 30 s, 640x480, 25 fps, one subject), with real MTCNN, the small
-backbones at random weights (seed 0) and a production-size detector at random weights:
+backbones (or, with `--backbones full`, the full pSp encoder and Slow R50 at the sizes
+`ddm extract` uses) at random weights (seed 0) and a production-size detector at random
+weights:
 
 * **file** (lossless): the clip read as fast as it decodes, nothing dropped, as a
   redirected file is. `sustained fps` = video frames consumed per second of wall time: the
@@ -18,6 +20,7 @@ backbones, as `ddm extract --precision bf16`); MTCNN runs in fp32 either way.
 
     .venv/bin/python bench/stream.py                      # fp32 and bf16, 10 s windows every 5 s
     .venv/bin/python bench/stream.py --quick              # 12 s of the clip, fp32 only
+    .venv/bin/python bench/stream.py --backbones full     # the production backbones
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ SMALL = {"style_model": "psp_encoder_small", "content_model": "slow_r50_small"}
 SMALL_SIZES = {"face_size": 128, "content_size": 56}  # `ddm extract --backbones small`
 
 
-def extractor_for(precision: str, frames: int) -> FeatureExtractor:
-    cfg = ExtractorCfg(num_frames=frames, precision=precision, **SMALL, **SMALL_SIZES)
+def extractor_for(precision: str, frames: int, backbones: str) -> FeatureExtractor:
+    """`ddm extract --backbones BACKBONES --precision PRECISION`'s extractor, random weights."""
+    sizes = {**SMALL, **SMALL_SIZES} if backbones == "small" else {}  # full: the defaults
+    cfg = ExtractorCfg(num_frames=frames, precision=precision, **sizes)
     torch.manual_seed(0)
     style = create_model(cfg.style_model, levels=cfg.levels).eval()
     content = create_model(cfg.content_model).eval()
@@ -101,6 +106,7 @@ def main() -> None:
     parser.add_argument("--stride-seconds", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, help="use the clip's first seconds only")
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--backbones", choices=["small", "full"], default="small")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.precisions = 12.0, "fp32"
@@ -109,7 +115,7 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine(), "clip": str(CLIP.name), "args": vars(args)}
     rows = []
     for precision in args.precisions.split(","):
-        extractor = extractor_for(precision, args.frames)
+        extractor = extractor_for(precision, args.frames, args.backbones)
         for mode, live in (("file", False), ("live 25 fps", True)):
             measured = run(extractor, detector, args, live)
             results[f"{precision} {mode}"] = measured
@@ -117,11 +123,12 @@ def main() -> None:
     results["loadavg_end"] = loadavg()
     print_table(
         f"ddm predict --stream on {CLIP.name}, windows of {args.window_seconds:g} s every "
-        f"{args.stride_seconds:g} s, T = {args.frames}, small backbones",
+        f"{args.stride_seconds:g} s, T = {args.frames}, {args.backbones} backbones",
         ["precision", "source", "sustained fps", "windows", "skipped", "dropped", "p50 s", "p95 s"],
         rows,
     )
-    write_results("stream.quick" if args.quick else "stream", results)
+    name = "stream" if args.backbones == "small" else f"stream-{args.backbones}"
+    write_results(f"{name}.quick" if args.quick else name, results)
 
 
 def _row(precision: str, mode: str, m: dict[str, Any]) -> list[Any]:
