@@ -351,12 +351,14 @@ class FaceDetector:
     ) -> None:
         from facenet_pytorch import MTCNN  # heavy import; only needed when detecting
 
-        from model.mtcnn import detect_faces
+        from model.mtcnn import detect_faces, use_strided_pooling
 
         self.cfg = cfg
         is_gpu = torch.device(device).type == "cuda"
         self.batch_size = batch_size or (64 if is_gpu else 16)
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device))
+        if not is_gpu:  # measured on CPUs only; the same values either way
+            use_strided_pooling(self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet)
         # facenet-pytorch's networks and settings, but our pass: its own waits on the
         # device once per candidate box (see model.mtcnn).
         self._detect_faces = detect_faces

@@ -5,7 +5,9 @@ in a Python loop, indexing the frames by a 0-d tensor: on a GPU that is one devi
 synchronisation per candidate (thousands per video). Here the three networks, the pyramid,
 the thresholds and the NMS are facenet-pytorch's own, called in the same order; only the
 crop step differs: the candidates' pixel ranges are computed on the host once per stage and
-every candidate's area resize is read from one summed-area table per frame.
+every candidate's area resize is read from one summed-area table per frame. On a CPU the
+networks' max-pooling layers are swapped for `StridedMaxPool` (`use_strided_pooling`): the
+same maxima, computed from strided views.
 """
 
 from __future__ import annotations
@@ -32,6 +34,63 @@ PIXEL_CENTRE, PIXEL_SCALE = 127.5, 0.0078125
 RNET_SIZE, ONET_SIZE = 24, 48
 
 Detections = tuple[list[np.ndarray | None], list[np.ndarray | None], list[np.ndarray | None]]
+
+
+class StridedMaxPool(nn.Module):
+    """`nn.MaxPool2d(kernel, stride=2, ceil_mode=True)` as element-wise maxima of strided
+    views of the input, one axis at a time: the same values (a maximum is exact, and the
+    -inf padding of ceil mode's last window never wins), 8x faster on a CPU for P-Net's
+    10-channel maps over a frame pyramid, where oneDNN's pooling took a third of detection."""
+
+    def __init__(self, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _pool_axis(_pool_axis(x, self.kernel, 2), self.kernel, 3)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel}, stride=2, ceil_mode=True"
+
+
+def _pool_axis(x: Tensor, kernel: int, dim: int) -> Tensor:
+    size = x.shape[dim]
+    if size < kernel:  # as nn.MaxPool2d refuses it
+        raise RuntimeError(f"max pooling: an input of {size} is smaller than the kernel {kernel}")
+    count = -(-(size - kernel) // 2) + 1  # ceil((size - kernel) / 2) + 1
+    if (count - 1) * 2 >= size:  # PyTorch drops a last window starting past the input
+        count -= 1
+    needed = 2 * (count - 1) + kernel
+    if needed > size:
+        padding = [0, 0] * (x.ndim - 1 - dim) + [0, needed - size]
+        x = F.pad(x, padding, value=float("-inf"))
+    index: list[Any] = [slice(None)] * x.ndim
+    pooled = None
+    for offset in range(kernel):
+        index[dim] = slice(offset, offset + 2 * (count - 1) + 1, 2)
+        view = x[tuple(index)]
+        pooled = view if pooled is None else torch.maximum(pooled, view)
+    assert pooled is not None
+    return pooled
+
+
+def use_strided_pooling(*networks: nn.Module) -> None:
+    """Swap each network's stride-2, ceil-mode max-pooling layers for `StridedMaxPool`."""
+    for network in networks:
+        for name, layer in list(network.named_children()):
+            if _is_strided_pool(layer):
+                setattr(network, name, StridedMaxPool(int(layer.kernel_size)))  # type: ignore[arg-type]
+
+
+def _is_strided_pool(layer: nn.Module) -> bool:
+    return (
+        isinstance(layer, nn.MaxPool2d)
+        and layer.kernel_size in (2, 3)
+        and layer.stride == 2
+        and layer.padding == 0
+        and layer.dilation == 1
+        and layer.ceil_mode
+    )
 
 
 def detect_faces(mtcnn: Any, frames: np.ndarray) -> Detections:

@@ -17,7 +17,7 @@ from facenet_pytorch.models.utils.detect_face import imresample
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from model.faces import FaceCfg, FaceDetector, read_frames
-from model.mtcnn import crop_candidates, detect_faces
+from model.mtcnn import StridedMaxPool, crop_candidates, detect_faces, use_strided_pooling
 from tests.model.helpers import FFPP_VIDEOS, MEDIA
 
 FFPP_CLIP = FFPP_VIDEOS / "004.mp4"
@@ -40,11 +40,26 @@ def first_pass_frames(clip: Path, num_frames: int = 8) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
+@pytest.fixture(scope="module")
+def strided_mtcnn() -> MTCNN:
+    """facenet-pytorch's MTCNN with the pooling layers `FaceDetector` uses on a CPU."""
+    strided = MTCNN(keep_all=True)
+    use_strided_pooling(strided.pnet, strided.rnet, strided.onet)
+    pools = [m for net in (strided.pnet, strided.rnet, strided.onet) for m in net.modules()]
+    assert sum(isinstance(m, StridedMaxPool) for m in pools) == 6  # every pooling layer
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in pools)
+    return strided
+
+
+@pytest.mark.parametrize("pooling", ["max_pool2d", "strided"])
 @pytest.mark.parametrize("clip", [FFPP_CLIP, DFDC_CLIP], ids=["ffpp-004", "dfdc-brtujopkby"])
-def test_detections_equal_facenet_pytorchs_on_real_clips(mtcnn: MTCNN, clip: Path) -> None:
+def test_detections_equal_facenet_pytorchs_on_real_clips(
+    mtcnn: MTCNN, strided_mtcnn: MTCNN, clip: Path, pooling: str
+) -> None:
     frames = first_pass_frames(clip)
     their_boxes, their_probs, their_points = mtcnn.detect(frames, landmarks=True)
-    our_boxes, our_probs, our_points = detect_faces(mtcnn, frames)
+    ours_with = mtcnn if pooling == "max_pool2d" else strided_mtcnn
+    our_boxes, our_probs, our_points = detect_faces(ours_with, frames)
     assert len(our_boxes) == len(their_boxes) == len(frames)
     assert sum(len(b) for b in their_boxes if b is not None) >= len(frames)  # faces were found
     for ours, theirs in [
@@ -57,6 +72,21 @@ def test_detections_equal_facenet_pytorchs_on_real_clips(mtcnn: MTCNN, clip: Pat
             continue
         # Bit-equal on a CPU: the same networks see the same inputs in the same layout.
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs, ours.dtype))
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_strided_pooling_is_max_pool2d_in_ceil_mode(kernel: int) -> None:
+    torch.manual_seed(0)
+    pool = torch.nn.MaxPool2d(kernel, 2, ceil_mode=True)
+    for height in range(kernel, 14):
+        for width in (kernel, 4, 7, 10, 13):
+            x = torch.randn(2, 10, height, width)
+            x[0, 0, 0, 0] = float("nan")  # propagated as max_pool2d propagates it
+            expected, got = pool(x), StridedMaxPool(kernel)(x)
+            assert got.shape == expected.shape, (height, width)
+            torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+    with pytest.raises(RuntimeError):
+        StridedMaxPool(kernel)(torch.zeros(1, 1, kernel - 1, 5))  # as max_pool2d refuses it
 
 
 def per_box_crops(
