@@ -349,11 +349,17 @@ def _migrate(engine: Engine, direction: str, revision: str) -> None:
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     try:
-        with engine.begin() as connection:
-            take_migration_lock(connection)
-            _require_known(_current_revision(connection))
-            config.attributes["connection"] = connection
-            getattr(command, direction)(config, revision)
+        with engine.connect() as connection:
+            try:
+                with connection.begin():
+                    take_migration_lock(connection)
+                    _require_known(_current_revision(connection))
+                    before = broken_references(connection)
+                    config.attributes["connection"] = connection
+                    getattr(command, direction)(config, revision)
+                    check_foreign_keys(connection, before)
+            finally:
+                enforce_foreign_keys(connection)
     except DBAPIError as exc:
         url = engine.url.render_as_string(hide_password=False)
         raise DatabaseUnavailable(
@@ -372,6 +378,43 @@ def take_migration_lock(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     elif connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table (copy, drop the old one, rename): with foreign keys
+        # on, the drop deleted every row that refers to it (ON DELETE CASCADE: 0010 wiped
+        # the caches, members and predictions of every video). They are off for the
+        # migration (the pragma is ignored inside a transaction, so before BEGIN), checked
+        # at its end (`check_foreign_keys`) and back on after it (`enforce_foreign_keys`).
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         # pysqlite opens no transaction for DDL on its own, so each CREATE would commit at
         # once; BEGIN IMMEDIATE takes the write lock now and makes the migration atomic.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def broken_references(connection: Connection) -> int:
+    """How many rows refer to no row (SQLite; 0 elsewhere, where they are always checked)."""
+    if connection.dialect.name != "sqlite":
+        return 0
+    return len(connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
+
+
+def check_foreign_keys(connection: Connection, before: int = 0) -> None:
+    """Refuse a migration that left more rows referring to no row than the `before` it
+    found: SQLite checks none while its foreign keys are off (`take_migration_lock`).
+    Raised inside the migration's transaction, it rolls the migration back.
+
+    Raises:
+        SetupError: such rows were added.
+    """
+    after = broken_references(connection)
+    if after > before:
+        raise SetupError(
+            f"cannot migrate the database: it would leave {after - before} more rows "
+            "referring to missing rows (`PRAGMA foreign_key_check` lists them); nothing "
+            "was changed"
+        )
+
+
+def enforce_foreign_keys(connection: Connection) -> None:
+    """Foreign keys back on for a SQLite connection after its migration (as every
+    connection of ours starts: `_sqlite_pragmas`)."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")

@@ -55,15 +55,17 @@ def run_migrations_online() -> None:
         return
     # Plain `alembic upgrade` from a shell: take the same lock as ddm's own migrations
     # (ddm.db.upgrade, which passes its locked connection in), for the same race.
-    from ddm.db import take_migration_lock
+    from ddm.db import broken_references, check_foreign_keys, take_migration_lock
 
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.begin() as connection:
         take_migration_lock(connection)
+        before = broken_references(connection)
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+        check_foreign_keys(connection, before)
+    engine.dispose()  # its one connection, whose SQLite foreign keys were off, goes with it
 
 
 if context.is_offline_mode():

@@ -6,13 +6,16 @@ import re
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from ddm.catalog.models import Base
 from ddm.db import create_db_engine, downgrade, head_revision, migrations_dir, schema_state, upgrade
+from ddm.errors import SetupError
 
 EXPECTED_TABLES = {
     "datasets",
@@ -162,4 +165,79 @@ def test_0014_fills_each_videos_latest_score_from_its_predictions(blank_db_url: 
     assert not {"latest_score", "latest_evaluation_id"} & columns
     with engine.connect() as connection:
         assert tuple(connection.execute(counts).one()) == (5, 1)
+    engine.dispose()
+
+
+def _fill_at_0009(engine) -> None:  # noqa: ANN001
+    """A video with a rewrite (its original), a feature cache, a run member and a stored
+    prediction: every table that refers to `videos`, written through plain SQL (0009)."""
+    statements = [
+        "INSERT INTO datasets (id, name, format, root_path, notes) VALUES (1, 'd', 'folder', "
+        "'/d', '{}')",
+        "INSERT INTO runs (id, name, datasets, config, status) VALUES (1, 'r', '[]', '{}', "
+        "'succeeded')",
+        "INSERT INTO videos (id, dataset_id, path, probe_status, is_present) "
+        "VALUES (1, 1, 'v1.mp4', 'ok', true)",
+        "INSERT INTO videos (id, dataset_id, path, probe_status, is_present, original_video_id) "
+        "VALUES (2, 1, 'v2.mp4', 'ok', true, 1)",
+        "INSERT INTO feature_caches (video_id, fingerprint, is_valid) VALUES (1, 'f', true)",
+        "INSERT INTO run_members (run_id, video_id, role, label, cache_path, cache_checksum) "
+        "VALUES (1, 1, 'train', 'real', 'c', 'x')",
+        "INSERT INTO evaluations (id, run_id, dataset_id, metrics) VALUES (1, 1, 1, '{}')",
+        "INSERT INTO predictions (evaluation_id, video_id, score, predicted_label) "
+        "VALUES (1, 2, 0.5, 'real')",
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+_ROWS_REFERRING_TO_VIDEOS = text(
+    "SELECT (SELECT count(*) FROM videos), (SELECT count(*) FROM feature_caches), "
+    "(SELECT count(*) FROM run_members), (SELECT count(*) FROM predictions), "
+    "(SELECT original_video_id FROM videos WHERE id = 2)"
+)
+
+
+def test_rebuilding_a_table_loses_no_row_that_refers_to_it(blank_db_url: str) -> None:
+    """0010 rebuilds `videos` on SQLite (batch mode: copy, drop, rename); with foreign keys
+    on, dropping the old table deleted every cache, member and prediction of its videos."""
+    engine = create_db_engine(blank_db_url)
+    upgrade(engine, "0009")
+    _fill_at_0009(engine)
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert tuple(connection.execute(_ROWS_REFERRING_TO_VIDEOS).one()) == (2, 1, 1, 1, 1)
+    downgrade(engine, "0009")  # 0010's downgrade rebuilds it again
+    with engine.connect() as connection:
+        assert tuple(connection.execute(_ROWS_REFERRING_TO_VIDEOS).one()) == (2, 1, 1, 1, 1)
+    # The engine's connections enforce foreign keys again once the migration is over.
+    orphan = "INSERT INTO feature_caches (video_id, fingerprint, is_valid) VALUES (99, 'f', true)"
+    for _ in range(3):  # whichever pooled connection answers
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text(orphan))
+    engine.dispose()
+
+
+def test_a_migration_that_would_break_references_changes_nothing(tmp_path) -> None:  # noqa: ANN001
+    """SQLite checks no reference while a migration runs; `check_foreign_keys` does at its
+    end. A reference broken before the migration is left as it was, and counted as such."""
+    from ddm.db import broken_references, check_foreign_keys
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    upgrade(engine, "0009")
+    _fill_at_0009(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.exec_driver_sql("UPDATE run_members SET run_id = 99")  # a run never stored
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        assert broken_references(connection) == 1
+        with pytest.raises(SetupError, match="1 more rows referring to missing rows"):
+            check_foreign_keys(connection, before=0)
+        check_foreign_keys(connection, before=1)  # not this migration's doing
+    upgrade(engine)  # the broken member stays as it was; nothing else is lost
+    with engine.connect() as connection:
+        assert broken_references(connection) == 1
+        assert tuple(connection.execute(_ROWS_REFERRING_TO_VIDEOS).one()) == (2, 1, 1, 1, 1)
     engine.dispose()
