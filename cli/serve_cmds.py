@@ -48,6 +48,8 @@ def serve(app: App, host: str, port: int, allow_uploads: bool, upload_limit: int
     # A loopback server answers only its own names (no DNS rebinding onto it).
     hosts = list(LOOPBACK_HOSTS) if loopback else None
     uploads = UploadCfg.from_settings(app.settings, upload_limit)
+    if allow_uploads:
+        uploads.tidy()
     web_app = create_app(
         factory,
         settings=app.settings,

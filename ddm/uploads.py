@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,25 @@ class Upload:
 
 def uploads_root(home: Path) -> Path:
     return Path(home) / UPLOADS_FOLDER
+
+
+# An upload still arriving this long after its last byte was written is from a server that
+# was killed mid-upload (a clean stop or a refused upload removes its file at once).
+STALE_PART_SECONDS = 6 * 3600
+
+
+def remove_stale_parts(root: Path, older_than_s: float = STALE_PART_SECONDS) -> int:
+    """Remove the partial files of uploads that will never finish (see
+    `STALE_PART_SECONDS`); how many were removed. Another server on the same home may be
+    receiving one now, so only files untouched for that long go."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for part in root.glob(f"{TEMP_PREFIX}*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+                removed += 1
+    return removed
 
 
 def upload_folder(root: Path, upload_id: str) -> Path:

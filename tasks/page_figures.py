@@ -39,14 +39,19 @@ def figures_dir(settings: Settings) -> Path:
     return Path(settings.home) / "figures"
 
 
-def _kept(target: Path, draw: Callable[[Path], Any]) -> Path:
-    """`target`, drawn by `draw(target)` unless an earlier request already drew it."""
+def _kept(target: Path, draw: Callable[[Path], Any], replaces: str | None = None) -> Path:
+    """`target`, drawn by `draw(target)` unless an earlier request already drew it; once
+    drawn, the figures of its folder matching the glob `replaces` (its older versions)
+    are removed, so that a figure redrawn as its data grows does not pile up."""
     if target.is_file():
         return target
     with _DRAWING:
         if not target.is_file():
             draw(target)
             logger.info("figure drawn: %s", target.name)
+            for older in target.parent.glob(replaces) if replaces else ():
+                if older != target:
+                    older.unlink(missing_ok=True)
     return target
 
 
@@ -68,7 +73,9 @@ def training_curves(settings: Settings, factory: sessionmaker[Session], run_id: 
         raise NotFound(f"run {run_id} has no finished epoch yet")
     target = figures_dir(settings) / "runs" / f"{run.id}-curves-{len(epochs)}-{run.status}.png"
     title = f"run {run.id} ({run.name}) training"
-    return _kept(target, lambda path: training_curves_figure(path, epochs, title))
+    # A running run's page redraws its curves at each new epoch: one file per run is kept.
+    draw = lambda path: training_curves_figure(path, epochs, title)  # noqa: E731
+    return _kept(target, draw, replaces=f"{run.id}-curves-*.png")
 
 
 # --------------------------------------------------------------------------- evaluations

@@ -25,7 +25,14 @@ from starlette.routing import Route
 from ddm.config import Settings
 from ddm.errors import InvalidInput, NotFound
 from ddm.services import listings
-from ddm.uploads import MEGABYTE, IncomingUpload, UploadTooLarge, figure_path, uploads_root
+from ddm.uploads import (
+    MEGABYTE,
+    IncomingUpload,
+    UploadTooLarge,
+    figure_path,
+    remove_stale_parts,
+    uploads_root,
+)
 from ddm.vocab import ACTIVE_JOB_STATUSES, JobStatus
 from web.security import CSRF_FIELD
 
@@ -55,6 +62,10 @@ class UploadCfg:
     @property
     def root(self) -> Path:
         return uploads_root(self.settings.home)
+
+    def tidy(self) -> int:
+        """Remove what a server killed mid-upload left (`ddm.uploads.remove_stale_parts`)."""
+        return remove_stale_parts(self.root)
 
 
 def upload_routes(pages: Any, cfg: UploadCfg) -> list[Route]:

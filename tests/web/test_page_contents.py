@@ -251,3 +251,21 @@ def test_a_figure_is_not_drawn_from_a_cache_file_that_changed(filled, web) -> No
         path.write_bytes(original)
     drawn = web.get(f"/videos/{video['id']}/timeline.png")
     assert drawn.status_code == 200 and drawn.content.startswith(PNG_MAGIC)
+
+
+def test_a_run_keeps_one_curves_figure_as_it_is_redrawn(filled, web) -> None:
+    from tasks.page_figures import figures_dir
+
+    folder = figures_dir(filled.settings) / "runs"
+    assert web.get(f"/runs/{filled.run_id}/curves.png").status_code == 200
+    (current,) = folder.glob(f"{filled.run_id}-curves-*.png")
+    # As the run's page left it at an earlier epoch, while the run was training.
+    older = folder / f"{filled.run_id}-curves-1-running.png"
+    older.write_bytes(current.read_bytes())
+    other_run = folder / f"{filled.run_id + 1000}-curves-1-running.png"
+    other_run.write_bytes(current.read_bytes())
+    current.unlink()  # drawn again on the next view, as after a new epoch
+    figure = web.get(f"/runs/{filled.run_id}/curves.png")
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    assert [p.name for p in folder.glob(f"{filled.run_id}-curves-*.png")] == [current.name]
+    assert other_run.is_file()  # another run's figure is its own

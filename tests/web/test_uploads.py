@@ -235,3 +235,23 @@ def test_the_jobs_page_refreshes_through_its_own_script(trained) -> None:
     assert "innerHTML" not in script.text  # values go in as text
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_partial_files_a_killed_server_left_are_removed_when_one_starts(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from ddm.uploads import STALE_PART_SECONDS, remove_stale_parts
+
+    root = tmp_path / "uploads"
+    root.mkdir()
+    stale, arriving = root / ".tmp-aa.part", root / ".tmp-bb.part"
+    kept = root / "cc" / "clip.mp4"
+    kept.parent.mkdir()
+    for path in (stale, arriving, kept):
+        path.write_bytes(b"x")
+    old = time.time() - STALE_PART_SECONDS - 60
+    for path in (stale, kept):
+        os.utime(path, (old, old))
+    assert remove_stale_parts(root) == 1
+    assert not stale.exists() and arriving.exists() and kept.exists()
