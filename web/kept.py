@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,26 +50,18 @@ class KeptDocuments:
         view (or the refresher) is computing it for the same catalog."""
         from ddm.catalog.stamps import catalog_stamp
 
-        return self._get(session, key, compute, catalog_stamp(session))  # type: ignore[no-any-return]
-
-    def stale(self, stamp: Any) -> list[tuple[Hashable, Compute]]:
-        """The kept documents computed before `stamp`, the most recently viewed first."""
-        with self._lock:
-            entries = [(key, kept[2]) for key, kept in self._kept.items() if kept[0] != stamp]
-        return entries[::-1]
-
-    def _get(self, session: Session, key: Hashable, compute: Compute, stamp: Any) -> Any:
+        stamp = catalog_stamp(session)
         with self._lock:
             kept = self._kept.get(key)
             if kept is not None and kept[0] == stamp:
                 self._kept.move_to_end(key)
-                return kept[1]
+                return kept[1]  # type: ignore[no-any-return]
             flight = self._computing.get((key, stamp))
             owner = flight is None
-            if flight is None:
+            if owner:
                 flight = self._computing[(key, stamp)] = Future()
         if not owner:
-            return flight.result()
+            return flight.result()  # type: ignore[no-any-return]
         try:
             document = compute(session)  # outside the lock: other pages go on meanwhile
         except BaseException as exc:
@@ -80,6 +73,12 @@ class KeptDocuments:
         self._keep(key, stamp, document, compute)
         flight.set_result(document)
         return document
+
+    def stale(self, stamp: Any) -> list[tuple[Hashable, Compute]]:
+        """The kept documents computed before `stamp`, the most recently viewed first."""
+        with self._lock:
+            entries = [(key, kept[2]) for key, kept in self._kept.items() if kept[0] != stamp]
+        return entries[::-1]
 
     def _keep(self, key: Hashable, stamp: Any, document: Any, compute: Compute) -> None:
         with self._lock:
@@ -125,13 +124,10 @@ class Refresher:
             wanted = list(self.first(session))
         return self._compute(wanted)
 
-    def refresh(self) -> int:
-        """Compute again every kept document the catalog moved past; how many were."""
-        from ddm.catalog.stamps import catalog_stamp
-
-        with self._session() as session:
-            stale = self.kept.stale(catalog_stamp(session))
-        return self._compute(stale)
+    def refresh(self, stamp: Any = None) -> int:
+        """Compute again every kept document the catalog (at `stamp`, read now when None)
+        moved past; how many were."""
+        return self._compute(self.kept.stale(self._stamp() if stamp is None else stamp))
 
     def _loop(self) -> None:
         self._guarded(self.warm)
@@ -141,17 +137,15 @@ class Refresher:
             if stamp != seen:  # moved (or unreadable): wait until it settles
                 seen, still_since = stamp, time.monotonic()
             elif stamp is not None and time.monotonic() - still_since >= self.settle_s:
-                self._guarded(self.refresh)
+                self._guarded(partial(self.refresh, stamp))
 
     def _compute(self, wanted: list[tuple[Hashable, Compute]]) -> int:
-        from ddm.catalog.stamps import catalog_stamp
-
         for key, compute in wanted:
             if self._stop.is_set():
                 break
             with self._session() as session:
                 started = time.perf_counter()
-                self.kept._get(session, key, compute, catalog_stamp(session))
+                self.kept.get(session, key, compute)  # as a view asks, so views join it
             logger.info("kept %s computed in %.1f s", key, time.perf_counter() - started)
         return len(wanted)
 
