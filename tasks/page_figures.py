@@ -171,16 +171,14 @@ def _first_face(settings: Settings, clip: Path, cache: CacheRow) -> tuple[np.nda
     from model.errors import UnreadableVideo
     from model.faces import read_sampled_frame
 
-    features = _features(settings, cache)
-    if "boxes" not in features or "frame_indices" not in features:
-        raise NotFound(f"video {cache.video_id}: its cache recorded no face boxes")
+    stored, boxes = _recorded_boxes(settings, cache)
     sources = cache.frame_sources or ""
     chosen = sources.find("d") if "d" in sources else len(sources) // 2
     try:
-        frame = read_sampled_frame(clip, features["frame_indices"], chosen)
+        frame = read_sampled_frame(clip, stored, chosen)
     except UnreadableVideo as exc:
         raise NotFound(f"video {cache.video_id}: {exc}") from exc
-    return frame, np.asarray(features["boxes"], dtype=np.int64)[chosen]
+    return frame, boxes[chosen]
 
 
 def _cache_with_boxes(session: Session, video_id: int) -> CacheRow:
@@ -199,18 +197,23 @@ def _face_track(
     from model.errors import UnreadableVideo
     from model.faces import read_frames
 
-    features = _features(settings, cache)
-    if "boxes" not in features or "frame_indices" not in features:
-        raise NotFound(f"video {cache.video_id}: its cache recorded no face boxes")
-    stored = [int(i) for i in features["frame_indices"]]
+    stored, boxes = _recorded_boxes(settings, cache)
     try:
         frames, indices, _ = read_frames(clip, len(stored))
     except UnreadableVideo as exc:
         raise NotFound(f"video {cache.video_id}: {exc}") from exc
     if [int(i) for i in indices] != stored:
         raise NotFound(f"video {cache.video_id}: its file changed since it was extracted")
-    boxes = np.asarray(features["boxes"], dtype=np.int64)
     return frames, boxes, cache.frame_sources or "", stored
+
+
+def _recorded_boxes(settings: Settings, cache: CacheRow) -> tuple[list[int], np.ndarray]:
+    """The frame numbers a cache sampled and the face box it cut from each."""
+    features = _features(settings, cache)
+    if "boxes" not in features or "frame_indices" not in features:
+        raise NotFound(f"video {cache.video_id}: its cache recorded no face boxes")
+    stored = [int(i) for i in features["frame_indices"]]
+    return stored, np.asarray(features["boxes"], dtype=np.int64)
 
 
 def _features(settings: Settings, cache: CacheRow) -> dict[str, Any]:
