@@ -62,11 +62,12 @@ class Predictor:
     extractor: Any = None
     extractor_params: dict[str, Any] | None = field(default=None, repr=False)
 
-    def features(self, path: Path) -> tuple[dict[str, Any], str]:
-        """The video's features and where they came from: its cache, or extracted now."""
+    def features(self, path: Path, content_hash: str | None = None) -> tuple[dict[str, Any], str]:
+        """The video's features and where they came from: its cache, or extracted now.
+        `content_hash`: the file's, when the caller has just computed it."""
         from model.features import load_features
 
-        content_hash = fingerprint_file(path).sha256
+        content_hash = content_hash or fingerprint_file(path).sha256
         cached = self._cached(content_hash)
         if cached is not None:
             return load_features(cached), "cache"

@@ -159,7 +159,7 @@ def run_video_saliency(context: JobContext) -> JobOutcome:
         return JobOutcome(JobStatus.SUCCEEDED.value, {**result, **_names(sheet, maps)})
     predictor = load_predictor(context.settings, context.factory, str(run_id))
     context.check()
-    features, source = predictor.features(clip)
+    features, source = predictor.features(clip, content_hash)  # checked just now
     explained, sources = explain_features(predictor, features)
     score = float(explained["score"])
     context.check()
