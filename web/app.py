@@ -72,7 +72,7 @@ def create_app(
             names, so a page elsewhere cannot reach it through DNS rebinding); None: any.
         uploads: where clips to try go and their limit; the routes exist only on a server
             that writes.
-        refresh: compute the datasets page and the newest run's evaluations in the
+        refresh: compute the datasets page and the newest evaluations in the
             background at start, and kept documents again once the catalog settles after a
             change (`web.kept.Refresher`), so that views seldom wait for them.
     """
@@ -208,21 +208,20 @@ class _Pages:
             headers["link"] = f'<{following}>; rel="next"'
         return JSONResponse(rows, headers=headers)
 
-    def _video_document(self, request: Request) -> dict[str, Any]:
+    def _video_document(self, request: Request, chosen_run: int | None) -> dict[str, Any]:
         """A video's document, and its saliency with the run its page shows (`?run=N`)."""
-        chosen_run = _integer(request.query_params, "run", 0, 1, None) or None
         video_id = request.path_params["video_id"]
         with self.session() as session:
             document = listings.video_document(session, video_id)
         return {**document, "saliency": saliency_document(self, video_id, chosen_run)}
 
     def video(self, request: Request) -> Response:
-        chosen_run = _integer(request.query_params, "run", 0, 1, None) or None
-        document = self._video_document(request)
+        chosen_run = _chosen_run(request)
+        document = self._video_document(request, chosen_run)
         return self.render(request, "video.html", chosen_run=chosen_run, **document)
 
     def api_video(self, request: Request) -> Response:
-        return JSONResponse(self._video_document(request))
+        return JSONResponse(self._video_document(request, _chosen_run(request)))
 
     def video_file(self, request: Request) -> Response:
         # By catalog id only: the path comes from the catalog, checked to lie in its root.
@@ -301,9 +300,8 @@ class _Pages:
     def video_timeline(self, request: Request) -> Response:
         from tasks.page_figures import timeline
 
-        run_id = _integer(request.query_params, "run", 0, 1, None) or None
         video_id = request.path_params["video_id"]
-        return _png(timeline(self.settings, self.factory, video_id, run_id))
+        return _png(timeline(self.settings, self.factory, video_id, _chosen_run(request)))
 
     def jobs(self, request: Request) -> Response:
         with self.session() as session:
@@ -374,7 +372,7 @@ class _Findings:
         return cls(page, len(entry["predictions"]), JSONResponse(entry).body)
 
 
-# Evaluations of the newest run computed at start: a DFDC one takes seconds.
+# The newest evaluations computed at start: a DFDC one takes seconds.
 FIRST_EVALUATIONS = 3
 
 
@@ -402,6 +400,11 @@ class _DatasetFindings:
         stats = catalog_stats(session)
         overviews = listings.dataset_overviews(session)
         return cls(overviews, stats, JSONResponse(stats).body)
+
+
+def _chosen_run(request: Request) -> int | None:
+    """The run a video's page shows (`?run=N`); None: the newest that scored it."""
+    return _integer(request.query_params, "run", 0, 1, None) or None
 
 
 def _video_query(request: Request) -> dict[str, Any]:
