@@ -65,12 +65,14 @@ def _pool_axis(x: Tensor, kernel: int, dim: int) -> Tensor:
         padding = [0, 0] * (x.ndim - 1 - dim) + [0, needed - size]
         x = F.pad(x, padding, value=float("-inf"))
     index: list[Any] = [slice(None)] * x.ndim
-    pooled = None
-    for offset in range(kernel):
+
+    def window_row(offset: int) -> Tensor:  # the `offset`-th element of every window
         index[dim] = slice(offset, offset + 2 * (count - 1) + 1, 2)
-        view = x[tuple(index)]
-        pooled = view if pooled is None else torch.maximum(pooled, view)
-    assert pooled is not None
+        return x[tuple(index)]
+
+    pooled = window_row(0)
+    for offset in range(1, kernel):
+        pooled = torch.maximum(pooled, window_row(offset))
     return pooled
 
 
