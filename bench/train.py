@@ -427,7 +427,15 @@ def sweep(datasets, args, pos_weight: float) -> list[dict[str, Any]]:
     return rows
 
 
-VARIANTS = ("default", "fused", "bf16", "bf16+fused")
+VARIANTS = (
+    "default",
+    "fused",
+    "bf16",
+    "bf16+fused",
+    "native",
+    "fused+native",
+    "bf16+fused+native",
+)
 
 
 def sweep_one(
@@ -436,15 +444,31 @@ def sweep_one(
     """One setting: the production epoch functions on the subset, then the split pass.
     "default" is fp32 with AdamW's default (foreach) step, what production ran before
     precision and fused steps were settings; "fused" builds AdamW with `fused=True`;
-    "bf16" trains and validates with `TrainCfg.precision="bf16"`. Production today is
-    "bf16+fused" where the CPU has AMX, "fused" elsewhere."""
+    "bf16" trains and validates with `TrainCfg.precision="bf16"`; "native" runs the
+    StyleGRU through `nn.GRU` instead of model/gru.py's CPU kernel, as production did
+    before the kernel. Production today is "bf16+fused" where the CPU has AMX, "fused"
+    elsewhere."""
     parts = set(variant.split("+"))
     precision = "bf16" if "bf16" in parts else "fp32"
-    return _sweep_one(train_part, val_part, batch_size, pos_weight, "fused" in parts, precision)
+    return _sweep_one(
+        train_part,
+        val_part,
+        batch_size,
+        pos_weight,
+        "fused" in parts,
+        precision,
+        kernel="native" not in parts,
+    )
 
 
 def _sweep_one(
-    train_part, val_part, batch_size: int, pos_weight: float, fused: bool, precision: str
+    train_part,
+    val_part,
+    batch_size: int,
+    pos_weight: float,
+    fused: bool,
+    precision: str,
+    kernel: bool = True,
 ) -> dict[str, Any]:
     from model.data import make_loader
     from model.detector import DetectorCfg, build_detector
@@ -454,6 +478,7 @@ def _sweep_one(
     cfg = TrainCfg(pos_weight=pos_weight, precision=precision)
     torch.manual_seed(0)
     model = build_detector(DetectorCfg())
+    model.style_gru.cpu_kernel = kernel
     train_loader = make_loader(train_part, batch_size=batch_size, shuffle=True)
     val_loader = make_loader(val_part, batch_size=max(batch_size, 512), shuffle=False)
     model.fit_input_stats(train_loader)
