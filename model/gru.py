@@ -65,7 +65,7 @@ def _layer_parameters(gru: nn.GRU, layer: int) -> list[Tensor]:
 
 def _packed_product(weight: Tensor, rows: int) -> StepProduct:
     """x -> x @ weight.T for x of `rows` rows, with `weight` laid out once for the BLAS."""
-    if weight.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available():
+    if weight.dtype == torch.bfloat16 and _onednn_bf16():
         packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows)
         return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
     if weight.dtype == torch.float32 and torch.backends.mkl.is_available():
@@ -73,6 +73,11 @@ def _packed_product(weight: Tensor, rows: int) -> StepProduct:
         return lambda x: torch.ops.mkl._mkl_linear(x, packed, weight, None, rows)
     transposed = weight.t()
     return lambda x: x @ transposed
+
+
+def _onednn_bf16() -> bool:
+    # oneDNN's bf16 products need AVX-512 (or AMX); elsewhere a plain product is correct.
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _steps(direction: int, length: int) -> range:

@@ -115,3 +115,20 @@ def test_detector_training_step_equals_native_in_fp32():
     torch.testing.assert_close(kernel_logits, native_logits, rtol=1e-4, atol=1e-5)
     for mine, theirs in zip(kernel_grads, native_grads, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_plain_products_where_no_packed_ones_exist(monkeypatch):
+    # CPUs without oneDNN's bf16 (no AVX-512) or builds without MKL use plain products.
+    import model.gru
+
+    monkeypatch.setattr(model.gru, "_onednn_bf16", lambda: False)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: False)
+    gru = make_gru()
+    x = torch.randn(3, 6, 20, generator=torch.Generator().manual_seed(8))
+    for mine, theirs in zip(
+        outputs_and_grads(gru, x, gru_forward), outputs_and_grads(gru, x, native), strict=True
+    ):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = gru_forward(gru, x)
+    assert nn.functional.cosine_similarity(low.flatten(), gru(x)[0].flatten(), dim=0) > 0.999
