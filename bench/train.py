@@ -204,7 +204,8 @@ class Timers:
         return timed
 
     def on_event(self, event: Any) -> None:
-        if isinstance(event, dict) and "epoch" in event:
+        # Batches report progress with an "epoch" too; an epoch's row has its losses.
+        if isinstance(event, dict) and "train_loss" in event:
             self.epochs.append(time.perf_counter())
             self.events.append(event)
             self.loads.append(_common.loadavg())
