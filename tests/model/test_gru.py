@@ -29,6 +29,11 @@ def outputs_and_grads(gru: nn.GRU, x: torch.Tensor, run) -> tuple[torch.Tensor, 
     return (y.detach(), x.grad, *(p.grad.clone() for p in gru.parameters()))
 
 
+def through_kernel(y: torch.Tensor) -> bool:
+    """True when y came out of model.gru's autograd node (then one transpose)."""
+    return type(y.grad_fn.next_functions[0][0]).__name__ == "GRULayerBackward"
+
+
 def native(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
     return gru(x)[0]
 
@@ -41,6 +46,7 @@ def test_fp32_outputs_and_gradients_equal_nn_gru(layers, bidirectional, batch):
     x = torch.randn(batch, 9, 20, generator=torch.Generator().manual_seed(2))
     expected = outputs_and_grads(gru, x, native)
     got = outputs_and_grads(gru, x, gru_forward)
+    assert through_kernel(gru_forward(gru, x))
     assert len(got) == len(expected) == 2 + 4 * layers * (2 if bidirectional else 1)
     for mine, theirs in zip(got, expected, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
@@ -82,13 +88,27 @@ def test_dropout_between_layers_as_nn_gru_applies_it():
     assert not torch.allclose(gru_forward(gru.eval(), x), got)
 
 
-def test_inference_without_gradients():
+def test_inference_without_gradients_is_nn_gru_itself():
+    # Without gradients nn.GRU's own CPU path (oneDNN's fused GRU) is the faster one.
     gru = make_gru().eval()
     x = torch.randn(4, 8, 20)
     with torch.no_grad():
-        got = gru_forward(gru, x)
+        got, expected = gru_forward(gru, x), gru(x)[0]
     assert not got.requires_grad
-    torch.testing.assert_close(got, gru(x)[0], rtol=1e-4, atol=1e-5)
+    assert torch.equal(got, expected)
+
+
+def test_gradients_of_the_input_alone():
+    # Saliency: frozen weights, gradients wanted only for the input sequence.
+    gru = make_gru().eval().requires_grad_(False)
+    x = torch.randn(2, 7, 20, requires_grad=True)
+    y = gru_forward(gru, x)
+    assert through_kernel(y)
+    y.square().sum().backward()
+    mine = x.grad.clone()
+    x.grad = None
+    gru(x)[0].square().sum().backward()
+    torch.testing.assert_close(mine, x.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_empty_batch_goes_to_nn_gru():
