@@ -111,9 +111,15 @@ def test_gradients_of_the_input_alone():
     torch.testing.assert_close(mine, x.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_empty_batch_goes_to_nn_gru():
+def test_layouts_the_kernel_does_not_implement_go_to_nn_gru():
     gru = make_gru()
     assert gru_forward(gru, torch.zeros(0, 5, 20)).shape == (0, 5, 48)
+    x = torch.randn(2, 5, 20)
+    for other in (
+        nn.GRU(20, 8, batch_first=True, bias=False),
+        nn.GRU(20, 8, batch_first=False),
+    ):
+        assert torch.equal(gru_forward(other, x), other(x)[0])
 
 
 def test_detector_training_step_equals_native_in_fp32():

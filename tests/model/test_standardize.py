@@ -112,8 +112,11 @@ def test_the_detector_learns_a_style_flow_statistic_at_real_feature_scales(tmp_p
 @pytest.mark.slow
 def test_bf16_training_learns_what_fp32_training_learns(tmp_path) -> None:
     # One training's outcome moves by a few hundredths with any change of rounding (fused
-    # against foreach AdamW moved seed 0 from 0.99 to 0.97 AUC), so seeds are averaged.
-    seeds = (0, 1, 2)
+    # against foreach AdamW moved seed 0 from 0.99 to 0.97 AUC; single seeds' accuracy
+    # spans 0.68 to 1.00 in either precision), so seeds are averaged: over 3 seeds a
+    # change of rounding alone (the StyleGRU's kernel in bf16) moved the mean accuracy by
+    # 0.05, over 12 by under 0.02.
+    seeds = tuple(range(8))
     fp32 = _learned(tmp_path, seeds, precision="fp32")
     bf16 = _learned(tmp_path, seeds, precision="bf16")
 
