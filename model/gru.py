@@ -8,15 +8,15 @@ same small products. Here each layer is one autograd node:
 
 - the input projections of all steps are one matrix product per direction;
 - the recurrent weight is packed once per call (oneDNN for bf16, MKL for fp32), so each
-  step is one packed (B, H) x (H, 3H) product plus five element-wise ops written into
-  preallocated buffers;
+  step is one packed (B, H) x (H, 3H) product, six element-wise ops written into
+  preallocated buffers and a cast of the state for the next product;
 - the backward pass walks the steps once for the state gradient (one packed product per
   step) and then forms every weight gradient as one large product over all steps.
 
 The state and the gate arithmetic stay fp32; only the matrix products run in bf16 when
 the caller is under CPU bf16 autocast, as `nn.GRU`'s products do there. In fp32 the
 outputs and gradients equal `nn.GRU`'s to rounding (tests/model/test_gru.py). Measured in
-bench/README.md ("the StyleGRU kernel").
+bench/README.md ("The StyleGRU's CPU kernel").
 """
 
 from __future__ import annotations
