@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -28,16 +29,56 @@ def write_json_list(items: Iterable[Any], *, batch: int = 1000) -> None:
     """Write a JSON list to stdout item by item, as `write_json(list(items))` would print it:
     the list is never held whole, so `ddm videos --json` of DFDC's 128k videos runs in
     constant memory."""
-    chunk: list[str] = []
     first = True
-    for item in items:
-        chunk.append(("[\n  " if first else ",\n  ") + _indented(item, 1))
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, batch)):
+        click.echo(("[\n  " if first else ",\n  ") + _members(chunk), nl=False)
         first = False
-        if len(chunk) >= batch:
-            click.echo("".join(chunk), nl=False)
-            chunk = []
-    chunk.append("[]\n" if first else "\n]\n")
-    click.echo("".join(chunk), nl=False)
+    click.echo("[]\n" if first else "\n]\n", nl=False)
+
+
+def _members(items: Sequence[Any]) -> str:
+    """Items of a list one level deep, laid out as `_indented` lays out each and joined as
+    the list's members."""
+    keys = tuple(items[0]) if type(items[0]) is dict else ()
+    if all(map(_is_flat_object, items)) and all(tuple(item) == keys for item in items):
+        return _same_flat_objects(items, keys)
+    return ",\n  ".join(_indented(item, 1) for item in items)
+
+
+def _same_flat_objects(items: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> str:
+    """Flat objects with the same keys in the same order (a page of videos), one column of
+    values at a time: each column is one call of json's C encoder, and each object is the
+    keys' template filled with its encoded values.
+
+    One call per object cost 19 us for a video's 36 fields, most of it encoding the same
+    keys again; this is about half that. A NUL parts the encoded values: JSON strings
+    escape theirs, so it cannot occur inside one.
+    """
+    values = zip(*(item.values() for item in items), strict=True)
+    columns = [_VALUES_ENCODER.encode(list(column))[1:-1].split("\0") for column in values]
+    template = _object_template(keys)
+    return ",\n  ".join([template % encoded for encoded in zip(*columns, strict=True)])
+
+
+_VALUES_ENCODER = json.JSONEncoder(separators=("\0", ": "))
+
+
+@functools.lru_cache(maxsize=16)
+def _object_template(keys: tuple[str, ...]) -> str:
+    # printf-style: a key's own "%" is doubled, and an encoded value is put in as it is.
+    members = ",\n    ".join(json.dumps(key).replace("%", "%%") + ": %s" for key in keys)
+    return "{\n    " + members + "\n  }"
+
+
+def _is_flat_object(value: Any) -> bool:
+    # String keys and scalar values: what `_indented` writes with one call of the encoder.
+    return (
+        type(value) is dict
+        and bool(value)
+        and _STRINGS.issuperset(map(type, value))
+        and _FLAT_VALUES.issuperset(map(type, value.values()))
+    )
 
 
 def _indented(value: Any, level: int) -> str:
@@ -53,7 +94,7 @@ def _indented(value: Any, level: int) -> str:
     kind = type(value)
     pad = "\n" + "  " * (level + 1)
     end = "\n" + "  " * level
-    if kind is dict and value and all(type(key) is str for key in value):
+    if kind is dict and value and _STRINGS.issuperset(map(type, value)):
         if _FLAT_VALUES.issuperset(map(type, value.values())):
             # The encoder writes no raw newline of its own: JSON strings escape theirs.
             return "{" + pad + _flat_encoder(level).encode(value)[1:-1] + end + "}"
@@ -70,6 +111,7 @@ def _indented(value: Any, level: int) -> str:
 
 
 _FLAT_VALUES = frozenset({str, int, float, bool, type(None)})
+_STRINGS = frozenset({str})
 
 
 @functools.lru_cache(maxsize=32)

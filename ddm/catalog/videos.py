@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ddm.catalog.models import Dataset, FeatureCache, Video
-from ddm.catalog.records import VideoRecord
+from ddm.catalog.records import VideoRecord, from_values
 from ddm.errors import InvalidInput, StaleIngest
 from ddm.ingest.records import (
     NOT_PROBED,
@@ -640,7 +640,7 @@ def iter_videos(
         values = list(row)
         values[_CACHE_VALID_AT] = bool(values[_CACHE_VALID_AT])  # NULL: no cache row
         values.insert(_FINGERPRINT_AT, fingerprint)
-        yield VideoRecord(*values)
+        yield from_values(VideoRecord, values)
 
 
 def _given(

@@ -44,6 +44,25 @@ DOCUMENTS: list[list[Any]] = [
         {"mixed": [1]},
         {"when": datetime(2024, 1, 2, tzinfo=UTC)},
     ],
+    # Flat objects with the same keys: encoded a column at a time, NUL-parted, into a
+    # printf-style template of the keys.
+    [
+        {
+            "id": n,
+            "nul": "a\x00b\x00",
+            "percent": "%s %d %% %(x)s",
+            "100% key": "%",
+            "text": "},\n    {",
+            "unicode": "é \U0001f600",
+            "score": 0.5 * n if n else float("nan"),
+            "big": 10**30 + n,
+            "none": None,
+            "flag": n % 2 == 0,
+        }
+        for n in range(5)
+    ],
+    [{"only": "}"}, {"only": "{"}],
+    [{"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1}],  # the same keys in another order
 ]
 
 
