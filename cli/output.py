@@ -32,24 +32,24 @@ def write_json_list(items: Iterable[Any], *, batch: int = 1000) -> None:
     first = True
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, batch)):
-        click.echo(("[\n  " if first else ",\n  ") + _members(chunk), nl=False)
+        click.echo(("[\n  " if first else ",\n  ") + _members(chunk, 1), nl=False)
         first = False
     click.echo("[]\n" if first else "\n]\n", nl=False)
 
 
-def _members(items: Sequence[Any]) -> str:
-    """Items of a list one level deep, laid out as `_indented` lays out each and joined as
-    the list's members."""
+def _members(items: Sequence[Any], level: int) -> str:
+    """The items of a list, each laid out `level` levels deep as `_indented` lays it out,
+    joined as the list's members."""
     keys = tuple(items[0]) if type(items[0]) is dict else ()
     if all(map(_is_flat_object, items)) and all(tuple(item) == keys for item in items):
-        return _same_flat_objects(items, keys)
-    return ",\n  ".join(_indented(item, 1) for item in items)
+        return _same_flat_objects(items, keys, level)
+    return (",\n" + "  " * level).join(_indented(item, level) for item in items)
 
 
-def _same_flat_objects(items: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> str:
-    """Flat objects with the same keys in the same order (a page of videos), one column of
-    values at a time: each column is one call of json's C encoder, and each object is the
-    keys' template filled with its encoded values.
+def _same_flat_objects(items: Sequence[dict[str, Any]], keys: tuple[str, ...], level: int) -> str:
+    """Flat objects with the same keys in the same order (a page of videos, a report's
+    predictions), one column of values at a time: each column is one call of json's C
+    encoder, and each object is the keys' template filled with its encoded values.
 
     One call per object cost 19 us for a video's 36 fields, most of it encoding the same
     keys again; this is about half that. A NUL parts the encoded values: JSON strings
@@ -57,18 +57,20 @@ def _same_flat_objects(items: Sequence[dict[str, Any]], keys: tuple[str, ...]) -
     """
     values = zip(*(item.values() for item in items), strict=True)
     columns = [_VALUES_ENCODER.encode(list(column))[1:-1].split("\0") for column in values]
-    template = _object_template(keys)
-    return ",\n  ".join([template % encoded for encoded in zip(*columns, strict=True)])
+    template = _object_template(keys, level)
+    objects = [template % encoded for encoded in zip(*columns, strict=True)]
+    return (",\n" + "  " * level).join(objects)
 
 
 _VALUES_ENCODER = json.JSONEncoder(separators=("\0", ": "))
 
 
 @functools.lru_cache(maxsize=16)
-def _object_template(keys: tuple[str, ...]) -> str:
+def _object_template(keys: tuple[str, ...], level: int) -> str:
     # printf-style: a key's own "%" is doubled, and an encoded value is put in as it is.
-    members = ",\n    ".join(json.dumps(key).replace("%", "%%") + ": %s" for key in keys)
-    return "{\n    " + members + "\n  }"
+    pad = "\n" + "  " * (level + 1)
+    members = ("," + pad).join(json.dumps(key).replace("%", "%%") + ": %s" for key in keys)
+    return "{" + pad + members + "\n" + "  " * level + "}"
 
 
 def _is_flat_object(value: Any) -> bool:
@@ -103,9 +105,7 @@ def _indented(value: Any, level: int) -> str:
         )
         return "{" + pad + ("," + pad).join(members) + end + "}"
     if kind is list and value:
-        return (
-            "[" + pad + ("," + pad).join(_indented(item, level + 1) for item in value) + end + "]"
-        )
+        return "[" + pad + _members(value, level + 1) + end + "]"
     # Scalars, empty containers, tuples, odd keys and types: json's own, each line indented.
     return json.dumps(value, indent=2, default=str).replace("\n", end)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ddm.catalog import evaluations, runs, windows
 from ddm.catalog.datasets import get_dataset
 from ddm.catalog.jobs import create_job
+from ddm.catalog.leakage import MemberKeys
 from ddm.config import Settings
 from ddm.db import session_scope
 from ddm.errors import InvalidInput
@@ -120,9 +121,12 @@ def plan_evaluations(
         get_dataset(session, dataset)  # an unknown dataset is named before any run
         selected = select_runs(session, run_spec)
         planned, notes = [], []
+        member_keys = MemberKeys(session)
         for run in selected:
             try:
-                selection = evaluations.evaluation_selection(session, run.id, dataset, split)
+                selection = evaluations.evaluation_selection(
+                    session, run.id, dataset, split, member_keys=member_keys
+                )
             except InvalidInput as exc:
                 if run_spec not in (LATEST, ALL_RUNS) or len(selected) == 1:
                     raise

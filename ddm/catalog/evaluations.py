@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ddm.catalog.datasets import get_dataset
 from ddm.catalog.latest_scores import keep_latest_scores
-from ddm.catalog.leakage import VideoKeys, keys_query, seen_by_run
+from ddm.catalog.leakage import MemberKeys, VideoKeys, keys_query
 from ddm.catalog.models import Dataset, Evaluation, FeatureCache, Prediction, Video
 from ddm.catalog.runs import SHORT_FINGERPRINT, get_run
 from ddm.errors import InvalidInput, NotFound
@@ -155,9 +155,16 @@ def resolve_split(session: Session, dataset: int, split: str | None) -> tuple[st
 
 
 def evaluation_selection(
-    session: Session, run: int | str, dataset: str, split: str | None = None
+    session: Session,
+    run: int | str,
+    dataset: str,
+    split: str | None = None,
+    *,
+    member_keys: MemberKeys | None = None,
 ) -> EvaluationSelection:
     """The videos of `dataset` (one split, see `resolve_split`) that `run` can be scored on.
+
+    `member_keys` shares the run members' keys between the selections of one plan.
 
     Raises:
         NotFound: an unknown run or dataset.
@@ -172,7 +179,7 @@ def evaluation_selection(
     note = None
     if split is None and stored is None:
         note = f"{dataset} has no test split: every video is evaluated"
-    seen = seen_by_run(session, record.id, record.datasets)
+    seen = (member_keys or MemberKeys(session)).seen_by_run(record.id, record.datasets)
     videos: list[EvalCandidate] = []
     left_out = dict.fromkeys(("missing", "unreadable", "unlabelled", "no valid cache"), 0)
     # Core rows read by position: by name, or through the ORM, DFDC's 128k cost seconds.

@@ -95,23 +95,51 @@ def keys_query() -> Select[Any]:
 
 def seen_by_run(session: Session, run_id: int, train_datasets: Iterable[str]) -> SeenByRun:
     """The keys of every train/val member of the run, and its training datasets' ids."""
-    query = keys_query().add_columns(RunMember.content_hash.label("member_hash"))
-    query = query.join(RunMember, RunMember.video_id == Video.id).where(RunMember.run_id == run_id)
-    # Core rows by position: a run's members are about 13,000 FF++ videos, and a matrix
-    # reads them for each of its runs.
-    rows = session.connection().execute(query)
-    members = [(VideoKeys(*keys), member_hash) for *keys, member_hash in rows]
-    # The hash of the file as the run read it: the video may have changed since.
-    hashes = {member_hash for _, member_hash in members if member_hash}
-    names = list(train_datasets)
-    dataset_ids = session.scalars(select(Dataset.id).where(Dataset.name.in_(names))).all()
-    return SeenByRun(
-        video_ids=frozenset(keys.video_id for keys, _ in members),
-        content_hashes=frozenset(hashes),
-        sequences=frozenset(k for k in (sequence_key(keys) for keys, _ in members) if k),
-        identities=frozenset(key for keys, _ in members for key in identity_keys(keys)),
-        train_datasets=frozenset(dataset_ids),
-    )
+    return MemberKeys(session).seen_by_run(run_id, train_datasets)
+
+
+class MemberKeys:
+    """Run members' keys, each video's read once for every run that has it as a member.
+
+    The runs of a matrix mostly share their members (ten runs on FF++'s train/val split
+    are ten times the same 13,000 videos): a run's members are then read as ids and hashes
+    alone, and only videos not read before as whole key rows. Keep one no longer than the
+    session's reads of one plan: it does not see videos change after it read them.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        # video id -> (its sequence key, its identity keys)
+        self._keys: dict[int, tuple[tuple[str, str] | None, set[tuple[str, str, str]]]] = {}
+
+    def seen_by_run(self, run_id: int, train_datasets: Iterable[str]) -> SeenByRun:
+        """What `seen_by_run` returns."""
+        of_run = RunMember.run_id == run_id
+        members = self._session.connection().execute(
+            select(RunMember.video_id, RunMember.content_hash).where(of_run)
+        )
+        # The hash of the file as the run read it: the video may have changed since.
+        hash_of = dict(members.all())
+        if not self._keys.keys() >= hash_of.keys():
+            self._read(of_run)
+        video_ids = frozenset(hash_of.keys() & self._keys.keys())
+        keys = [self._keys[video_id] for video_id in video_ids]
+        names = list(train_datasets)
+        dataset_ids = self._session.scalars(select(Dataset.id).where(Dataset.name.in_(names)))
+        return SeenByRun(
+            video_ids=video_ids,
+            content_hashes=frozenset(hash_of[v] for v in video_ids if hash_of[v]),
+            sequences=frozenset(sequence for sequence, _ in keys if sequence),
+            identities=frozenset().union(*(identities for _, identities in keys)),
+            train_datasets=frozenset(dataset_ids.all()),
+        )
+
+    def _read(self, of_run: Any) -> None:
+        query = keys_query().join(RunMember, RunMember.video_id == Video.id).where(of_run)
+        # Core rows by position: a run's members are about 13,000 FF++ videos.
+        for row in self._session.connection().execute(query):
+            keys = VideoKeys(*row)
+            self._keys[keys.video_id] = (sequence_key(keys), identity_keys(keys))
 
 
 def identity_keys(video: VideoKeys) -> set[tuple[str, str, str]]:

@@ -76,6 +76,7 @@ def _printed(write: Any, data: Any) -> str:
 NESTED: list[Any] = [
     {
         "runs": [{"auc": 0.5, "per_class": {"fake": {"f1": 0.1}}, "predictions": DOCUMENTS[4]}],
+        "deeper": [{"predictions": DOCUMENTS[5], "same keys": [{"a": 1}, {"a": None}]}],
         "bias": {"sentences": ["a\nb", "é"], "empty": [], "none": None, "tuple": (1, "x")},
         "matrix": {"datasets": ["dfdc"], "rows": [{"cells": {}}, {"cells": {"ff": {"n": 1}}}]},
         "odd keys": {1: [2], "s": {3.5: None}},

@@ -1,5 +1,6 @@
-"""An evaluation's stored scores as numpy columns, on both dialects: PostgreSQL's binary COPY
-and SQLite's rows give what the predictions hold, in video id order."""
+"""An evaluation's stored scores as numpy columns, on both dialects: PostgreSQL's one
+aggregated binary value and SQLite's rows give what the predictions hold, in video id
+order."""
 
 from __future__ import annotations
 
