@@ -36,7 +36,7 @@ ENTRY_COLUMNS = tuple(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per stored file, read by the 100,000
 class StoredFile:
     """What the catalog already knows of a file, to decide whether it needs probing again."""
 

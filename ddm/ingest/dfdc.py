@@ -378,13 +378,11 @@ def _link_originals(
         name = entry["path"].rsplit("/", 1)[-1]
         original = originals.get(name)
         root_name = _chain_root(name, originals)
-        linked.append(
-            VideoEntry(
-                **entry,
-                original_path=by_name.get(original) if original else None,
-                identity_group=f"orig:{root_name.rsplit('.', 1)[0]}" if entry.get("part") else None,
-            )
+        entry["original_path"] = by_name.get(original) if original else None
+        entry["identity_group"] = (
+            f"orig:{root_name.rsplit('.', 1)[0]}" if entry.get("part") else None
         )
+        linked.append(VideoEntry.of(entry))
     return linked
 
 
