@@ -16,11 +16,13 @@ the latest run (its evaluation stored, so reused), the same with `--json`, `ddm 
 --eval ff --runs all` (10 run entries and the full cross-dataset matrix, whose DFDC column
 reads every stored DFDC prediction), and `ddm runs list`. `ddm --version` gives the start-up
 cost every command pays. With `--baseline DIR` (a checkout of an older commit) the same
-commands run first with that code, on the same catalog migrated down to its head, then
-with this one: before and after, side by side in one run.
+commands run with that code too, on the same catalog migrated down to its head: before and
+after, side by side in one run. When the two share a schema they alternate command by
+command (with `--repeat N`, N times each, the median reported and every run kept), so that
+the load of a shared machine falls on both alike; otherwise the baseline runs first.
 
     .venv/bin/python bench/scale.py [--db postgresql|sqlite] [--quick] [--json]
-        [--baseline DIR] [--work DIR] [--refill] [--fill-only]
+        [--baseline DIR] [--repeat N] [--work DIR] [--refill] [--fill-only]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -403,27 +406,49 @@ def run_ddm(code: Path, env: dict[str, str], args: tuple[str, ...], out: Path) -
     }
 
 
-def measure(code: Path, url: str, home: Path, dfdc: Path, ff: Path) -> dict[str, dict[str, Any]]:
+def measure(
+    codes: dict[str, tuple[Path, Path]], url: str, dfdc: Path, ff: Path, repeat: int = 1
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each command `repeat` times with each checkout of `codes` (name -> (code, home)),
+    alternating checkouts command by command, so that a change in the machine's load falls
+    on both alike. A command's seconds are the median of its runs, all of them kept."""
     from tests.conftest import private_ddm_env
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DDM_")}
-    env.update({k: v for k, v in private_ddm_env(home).items() if v is not None})
-    env["DDM_DATABASE_URL"] = url
-    results = {}
-    outputs = home / "out"
-    outputs.mkdir(parents=True, exist_ok=True)
-    for name, args in commands(dfdc, ff):
-        result = run_ddm(code, env, args, outputs / f"{name}.txt")
-        if result["exit_code"] != 0:
-            error = (outputs / f"{name}.err").read_text()[-2000:]
-            raise SystemExit(f"ddm {' '.join(args)} failed ({result['exit_code']}): {error}")
-        results[name] = result
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in codes}
+    for command, args in commands(dfdc, ff):
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in codes}
+        for _ in range(repeat):
+            for name, (code, home) in codes.items():
+                env = {k: v for k, v in os.environ.items() if not k.startswith("DDM_")}
+                env.update({k: v for k, v in private_ddm_env(home).items() if v is not None})
+                env["DDM_DATABASE_URL"] = url
+                outputs = home / "out"
+                outputs.mkdir(parents=True, exist_ok=True)
+                result = run_ddm(code, env, args, outputs / f"{command}.txt")
+                if result["exit_code"] != 0:
+                    error = (outputs / f"{command}.err").read_text()[-2000:]
+                    raise SystemExit(
+                        f"ddm {' '.join(args)} failed ({result['exit_code']}): {error}"
+                    )
+                samples[name].append(result)
+        for name, runs in samples.items():
+            results[name][command] = _summary(runs)
         print(
-            f"  {name}: {result['seconds']:.2f} s, {result['peak_rss_mib']:.0f} MiB",
+            f"  {command}: "
+            + ", ".join(f"{name} {r[command]['seconds']:.2f} s" for name, r in results.items()),
             file=sys.stderr,
             flush=True,
         )
     return results
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **runs[-1],
+        "seconds": statistics.median(run["seconds"] for run in runs),
+        "samples_s": [run["seconds"] for run in runs],
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+    }
 
 
 def baseline_head(code: Path) -> str:
@@ -549,6 +574,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="where trees and catalogs are kept")
     parser.add_argument("--refill", action="store_true", help="fill the catalog afresh")
     parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each command (the median is reported)"
+    )
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     work = work_dir(size, args.work)
@@ -558,15 +586,25 @@ def main() -> None:
         if args.fill_only:
             return
         url, dfdc, ff = filled.url, filled.dfdc, filled.ff
-        runs: dict[str, Any] = {}
+        from ddm.db import head_revision
+
+        runs: dict[str, Any] = {"repeat": args.repeat}
+        current = {"current": (REPO, work / "home")}
         if args.baseline is not None:
             revision = baseline_head(args.baseline)
-            say(f"baseline {args.baseline} (migrated down to {revision}):")
-            runs["migrate_down_s"] = migrate(url, revision)
-            runs["baseline"] = measure(args.baseline, url, work / "home-base", dfdc, ff)
-        runs["migrate_up_s"] = migrate(url, "head")
-        say("this checkout:")
-        runs["current"] = measure(REPO, url, work / "home", dfdc, ff)
+            baseline = {"baseline": (args.baseline, work / "home-base")}
+            if revision == head_revision():  # one schema: the two alternate command by command
+                say(f"baseline {args.baseline} and this checkout, alternating:")
+                runs.update(measure({**baseline, **current}, url, dfdc, ff, args.repeat))
+                runs["migrate_up_s"] = migrate(url, "head")
+            else:
+                say(f"baseline {args.baseline} (migrated down to {revision}):")
+                runs["migrate_down_s"] = migrate(url, revision)
+                runs.update(measure(baseline, url, dfdc, ff, args.repeat))
+        if "current" not in runs:
+            runs["migrate_up_s"] = migrate(url, "head")
+            say("this checkout:")
+            runs.update(measure(current, url, dfdc, ff, args.repeat))
     _report(args, size, info, filled.counts, filled.fill, runs)
 
 

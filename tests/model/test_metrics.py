@@ -201,3 +201,23 @@ def test_held_out_metrics_leave_the_seen_videos_out_of_the_headline() -> None:
     unseen = held_out_metrics(labels, scores, [False] * 5)
     assert unseen["held_out"] is unseen["pooled"]
     assert held_out_metrics(labels, scores, [True] * 5)["held_out"] is None
+
+
+def test_every_metric_is_the_same_whatever_the_order_of_tied_scores() -> None:
+    # Ranks are taken by an unstable sort: only the counts at the end of each run of
+    # tied scores enter a metric, so any order of the videos must give equal numbers.
+    rng = np.random.default_rng(7)
+    labels = (rng.random(5000) < 0.4).astype(np.int64)
+    logits = np.round(rng.normal(size=5000), 1)  # about 80 distinct values
+    expected = binary_metrics(labels, probability(logits), 0.5, logits=logits)
+    assert expected["roc_auc"] is not None
+    for _ in range(5):
+        order = rng.permutation(len(labels))
+        shuffled = binary_metrics(
+            labels[order], probability(logits[order]), 0.5, logits=logits[order]
+        )
+        assert shuffled == expected
+    assert (roc_auc(labels, logits), average_precision(labels, logits)) == (
+        expected["roc_auc"],
+        expected["average_precision"],
+    )
