@@ -594,9 +594,9 @@ def main() -> None:
             revision = baseline_head(args.baseline)
             baseline = {"baseline": (args.baseline, work / "home-base")}
             if revision == head_revision():  # one schema: the two alternate command by command
+                runs["migrate_up_s"] = migrate(url, "head")
                 say(f"baseline {args.baseline} and this checkout, alternating:")
                 runs.update(measure({**baseline, **current}, url, dfdc, ff, args.repeat))
-                runs["migrate_up_s"] = migrate(url, "head")
             else:
                 say(f"baseline {args.baseline} (migrated down to {revision}):")
                 runs["migrate_down_s"] = migrate(url, revision)

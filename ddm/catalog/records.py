@@ -20,13 +20,9 @@ def to_json(record: Any) -> dict[str, Any]:
     cost seconds over DFDC's videos)."""
     names, values_of = _fields_of(type(record))
     held = getattr(record, "__dict__", None)
-    # A record's own dict holds its fields in order, and nothing else unless a cached
-    # property has been read: copied whole, a flat record is one C call, not one per field.
-    if (
-        held is not None
-        and len(held) == len(names)
-        and _SCALARS.issuperset(map(type, held.values()))
-    ):
+    # A record's own dict holds its fields in order (and more once a cached property has
+    # been read): copied whole, a flat record is one C call, not one per field.
+    if held is not None and tuple(held) == names and _SCALARS.issuperset(map(type, held.values())):
         return dict(held)
     values = values_of(record)
     if _SCALARS.issuperset(map(type, values)):  # a flat record, as every video is

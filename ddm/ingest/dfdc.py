@@ -371,7 +371,7 @@ def _link_originals(
     entries: list[dict[str, Any]], originals: dict[str, str | None]
 ) -> list[VideoEntry]:
     """The entries, with `original_path` (when the real is on disk) and the `original`
-    chain's group."""
+    chain's group (each entry's dict is completed in place)."""
     by_name = {e["path"].rsplit("/", 1)[-1]: e["path"] for e in entries}
     linked = []
     for entry in entries:
