@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ddm.catalog.leakage import MemberKeys, SeenByRun, seen_by_run
+from ddm.catalog.leakage import MemberKeys, SeenByRun, VideoKeys, seen_by_run
 from ddm.catalog.models import Dataset, Run, RunMember, Video
+from ddm.vocab import Leak
 
 
 def _catalog(session: Session) -> dict[str, int]:
@@ -88,3 +89,21 @@ def test_what_a_run_saw_is_its_members_keys(session: Session) -> None:
     }
     empty = MemberKeys(session).seen_by_run(run_ids["empty"], [])
     assert not (empty.video_ids or empty.sequences or empty.identities or empty.train_datasets)
+
+
+def test_sequences_and_identities_match_only_within_a_format(session: Session) -> None:
+    run_ids = _catalog(session)
+    seen = MemberKeys(session).seen_by_run(run_ids["nested"], ["ff"])
+    path = "manipulated_sequences/X/raw/videos/001_002.mp4"  # the members' sequence, raw
+
+    def keys(fmt: str, **given: object) -> VideoKeys:
+        fields = {"compression": None, "split": "test", "identity_group": None, **given}
+        return VideoKeys(10**6, None, 10**6, fmt, path, **fields)  # type: ignore[arg-type]
+
+    assert seen.leak_of(keys("ffpp", compression="raw")) == Leak.SEQUENCE
+    assert seen.leak_of(keys("ffpp", identity_group="g1")) == Leak.IDENTITY
+    assert seen.leak_of(keys("ffpp", target_identity="p2")) == Leak.IDENTITY
+    # The same names in another format are other sequences and other people.
+    assert seen.leak_of(keys("dfdc", compression="raw", identity_group="g1")) is None
+    assert seen.leak_of(keys("folder", target_identity="p2")) is None
+    assert seen.leak_of(keys("ffpp")) is None
