@@ -63,6 +63,9 @@ DOCUMENTS: list[list[Any]] = [
     ],
     [{"only": "}"}, {"only": "{"}],
     [{"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1}],  # the same keys in another order
+    [{"a": 1}, {"a": [1, {"b": None}]}, {"a": 2}],  # a later object is not flat
+    [{"a": 1}, [1], "x", None, {"a": 1}],  # not every item is an object
+    [{1: "a"}, {1: "b"}],  # keys that are not strings
 ]
 
 
