@@ -414,19 +414,22 @@ def measure(
     on both alike. A command's seconds are the median of its runs, all of them kept."""
     from tests.conftest import private_ddm_env
 
+    envs, outputs = {}, {}
+    for name, (_, home) in codes.items():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DDM_")}
+        env.update({k: v for k, v in private_ddm_env(home).items() if v is not None})
+        envs[name] = {**env, "DDM_DATABASE_URL": url}
+        outputs[name] = home / "out"
+        outputs[name].mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in codes}
     for command, args in commands(dfdc, ff):
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in codes}
         for _ in range(repeat):
-            for name, (code, home) in codes.items():
-                env = {k: v for k, v in os.environ.items() if not k.startswith("DDM_")}
-                env.update({k: v for k, v in private_ddm_env(home).items() if v is not None})
-                env["DDM_DATABASE_URL"] = url
-                outputs = home / "out"
-                outputs.mkdir(parents=True, exist_ok=True)
-                result = run_ddm(code, env, args, outputs / f"{command}.txt")
+            for name, (code, _) in codes.items():
+                out = outputs[name] / f"{command}.txt"
+                result = run_ddm(code, envs[name], args, out)
                 if result["exit_code"] != 0:
-                    error = (outputs / f"{command}.err").read_text()[-2000:]
+                    error = out.with_suffix(".err").read_text()[-2000:]
                     raise SystemExit(
                         f"ddm {' '.join(args)} failed ({result['exit_code']}): {error}"
                     )
