@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from _common import MEDIA, REPO, machine, print_table, write_results
 
+from ddm.config import Settings
+from model.compiled import COMPILE_MODES
 from model.faces import (
     centre_box,
     content_input,
@@ -65,6 +67,7 @@ from model.features import ExtractorCfg, FeatureExtractor, save_features
 from model.prefetch import FramePrefetcher
 from model.psp import N_STYLES
 from model.registry import create_model
+from tasks.extraction import compile_as_set
 
 # The first is the issue's 1280x720 FF++ clip; then 1920x1080 DFDC, then the rest.
 CLIPS = (
@@ -83,8 +86,12 @@ IMPLS = ("reference", "ours_fp32", "ours_bf16")
 # --------------------------------------------------------------------------- networks
 
 
-def build_ours(frames: int, precision: str) -> FeatureExtractor:
-    return extractor_bench.build(frames, (9,), "cpu", precision)
+def build_ours(frames: int, precision: str, compile_mode: str) -> FeatureExtractor:
+    """Ours as a job of a dataset's full batches (DDM_BATCH_SIZE videos) builds it, with
+    the style network compiled where `compile_mode` (DDM_COMPILE) says so."""
+    extractor = extractor_bench.build(frames, (9,), "cpu", precision)
+    compile_as_set(extractor, compile_mode, videos=Settings().batch_size)
+    return extractor
 
 
 class Reference:
@@ -323,7 +330,9 @@ def gemm_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
 # --------------------------------------------------------------------------- memory
 
 
-def peak_rss_of_ours(precision: str, clips: list[Path], frames: int, workers: int) -> float:
+def peak_rss_of_ours(
+    precision: str, clips: list[Path], frames: int, workers: int, compile_mode: str
+) -> float:
     """Peak resident MB of a process that runs only ours over the clips."""
     command = [
         sys.executable,
@@ -334,15 +343,19 @@ def peak_rss_of_ours(precision: str, clips: list[Path], frames: int, workers: in
         str(frames),
         "--decode-workers",
         str(workers),
+        "--compile",
+        compile_mode,
         *("--clip", *[str(c) for c in clips]),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
-def rss_child(precision: str, clips: list[Path], frames: int, workers: int) -> None:
+def rss_child(
+    precision: str, clips: list[Path], frames: int, workers: int, compile_mode: str
+) -> None:
     with tempfile.TemporaryDirectory() as out:
-        run_ours(build_ours(frames, precision), clips, Path(out), workers)
+        run_ours(build_ours(frames, precision, compile_mode), clips, Path(out), workers)
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
@@ -358,13 +371,18 @@ def peak_rss_mb() -> float:
 # --------------------------------------------------------------------------- main
 
 
-def measure(clips: list[Path], frames: int, out: Path, workers: int) -> dict[str, Any]:
-    ours = {"fp32": build_ours(frames, "fp32"), "bf16": build_ours(frames, "bf16")}
+def measure(
+    clips: list[Path], frames: int, out: Path, workers: int, compile_mode: str
+) -> dict[str, Any]:
+    ours = {p: build_ours(frames, p, compile_mode) for p in ("fp32", "bf16")}
     ref = Reference(ours["fp32"])
     print(f"warm-up on {clips[0].name}", file=sys.stderr)
     ref.extract(clips[0], out / "warm.pt")
-    for extractor in ours.values():
+    warmup_s = {}
+    for name, extractor in ours.items():  # a compiled network compiles here
+        start = time.perf_counter()
         extractor.extract(clips[0])
+        warmup_s[f"ours_{name}"] = time.perf_counter() - start
     rates = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
     runs = {
         "reference": run_reference(ref, clips, out),
@@ -381,6 +399,8 @@ def measure(clips: list[Path], frames: int, out: Path, workers: int) -> dict[str
     return {
         "runs": runs,
         "extractors": {f"ours_{name}": extractor for name, extractor in ours.items()},
+        "warmup_s": warmup_s,
+        "style_compiled": {f"ours_{n}": e.style_is_compiled for n, e in ours.items()},
         "gemm_flops_per_s": {k: statistics.mean([rates[k], rates_end[k]]) for k in rates},
         "gemm_flops_per_s_start_end": {"start": rates, "end": rates_end},
         "flops_per_video": {
@@ -425,6 +445,8 @@ def summarise(measured: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]
         "boxes_other_face_fraction": match["ours_fp32"]["fraction_frames_other_face"],
         "agreement": match,
         "stage_seconds_per_video": stages,
+        "style_compiled": measured["style_compiled"],
+        "warmup_s": measured["warmup_s"],
         "gemm_gflops_per_s": {k: v / 1e9 for k, v in gemm.items()},
         "flops_per_video": flops,
     }
@@ -503,19 +525,28 @@ def main() -> None:
     parser.add_argument(
         "--decode-workers", type=int, default=0, help="ours' decoding threads (CPU default 0)"
     )
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="auto",
+        help="DDM_COMPILE for ours (default auto: as a dataset's extraction job)",
+    )
     parser.add_argument("--rss-child", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     frames = args.frames or (8 if args.quick else 32)
     clips = pick_clips(1 if args.quick else args.videos, args.clip)
     if args.rss_child:
-        return rss_child(args.rss_child, clips, frames, args.decode_workers)
+        return rss_child(args.rss_child, clips, frames, args.decode_workers, args.compile)
     info = {**machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as out:
-        measured = measure(clips, frames, Path(out), args.decode_workers)
+        measured = measure(clips, frames, Path(out), args.decode_workers, args.compile)
     rss = (
         {}
         if args.quick or args.no_rss
-        else {p: peak_rss_of_ours(p, clips, frames, args.decode_workers) for p in ("fp32", "bf16")}
+        else {
+            p: peak_rss_of_ours(p, clips, frames, args.decode_workers, args.compile)
+            for p in ("fp32", "bf16")
+        }
     )
     summary = summarise(measured, rss)
     results = {
@@ -526,6 +557,7 @@ def main() -> None:
         "clips": [str(c.relative_to(MEDIA)) if c.is_relative_to(MEDIA) else str(c) for c in clips],
         "weights": "random, seed 0, shared by all three; MTCNN packaged weights",
         "decode_workers": args.decode_workers,
+        "compile": args.compile,
         "per_video": {n: measured["runs"][n]["per_video"] for n in IMPLS},
     }
     name = "extract.quick" if args.quick else "extract"

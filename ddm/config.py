@@ -12,7 +12,7 @@ import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote
 
 from pydantic import Field, SecretStr, model_validator
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Threads decoding the next videos of an extraction job while the networks run on the
     # current one; unset: none on a CPU (the networks use every core), up to 8 beside a GPU.
     decode_workers: int | None = Field(default=None, ge=0)
+    # torch.compile of the style network in extraction jobs: "auto" where it pays (full
+    # backbones, a C++ compiler or Triton here, jobs of several videos), "on", or "off".
+    compile: Literal["auto", "on", "off"] = "auto"
     # Comma-separated modules that register further job kinds (tasks/kinds.py).
     job_modules: str = ""
     # `ddm serve --allow-uploads`: the largest clip accepted, in MB (10^6 bytes).

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ddm.fs import atomic_write
+from model.compiled import CompiledForward
 from model.errors import IncompatibleFeatures, IncompatibleWeights, WeightsNotFound
 from model.faces import (
     MIN_FACE_PROB,
@@ -171,6 +172,8 @@ class FeatureExtractor:
         weights_sha256: model name -> weights sha256 (None for random weights).
         device: where the backbones run.
         batch_size: frames (style) or clips (content) per forward pass.
+        compile_style: run the style network through `torch.compile` in inference
+            (`model.compiled`): the same codes to rounding, faster once compiled.
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class FeatureExtractor:
         *,
         device: str | torch.device = "cpu",
         batch_size: int = 8,
+        compile_style: bool = False,
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
@@ -191,7 +195,23 @@ class FeatureExtractor:
         self.face_detector = face_detector
         self.weights_sha256 = dict(weights_sha256)
         self.batch_size = batch_size
+        self.style_forward: Any = self.style_encoder
+        if compile_style:
+            self.compile_style()
         self.fingerprint = extractor_fingerprint(cfg, self.weights_sha256)
+
+    def compile_style(self) -> None:
+        """Run the style network through `torch.compile` from the next batch on (once).
+
+        Not fingerprinted: compiled and eager codes agree to rounding (`model.compiled`).
+        """
+        if not isinstance(self.style_forward, CompiledForward):
+            self.style_forward = CompiledForward(self.style_encoder)
+
+    @property
+    def style_is_compiled(self) -> bool:
+        """True while the style network runs compiled (False after a failed compilation)."""
+        return isinstance(self.style_forward, CompiledForward) and self.style_forward.is_compiled
 
     @property
     def has_random_weights(self) -> bool:
@@ -287,7 +307,7 @@ class FeatureExtractor:
         """One batch through the style path: (B, S, S, 3) crops, uint8 or float pixels in
         [0, 255] (differentiable), -> (B, L, 512) float32 codes on the device."""
         with strict_fp32(), autocast_for(self.cfg.precision, self.device):
-            codes = self.style_encoder(self._style_batch(pixels), levels=self.cfg.levels)
+            codes = self.style_forward(self._style_batch(pixels), levels=self.cfg.levels)
         codes = codes.float()
         if self.cfg.add_latent_avg:
             codes = codes + self.style_encoder.latent_avg[list(self.cfg.levels)]
@@ -327,6 +347,7 @@ def build_extractor(
     allow_random_weights: bool = False,
     device: str | torch.device = "cpu",
     batch_size: int = 8,
+    compile_style: bool = False,
 ) -> FeatureExtractor:
     """Build the extractor with weights from explicit paths or the weights directory.
 
@@ -340,6 +361,8 @@ def build_extractor(
             not in `weights_dir`; the fingerprint then starts with "random-".
         device: where the networks run.
         batch_size: frames or clips per forward pass.
+        compile_style: compile the style network (`model.compiled`); the first batch
+            then pays the compilation.
 
     Raises:
         WeightsNotFound: a file is missing and random weights were not allowed.
@@ -364,6 +387,7 @@ def build_extractor(
         {cfg.style_model: style_sha, cfg.content_model: content_sha},
         device=device,
         batch_size=batch_size,
+        compile_style=compile_style,
     )
 
 

@@ -86,10 +86,12 @@ class Predictor:
         return path if path.is_file() and sha256_of(path) == twin.checksum else None
 
     def _extractor(self) -> Any:
-        from tasks.extraction import extractor_for
+        from tasks.extraction import compile_as_set, extractor_for
 
         if self.extractor is None:
             self.extractor = extractor_for(self._extractor_params(), self.settings.weights_dir)
+            # Files come one at a time here: "auto" leaves the network eager, "on" compiles.
+            compile_as_set(self.extractor, self.settings.compile, videos=1)
         return self.extractor
 
     def _extractor_params(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -304,3 +305,54 @@ def test_non_finite_features_are_refused_and_the_cache_row_says_why(
         assert row.path is None and row.checksum is None
         assert "'style' holds 5 non-finite values (NaN or inf)" in row.error
     assert _files(job_settings) == []  # nothing was cached
+
+
+def test_ddm_compile_auto_compiles_the_full_network_for_jobs_of_several_videos() -> None:
+    from model.compiled import compile_backend_available
+    from tasks.extraction import COMPILE_MIN_VIDEOS, compiles_style
+
+    cpu = torch.device("cpu")
+    full, small = extractor_cfg().style_model, extractor_cfg(backbones="small").style_model
+    assert compiles_style("auto", full, cpu, COMPILE_MIN_VIDEOS) is compile_backend_available(cpu)
+    assert not compiles_style("auto", full, cpu, COMPILE_MIN_VIDEOS - 1)
+    assert not compiles_style("auto", small, cpu, 1000)  # the CPU-sized network gains nothing
+    assert compiles_style("on", small, cpu, 1) and not compiles_style("off", full, cpu, 1000)
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="no C++ compiler for inductor")
+def test_ddm_compile_on_makes_the_job_compile_its_style_network(
+    factory, job_settings, clips
+) -> None:
+    from tasks.extraction import _build_extractor
+
+    cfg = extractor_cfg(8, "small")  # batches of 8 crops of 128 px, as tests/model compile
+    styles = {}
+    try:
+        for mode in ("off", "on"):
+            _build_extractor.cache_clear()  # the process's extractor, as a new worker's
+            settings = job_settings.model_copy(update={"compile": mode})
+            plan = plan_extraction(
+                factory,
+                settings,
+                clips,
+                cfg=cfg,
+                weights_dir=settings.weights_dir,
+                allow_random=True,
+                force=True,
+            )
+            assert set(run_inline(settings, factory, plan.job_ids).values()) == {"succeeded"}
+            extractor = _build_extractor(cfg, str(settings.weights_dir), True)
+            assert extractor.style_is_compiled is (mode == "on")
+            with session_scope(factory) as session:
+                rows = [r for r in cache_rows(session) if r.fingerprint == plan.fingerprint]
+            styles[mode] = {
+                r.video_id: torch.load(Path(settings.cache_dir) / r.path, weights_only=True)[
+                    "style"
+                ]
+                for r in rows
+            }
+    finally:
+        _build_extractor.cache_clear()
+    assert styles["on"].keys() == styles["off"].keys() and len(styles["on"]) == 3
+    for video_id, style in styles["on"].items():
+        torch.testing.assert_close(style, styles["off"][video_id], rtol=1e-4, atol=1e-5)

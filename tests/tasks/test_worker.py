@@ -165,6 +165,24 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_pat
     assert all(sha256_of(cache_dir / row.path) == row.checksum for row in rows)
 
 
+def test_a_pool_child_compiles_its_style_network(env, tmp_path: Path) -> None:
+    # A prefork child is a daemon process: inductor must compile there all the same.
+    root = make_clips(tmp_path / "clips")
+    assert _ddm(env, "ingest", str(root), "--format", "folder").returncode == 0
+    log = tmp_path / "worker.log"
+    worker = start_worker({**env, "DDM_COMPILE": "on"}, log)
+    try:
+        extract = ("extract", "--dataset", "clips", "--backbones", "small", "--frames", "8")
+        result = _ddm(env, *extract, "--allow-random-weights", "--wait", "--json")
+    finally:
+        kill_worker(worker, signal.SIGTERM)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["extracted"] == 3
+    text = log.read_text()
+    assert "style network compiled (DDM_COMPILE=on)" in text
+    assert "torch.compile failed" not in text, text[-2000:]
+
+
 def test_each_pool_child_gets_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks import worker as worker_module
     from tasks.app import app
