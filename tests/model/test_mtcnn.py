@@ -84,6 +84,7 @@ def test_strided_pooling_is_max_pool2d_in_ceil_mode(kernel: int) -> None:
             x[0, 0, 0, 0] = float("nan")  # propagated as max_pool2d propagates it
             expected, got = pool(x), StridedMaxPool(kernel)(x)
             assert got.shape == expected.shape, (height, width)
+            assert got.is_contiguous()  # the next convolution rounds by layout
             torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
     with pytest.raises(RuntimeError):
         StridedMaxPool(kernel)(torch.zeros(1, 1, kernel - 1, 5))  # as max_pool2d refuses it
