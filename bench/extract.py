@@ -80,7 +80,7 @@ CLIPS = (
 SEED_CUT = 0.9  # the seed's MTCNN probability threshold
 IOU_MIN, COSINE_MIN = 0.9, 0.99
 STAGES = ("decode", "detect", "crop", "style", "content", "write")
-IMPLS = ("reference", "ours_fp32", "ours_bf16")
+PRECISIONS = ("fp32", "bf16")
 
 
 # --------------------------------------------------------------------------- networks
@@ -317,6 +317,10 @@ def backbone_flops(cfg: ExtractorCfg, levels: tuple[int, ...]) -> int:
     return sum(extractor_bench.backbone_flops(cfg, levels).values())
 
 
+def gemm_rates() -> dict[str, float]:
+    return {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
+
+
 def gemm_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
     """FLOP/s of a square matrix product on this machine, now."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
@@ -372,9 +376,11 @@ def peak_rss_mb() -> float:
 
 
 def measure(
-    clips: list[Path], frames: int, out: Path, workers: int, compile_mode: str
+    clips: list[Path], frames: int, out: Path, workers: int, compile_mode: str, eager_too: bool
 ) -> dict[str, Any]:
     ours = {p: build_ours(frames, p, compile_mode) for p in ("fp32", "bf16")}
+    if eager_too:  # the same networks uncompiled, for the compilation's gain side by side
+        ours.update({f"{p}_eager": build_ours(frames, p, "off") for p in ("fp32", "bf16")})
     ref = Reference(ours["fp32"])
     print(f"warm-up on {clips[0].name}", file=sys.stderr)
     ref.extract(clips[0], out / "warm.pt")
@@ -383,19 +389,24 @@ def measure(
         start = time.perf_counter()
         extractor.extract(clips[0])
         warmup_s[f"ours_{name}"] = time.perf_counter() - start
-    rates = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
-    # Clip by clip, the three pipelines in turn: a change in the machine's load then
-    # weighs on all three alike rather than on whichever ran as a block at the time.
-    runs: dict[str, dict[str, list[Any]]] = {n: {"per_video": [], "outputs": []} for n in IMPLS}
+    # Clip by clip, the pipelines in turn: a change in the machine's load then weighs on
+    # all of them alike rather than on whichever ran as a block at the time. The GEMM rate
+    # is sampled before each clip and at the end, and averaged, for the same reason.
+    names = ["reference", *(f"ours_{name}" for name in ours)]
+    runs: dict[str, dict[str, list[Any]]] = {n: {"per_video": [], "outputs": []} for n in names}
+    rate_samples: list[dict[str, float]] = []
     for clip in clips:
-        for name, run in (
-            ("reference", run_reference(ref, [clip], out)),
-            ("ours_fp32", run_ours(ours["fp32"], [clip], out, workers)),
-            ("ours_bf16", run_ours(ours["bf16"], [clip], out, workers)),
-        ):
+        rate_samples.append(gemm_rates())
+        pipelines = [("reference", lambda clip=clip: run_reference(ref, [clip], out))]
+        pipelines += [
+            (f"ours_{n}", lambda clip=clip, e=e: run_ours(e, [clip], out, workers))
+            for n, e in ours.items()
+        ]
+        for name, run_one in pipelines:
+            run = run_one()
             for key in ("per_video", "outputs"):
                 runs[name][key] += run[key]
-    rates_end = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
+    rate_samples.append(gemm_rates())
     detect = [
         extractor_bench.count_flops(
             ours["fp32"].face_detector.detect, decode_video(c, frames).frames
@@ -407,8 +418,8 @@ def measure(
         "extractors": {f"ours_{name}": extractor for name, extractor in ours.items()},
         "warmup_s": warmup_s,
         "style_compiled": {f"ours_{n}": e.style_is_compiled for n, e in ours.items()},
-        "gemm_flops_per_s": {k: statistics.mean([rates[k], rates_end[k]]) for k in rates},
-        "gemm_flops_per_s_start_end": {"start": rates, "end": rates_end},
+        "gemm_flops_per_s": {k: statistics.mean(r[k] for r in rate_samples) for k in PRECISIONS},
+        "gemm_flops_per_s_samples": rate_samples,
         "flops_per_video": {
             "ours_backbones": backbone_flops(ours["fp32"].cfg, (9,)),
             "reference_backbones": backbone_flops(ours["fp32"].cfg, tuple(range(N_STYLES))),
@@ -451,6 +462,13 @@ def summarise(measured: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]
         "boxes_other_face_fraction": match["ours_fp32"]["fraction_frames_other_face"],
         "agreement": match,
         "stage_seconds_per_video": stages,
+        "seconds_per_video": seconds,
+        # Each pipeline over its uncompiled twin, where --eager-too ran those.
+        "compile_speedup": {
+            p: seconds[f"ours_{p}_eager"] / seconds[f"ours_{p}"]
+            for p in PRECISIONS
+            if f"ours_{p}_eager" in seconds
+        },
         "style_compiled": measured["style_compiled"],
         "warmup_s": measured["warmup_s"],
         "gemm_gflops_per_s": {k: v / 1e9 for k, v in gemm.items()},
@@ -459,18 +477,13 @@ def summarise(measured: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]
 
 
 def report(summary: dict[str, Any], clips: list[Path], frames: int) -> None:
-    stages = summary["stage_seconds_per_video"]
-    total = {
-        "reference": summary["reference_s_per_video"],
-        "ours_fp32": summary["ours_s_per_video"],
-        "ours_bf16": summary["ours_bf16_s_per_video"],
-    }
+    stages, total = summary["stage_seconds_per_video"], summary["seconds_per_video"]
     print_table(
         f"seconds per video, mean of {len(clips)} clips, T = {frames}",
         ["pipeline", *STAGES, "wall", "ratio"],
         [
             [n, *(stages[n][s] for s in STAGES), total[n], total["reference"] / total[n]]
-            for n in IMPLS
+            for n in total
         ],
     )
     _agreement_table(summary["agreement"])
@@ -537,6 +550,9 @@ def main() -> None:
         default="auto",
         help="DDM_COMPILE for ours (default auto: as a dataset's extraction job)",
     )
+    parser.add_argument(
+        "--eager-too", action="store_true", help="also run ours uncompiled, side by side"
+    )
     parser.add_argument("--rss-child", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     frames = args.frames or (8 if args.quick else 32)
@@ -545,7 +561,9 @@ def main() -> None:
         return rss_child(args.rss_child, clips, frames, args.decode_workers, args.compile)
     info = {**machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as out:
-        measured = measure(clips, frames, Path(out), args.decode_workers, args.compile)
+        measured = measure(
+            clips, frames, Path(out), args.decode_workers, args.compile, args.eager_too
+        )
     rss = (
         {}
         if args.quick or args.no_rss
@@ -564,7 +582,7 @@ def main() -> None:
         "weights": "random, seed 0, shared by all three; MTCNN packaged weights",
         "decode_workers": args.decode_workers,
         "compile": args.compile,
-        "per_video": {n: measured["runs"][n]["per_video"] for n in IMPLS},
+        "per_video": {n: run["per_video"] for n, run in measured["runs"].items()},
     }
     name = "extract.quick" if args.quick else "extract"
     if args.json:
