@@ -295,32 +295,33 @@ def run_extraction(context: JobContext) -> JobOutcome:
     return JobOutcome(status, dataclasses.asdict(result), error)
 
 
-# DDM_COMPILE=auto compiles the full-size style network for jobs of at least this many
-# videos. On a 2-core CPU the first batch pays about 6 s of compilation (warm inductor
-# cache) to about a minute (cold), and each video then saves 2.6 s (bf16) to 3.5 s (fp32)
-# of the style stage (model/compiled.py); the CPU-sized network gains nothing.
+# DDM_COMPILE=auto compiles the full-size style network in bf16 for jobs of at least this
+# many videos. Measured on a 2-core CPU with AMX (bench/compile_style.py), the style stage
+# of a video: bf16 1.36x faster compiled, fp32 no faster (0.92x to 1.05x), the CPU-sized
+# network no faster either; the first batch pays about 6 to 60 s of compilation.
 COMPILE_MIN_VIDEOS = 8
 
 
 def compile_as_set(extractor: Any, mode: str, videos: int) -> None:
     """Compile `extractor`'s style network if DDM_COMPILE (`mode`) says so for `videos`."""
-    if compiles_style(mode, extractor.cfg.style_model, extractor.device, videos):
+    if compiles_style(mode, extractor.cfg, extractor.device, videos):
         if not extractor.style_is_compiled:
             logger.info("style network compiled (DDM_COMPILE=%s) from its next batch", mode)
         extractor.compile_style()
 
 
-def compiles_style(mode: str, style_model: str, device: Any, videos: int) -> bool:
-    """Whether a job of `videos` videos compiles its style network on `device`, per
-    DDM_COMPILE: "on", "off", or "auto": the full-size network in jobs of at least
-    COMPILE_MIN_VIDEOS videos, where a backend exists (`model.compiled`)."""
+def compiles_style(mode: str, cfg: Any, device: Any, videos: int) -> bool:
+    """Whether a job of `videos` videos compiles the style network of extractor `cfg` on
+    `device`, per DDM_COMPILE: "on", "off", or "auto": the full-size network in bf16, in
+    jobs of at least COMPILE_MIN_VIDEOS videos, where a backend exists (`model.compiled`)."""
     from model.compiled import compile_backend_available
     from model.features import STYLE_MODEL
+    from model.precision import BF16
 
     if mode != "auto":
         return mode == "on"
-    worth_it = style_model == STYLE_MODEL and videos >= COMPILE_MIN_VIDEOS
-    return worth_it and compile_backend_available(device)
+    pays = cfg.style_model == STYLE_MODEL and cfg.precision == BF16
+    return pays and videos >= COMPILE_MIN_VIDEOS and compile_backend_available(device)
 
 
 def _prefetcher(context: JobContext, extractor: Any) -> Any:

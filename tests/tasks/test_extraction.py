@@ -307,15 +307,17 @@ def test_non_finite_features_are_refused_and_the_cache_row_says_why(
     assert _files(job_settings) == []  # nothing was cached
 
 
-def test_ddm_compile_auto_compiles_the_full_network_for_jobs_of_several_videos() -> None:
+def test_ddm_compile_auto_compiles_the_full_network_in_bf16_for_jobs_of_several_videos() -> None:
     from model.compiled import compile_backend_available
     from tasks.extraction import COMPILE_MIN_VIDEOS, compiles_style
 
-    cpu = torch.device("cpu")
-    full, small = extractor_cfg().style_model, extractor_cfg(backbones="small").style_model
-    assert compiles_style("auto", full, cpu, COMPILE_MIN_VIDEOS) is compile_backend_available(cpu)
-    assert not compiles_style("auto", full, cpu, COMPILE_MIN_VIDEOS - 1)
-    assert not compiles_style("auto", small, cpu, 1000)  # the CPU-sized network gains nothing
+    cpu, many = torch.device("cpu"), COMPILE_MIN_VIDEOS
+    full, fp32 = extractor_cfg(precision="bf16"), extractor_cfg(precision="fp32")
+    small = extractor_cfg(backbones="small", precision="bf16")
+    assert compiles_style("auto", full, cpu, many) is compile_backend_available(cpu)
+    assert not compiles_style("auto", full, cpu, many - 1)
+    assert not compiles_style("auto", fp32, cpu, 1000)  # measured no faster compiled
+    assert not compiles_style("auto", small, cpu, 1000)  # the CPU-sized network neither
     assert compiles_style("on", small, cpu, 1) and not compiles_style("off", full, cpu, 1000)
 
 
