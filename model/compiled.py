@@ -4,9 +4,10 @@ Inductor fuses the element-wise work between pSp's convolutions (PReLU, the
 pre-activation norms, residual adds, the SE gates) into the kernels around it, and with
 the graph frozen it folds and prepacks the weights once. Measured on a 2-core CPU with
 AMX (bench/compile_style.py, the style stage of one video, 32 crops of 256 px, random
-weights, eager and compiled in turn): bf16 3.34 s eager against 2.47 s compiled (1.36x,
-faster in each of 8 rounds), with codes as close to fp32's as eager bf16's are; fp32 no
-faster (0.92x frozen, 1.05x unfrozen in another run), with codes equal to 1e-8. The
+weights, eager and compiled in turn, medians of 8 rounds): bf16 1.36x and 1.20x faster
+compiled in two runs (3.34 against 2.47 s, 2.50 against 2.08 s), with codes as close to
+fp32's as eager bf16's are; fp32 0.92x and 1.07x, no clear gain, with codes equal to 1e-8;
+whole videos gained too little to stand out of the machine's noise (bench/README.md). The
 CPU-sized encoder gains nothing either. The first call pays the compilation: about 20 to
 60 s with an empty inductor cache and a few seconds with a warm one
 (`TORCHINDUCTOR_CACHE_DIR`, by default under the temp folder). Callers therefore compile

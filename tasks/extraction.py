@@ -297,7 +297,7 @@ def run_extraction(context: JobContext) -> JobOutcome:
 
 # DDM_COMPILE=auto compiles the full-size style network in bf16 for jobs of at least this
 # many videos. Measured on a 2-core CPU with AMX (bench/compile_style.py), the style stage
-# of a video: bf16 1.36x faster compiled, fp32 no faster (0.92x to 1.05x), the CPU-sized
+# of a video: bf16 1.2x to 1.36x faster compiled, fp32 no faster (0.92x to 1.07x), the CPU-sized
 # network no faster either; the first batch pays about 6 to 60 s of compilation.
 COMPILE_MIN_VIDEOS = 8
 
