@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     # Threads decoding the next videos of an extraction job while the networks run on the
     # current one; unset: none on a CPU (the networks use every core), up to 8 beside a GPU.
     decode_workers: int | None = Field(default=None, ge=0)
-    # torch.compile of the style network in extraction jobs: "auto" where it pays (full
-    # backbones, a C++ compiler or Triton here, jobs of several videos), "on", or "off".
+    # torch.compile of the style network in extraction jobs: "auto" where it was measured
+    # to pay (full backbones in bf16 on a CPU with a C++ compiler, jobs of 8 or more
+    # videos), "on", or "off".
     compile: Literal["auto", "on", "off"] = "auto"
     # Comma-separated modules that register further job kinds (tasks/kinds.py).
     job_modules: str = ""

@@ -295,10 +295,11 @@ def run_extraction(context: JobContext) -> JobOutcome:
     return JobOutcome(status, dataclasses.asdict(result), error)
 
 
-# DDM_COMPILE=auto compiles the full-size style network in bf16 for jobs of at least this
-# many videos. Measured on a 2-core CPU with AMX (bench/compile_style.py), the style stage
-# of a video: bf16 1.2x to 1.36x faster compiled, fp32 no faster (0.92x to 1.07x), the CPU-sized
-# network no faster either; the first batch pays about 6 to 60 s of compilation.
+# DDM_COMPILE=auto compiles the full-size style network in bf16 on a CPU for jobs of at
+# least this many videos. Measured on a 2-core CPU with AMX (bench/compile_style.py), the
+# style stage of a video: bf16 1.2x to 1.36x faster compiled, fp32 no faster (0.92x to
+# 1.07x), the CPU-sized network no faster either; the first batch pays about 6 to 60 s of
+# compilation. No GPU has measured it yet, so a GPU compiles only with DDM_COMPILE=on.
 COMPILE_MIN_VIDEOS = 8
 
 
@@ -312,16 +313,19 @@ def compile_as_set(extractor: Any, mode: str, videos: int) -> None:
 
 def compiles_style(mode: str, cfg: Any, device: Any, videos: int) -> bool:
     """Whether a job of `videos` videos compiles the style network of extractor `cfg` on
-    `device`, per DDM_COMPILE: "on", "off", or "auto": the full-size network in bf16, in
-    jobs of at least COMPILE_MIN_VIDEOS videos, where a backend exists (`model.compiled`)."""
+    `device`, per DDM_COMPILE: "on", "off", or "auto": the full-size network in bf16 on a
+    CPU, in jobs of at least COMPILE_MIN_VIDEOS videos, where a C++ compiler is found."""
+    from torch import device as torch_device
+
     from model.compiled import compile_backend_available
     from model.features import STYLE_MODEL
     from model.precision import BF16
 
     if mode != "auto":
         return mode == "on"
-    pays = cfg.style_model == STYLE_MODEL and cfg.precision == BF16
-    return pays and videos >= COMPILE_MIN_VIDEOS and compile_backend_available(device)
+    device = torch_device(device)
+    measured = device.type == "cpu" and cfg.style_model == STYLE_MODEL and cfg.precision == BF16
+    return measured and videos >= COMPILE_MIN_VIDEOS and compile_backend_available(device)
 
 
 def _prefetcher(context: JobContext, extractor: Any) -> Any:

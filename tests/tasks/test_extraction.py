@@ -307,7 +307,7 @@ def test_non_finite_features_are_refused_and_the_cache_row_says_why(
     assert _files(job_settings) == []  # nothing was cached
 
 
-def test_ddm_compile_auto_compiles_the_full_network_in_bf16_for_jobs_of_several_videos() -> None:
+def test_ddm_compile_auto_compiles_the_full_network_in_bf16_on_a_cpu_for_several_videos() -> None:
     from model.compiled import compile_backend_available
     from tasks.extraction import COMPILE_MIN_VIDEOS, compiles_style
 
@@ -318,6 +318,7 @@ def test_ddm_compile_auto_compiles_the_full_network_in_bf16_for_jobs_of_several_
     assert not compiles_style("auto", full, cpu, many - 1)
     assert not compiles_style("auto", fp32, cpu, 1000)  # measured no faster compiled
     assert not compiles_style("auto", small, cpu, 1000)  # the CPU-sized network neither
+    assert not compiles_style("auto", full, torch.device("cuda"), 1000)  # not measured yet
     assert compiles_style("on", small, cpu, 1) and not compiles_style("off", full, cpu, 1000)
 
 
