@@ -130,7 +130,10 @@ class Settings(BaseSettings):
             "max_attempts": self.max_attempts,
             "task_soft_time_limit": self.task_soft_time_limit,
             "task_time_limit": self.task_time_limit,
+            "decode_workers": self.decode_workers,
+            "compile": self.compile,
             "job_modules": self.job_modules,
+            "upload_max_mb": self.upload_max_mb,
         }
 
 

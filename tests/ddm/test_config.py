@@ -33,6 +33,15 @@ def test_defaults_live_under_home() -> None:
     assert settings.broker is None
 
 
+def test_config_show_lists_every_setting() -> None:
+    # `masked` is what `ddm config show` prints: a new setting must not be left out of it.
+    from ddm.config import Settings
+
+    shown = load_settings(home="/data/ddm", compile="off", decode_workers=3).masked()
+    assert list(shown) == list(Settings.model_fields)
+    assert (shown["compile"], shown["decode_workers"], shown["upload_max_mb"]) == ("off", 3, 500)
+
+
 def test_sources_in_order_of_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "ddm.toml").write_text(
         'home = "/from/toml"\ncache_dir = "/toml/cache"\nbroker_url = "redis://toml:6379/0"\n'
