@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 import cv2
@@ -53,7 +53,6 @@ import torch.nn.functional as F
 from _common import MEDIA, REPO, machine, print_table, write_results
 
 from ddm.config import Settings
-from model.compiled import COMPILE_MODES
 from model.faces import (
     centre_box,
     content_input,
@@ -318,7 +317,8 @@ def backbone_flops(cfg: ExtractorCfg, levels: tuple[int, ...]) -> int:
 
 
 def gemm_rates() -> dict[str, float]:
-    return {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    return {precision: gemm_rate(dtypes[precision]) for precision in PRECISIONS}
 
 
 def gemm_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
@@ -378,9 +378,9 @@ def peak_rss_mb() -> float:
 def measure(
     clips: list[Path], frames: int, out: Path, workers: int, compile_mode: str, eager_too: bool
 ) -> dict[str, Any]:
-    ours = {p: build_ours(frames, p, compile_mode) for p in ("fp32", "bf16")}
+    ours = {p: build_ours(frames, p, compile_mode) for p in PRECISIONS}
     if eager_too:  # the same networks uncompiled, for the compilation's gain side by side
-        ours.update({f"{p}_eager": build_ours(frames, p, "off") for p in ("fp32", "bf16")})
+        ours.update({f"{p}_eager": build_ours(frames, p, "off") for p in PRECISIONS})
     ref = Reference(ours["fp32"])
     print(f"warm-up on {clips[0].name}", file=sys.stderr)
     ref.extract(clips[0], out / "warm.pt")
@@ -397,15 +397,9 @@ def measure(
     rate_samples: list[dict[str, float]] = []
     for clip in clips:
         rate_samples.append(gemm_rates())
-        pipelines = [("reference", lambda clip=clip: run_reference(ref, [clip], out))]
-        pipelines += [
-            (f"ours_{n}", lambda clip=clip, e=e: run_ours(e, [clip], out, workers))
-            for n, e in ours.items()
-        ]
-        for name, run_one in pipelines:
-            run = run_one()
-            for key in ("per_video", "outputs"):
-                runs[name][key] += run[key]
+        _append(runs["reference"], run_reference(ref, [clip], out))
+        for name, extractor in ours.items():
+            _append(runs[f"ours_{name}"], run_ours(extractor, [clip], out, workers))
     rate_samples.append(gemm_rates())
     detect = [
         extractor_bench.count_flops(
@@ -426,6 +420,11 @@ def measure(
             "ours_detect_mean": statistics.mean(detect),
         },
     }
+
+
+def _append(runs: dict[str, list[Any]], run: dict[str, list[Any]]) -> None:
+    for key in ("per_video", "outputs"):
+        runs[key] += run[key]
 
 
 def summarise(measured: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]:
@@ -546,7 +545,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--compile",
-        choices=COMPILE_MODES,
+        choices=get_args(Settings.model_fields["compile"].annotation),
         default="auto",
         help="DDM_COMPILE for ours (default auto: as a dataset's extraction job)",
     )

@@ -27,9 +27,6 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-# `DDM_COMPILE`: "auto" compiles where a backend exists here and the work repays it.
-COMPILE_MODES = ("auto", "on", "off")
-
 
 def compile_backend_available(device: torch.device) -> bool:
     """True where inductor can build kernels: a C++ compiler for a CPU, Triton for a GPU."""

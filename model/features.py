@@ -200,13 +200,16 @@ class FeatureExtractor:
             self.compile_style()
         self.fingerprint = extractor_fingerprint(cfg, self.weights_sha256)
 
-    def compile_style(self) -> None:
-        """Run the style network through `torch.compile` from the next batch on (once).
+    def compile_style(self) -> bool:
+        """Run the style network through `torch.compile` from the next batch on; True
+        when this call switched it on (once: a failed compilation is not retried).
 
         Not fingerprinted: compiled and eager codes agree to rounding (`model.compiled`).
         """
-        if not isinstance(self.style_forward, CompiledForward):
-            self.style_forward = CompiledForward(self.style_encoder)
+        if isinstance(self.style_forward, CompiledForward):
+            return False
+        self.style_forward = CompiledForward(self.style_encoder)
+        return True
 
     @property
     def style_is_compiled(self) -> bool:

@@ -305,25 +305,20 @@ COMPILE_MIN_VIDEOS = 8
 
 def compile_as_set(extractor: Any, mode: str, videos: int) -> None:
     """Compile `extractor`'s style network if DDM_COMPILE (`mode`) says so for `videos`."""
-    if compiles_style(mode, extractor.cfg, extractor.device, videos):
-        if not extractor.style_is_compiled:
-            logger.info("style network compiled (DDM_COMPILE=%s) from its next batch", mode)
-        extractor.compile_style()
+    if compiles_style(mode, extractor.cfg, extractor.device, videos) and extractor.compile_style():
+        logger.info("style network compiled (DDM_COMPILE=%s) from its next batch", mode)
 
 
 def compiles_style(mode: str, cfg: Any, device: Any, videos: int) -> bool:
     """Whether a job of `videos` videos compiles the style network of extractor `cfg` on
     `device`, per DDM_COMPILE: "on", "off", or "auto": the full-size network in bf16 on a
     CPU, in jobs of at least COMPILE_MIN_VIDEOS videos, where a C++ compiler is found."""
-    from torch import device as torch_device
-
     from model.compiled import compile_backend_available
     from model.features import STYLE_MODEL
     from model.precision import BF16
 
     if mode != "auto":
         return mode == "on"
-    device = torch_device(device)
     measured = device.type == "cpu" and cfg.style_model == STYLE_MODEL and cfg.precision == BF16
     return measured and videos >= COMPILE_MIN_VIDEOS and compile_backend_available(device)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ddm.catalog.models import FeatureCache, Video
 from ddm.db import session_scope
 from ddm.errors import SetupError
 from ddm.fs import TEMP_PREFIX, sha256_of
+from model.compiled import compile_backend_available
 from tasks.dispatch import run_inline
 from tasks.extraction import extractor_cfg, plan_extraction
 from tasks.lifecycle import run_job
@@ -308,7 +308,6 @@ def test_non_finite_features_are_refused_and_the_cache_row_says_why(
 
 
 def test_ddm_compile_auto_compiles_the_full_network_in_bf16_on_a_cpu_for_several_videos() -> None:
-    from model.compiled import compile_backend_available
     from tasks.extraction import COMPILE_MIN_VIDEOS, compiles_style
 
     cpu, many = torch.device("cpu"), COMPILE_MIN_VIDEOS
@@ -322,7 +321,9 @@ def test_ddm_compile_auto_compiles_the_full_network_in_bf16_on_a_cpu_for_several
     assert compiles_style("on", small, cpu, 1) and not compiles_style("off", full, cpu, 1000)
 
 
-@pytest.mark.skipif(not shutil.which("g++"), reason="no C++ compiler for inductor")
+@pytest.mark.skipif(
+    not compile_backend_available(torch.device("cpu")), reason="no C++ compiler for inductor"
+)
 def test_ddm_compile_on_makes_the_job_compile_its_style_network(
     factory, job_settings, clips
 ) -> None:

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import select
 
 from ddm.catalog.models import FeatureCache, Job
 from ddm.db import create_db_engine, make_session_factory, session_scope
 from ddm.fs import TEMP_PREFIX, sha256_of
+from model.compiled import compile_backend_available
 from tests.redis_server import RedisServer, start_redis
 from tests.tasks.conftest import FRAMES, kill_worker, make_clips, start_worker, wait_for
 
@@ -165,6 +167,9 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_job_finishes(env, tmp_pat
     assert all(sha256_of(cache_dir / row.path) == row.checksum for row in rows)
 
 
+@pytest.mark.skipif(
+    not compile_backend_available(torch.device("cpu")), reason="no C++ compiler for inductor"
+)
 def test_a_pool_child_compiles_its_style_network(env, tmp_path: Path) -> None:
     # A prefork child is a daemon process: inductor must compile there all the same.
     root = make_clips(tmp_path / "clips")
